@@ -1,0 +1,1239 @@
+//! The public sans-IO API: a WireGuard interface with many peers.
+//!
+//! A [`Device`] owns the static key, the peers, the cryptokey routing table and every
+//! protocol timer, and performs no I/O. The caller drives it:
+//!
+//! 1. `handle_packet` for each IP packet the OS wants to send through the tunnel,
+//!    `handle_datagram` for each UDP datagram that arrives, and `handle_timeout` when the
+//!    instant from `poll_timeout` has passed.
+//! 2. After any of these, drain `poll_transmit` (datagrams to send: handshakes, cookie replies,
+//!    keepalives, packets that waited for a session) and `poll_event` (handshake completed,
+//!    endpoint changed, …), then ask `poll_timeout` when to call `handle_timeout` next.
+//!
+//! Data packets take the zero-copy path: the caller keeps the IP packet at offset
+//! [`TRANSPORT_HEADER_SIZE`] of its own buffer, and the core writes header, padding and tag
+//! around it in place; decryption likewise happens in the datagram's own buffer.
+//!
+//! Time is the caller's [`Instant`]; the RNG is handed over at construction (a seeded one in
+//! tests makes every run identical).
+
+use alloc::boxed::Box;
+use alloc::collections::{BinaryHeap, VecDeque};
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cmp::Reverse;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use core::time::Duration;
+
+use rand_core::CryptoRngCore;
+
+use crate::allowedips::AllowedIps;
+use crate::cookie::{CookieChecker, MacState};
+use crate::crypto::{Crypto, StaticKey};
+use crate::error::{ConfigError, DropCounters, DropReason};
+use crate::index::{IndexEntry, IndexTable, PeerByKey};
+use crate::keypair::{Keypair, Slot};
+use crate::messages::{
+    self, padded_len, Message, AEAD_TAG_SIZE, HANDSHAKE_INITIATION_SIZE, HANDSHAKE_RESPONSE_SIZE,
+    KEEPALIVE_TIMEOUT, MAX_PEERS, MAX_STAGED_PACKETS, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME,
+    REKEY_AFTER_MESSAGES, REKEY_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX,
+    TRANSPORT_HEADER_SIZE, TRANSPORT_OVERHEAD,
+};
+use crate::noise::{self, Handshake, HandshakeError};
+use crate::peer::Peer;
+use crate::ratelimiter::RateLimiter;
+use crate::tai64n::Tai64N;
+use crate::time::Instant;
+use crate::timers::{Fired, MAX_TIMER_HANDSHAKES};
+
+/// Identifies a peer of a [`Device`]. Ids of removed peers may be reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerId(pub(crate) u32);
+
+impl PeerId {
+    /// The id as a number (stable while the peer exists).
+    pub fn as_u32(self) -> u32 {
+        self.0
+    }
+}
+
+/// How a new peer starts out.
+#[derive(Debug, Clone, Default)]
+pub struct PeerConfig {
+    /// The preshared key (`None` = 32 zero bytes, i.e. none).
+    pub preshared_key: Option<[u8; 32]>,
+    /// Where to send until the peer's own packets tell us otherwise.
+    pub endpoint: Option<SocketAddr>,
+    /// Persistent keepalive interval in seconds (`None` or 0 = off).
+    pub persistent_keepalive: Option<u16>,
+}
+
+/// What the device reports about a peer.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// The peer's static public key.
+    pub public_key: [u8; 32],
+    /// The preshared key (all zeros when none).
+    pub preshared_key: [u8; 32],
+    /// The current endpoint.
+    pub endpoint: Option<SocketAddr>,
+    /// Bytes of datagrams received from the peer (authenticated only).
+    pub rx_bytes: u64,
+    /// Bytes of datagrams sent to the peer.
+    pub tx_bytes: u64,
+    /// When the latest handshake completed.
+    pub last_handshake: Option<Instant>,
+    /// Persistent keepalive interval in seconds (0 = off).
+    pub persistent_keepalive: u16,
+    /// A session key is currently usable for sending.
+    pub has_session: bool,
+}
+
+/// Something the caller may want to log or act on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A handshake completed and a new session is in use.
+    HandshakeCompleted {
+        /// The peer.
+        peer: PeerId,
+        /// We sent the initiation.
+        initiator: bool,
+    },
+    /// The peer was seen at a new address (roaming).
+    EndpointChanged {
+        /// The peer.
+        peer: PeerId,
+        /// Its new address.
+        endpoint: SocketAddr,
+    },
+    /// No response for REKEY_ATTEMPT_TIME: stopped trying; queued packets were dropped.
+    HandshakeGaveUp {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// No new session for 3 × REJECT_AFTER_TIME: all keys of the peer were erased.
+    KeysZeroed {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A handshake could not be built or answered because the static key failed (for
+    /// example a token was removed). It will be retried.
+    StaticKeyFailed {
+        /// The peer.
+        peer: PeerId,
+    },
+}
+
+/// A datagram ready in the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to send it.
+    pub endpoint: SocketAddr,
+    /// Its length at the start of the buffer.
+    pub len: usize,
+}
+
+/// Outcome of [`Device::handle_packet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outgoing {
+    /// The buffer now holds a datagram of `len` bytes for `endpoint`.
+    Send {
+        /// The peer it goes to.
+        peer: PeerId,
+        /// Where to send it.
+        endpoint: SocketAddr,
+        /// Datagram length.
+        len: usize,
+    },
+    /// No session yet: the packet was copied to the peer's queue and a handshake started.
+    Queued {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// The packet was dropped.
+    Dropped(DropReason),
+}
+
+/// Outcome of [`Device::handle_datagram`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming {
+    /// An IP packet for the OS is at `buf[TRANSPORT_HEADER_SIZE..][..len]`.
+    Packet {
+        /// The peer it came from.
+        peer: PeerId,
+        /// Length of the IP packet (padding removed).
+        len: usize,
+    },
+    /// An authenticated keepalive.
+    Keepalive {
+        /// The peer it came from.
+        peer: PeerId,
+    },
+    /// A handshake message or cookie reply was processed; see `poll_transmit`/`poll_event`.
+    Handshake,
+    /// The datagram was dropped.
+    Dropped(DropReason),
+}
+
+/// Handshake messages per second above which the device considers itself under load.
+pub const DEFAULT_UNDER_LOAD_THRESHOLD: u32 = 1024;
+/// Most datagrams kept for `poll_transmit`.
+const MAX_QUEUED_TRANSMITS: usize = 4096;
+/// Most events kept for `poll_event`.
+const MAX_QUEUED_EVENTS: usize = 4096;
+/// How long the device stays under load after the threshold was crossed.
+const UNDER_LOAD_HOLD: Duration = Duration::from_secs(1);
+
+/// Device-wide statistics.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceStats {
+    /// Drops by reason.
+    pub drops: DropCounters,
+    /// Cookie replies sent.
+    pub cookie_replies_sent: u64,
+    /// Handshake initiations sent.
+    pub initiations_sent: u64,
+    /// Handshake responses sent.
+    pub responses_sent: u64,
+}
+
+/// A WireGuard interface, without I/O. See the module documentation for the call order.
+pub struct Device {
+    static_key: Box<dyn StaticKey>,
+    public_key: [u8; 32],
+    crypto: Box<dyn Crypto>,
+    rng: Box<dyn CryptoRngCore + Send>,
+    peers: Vec<Option<Peer>>,
+    free_ids: Vec<u32>,
+    by_key: PeerByKey,
+    indices: IndexTable,
+    allowed_ips: AllowedIps<PeerId>,
+    cookie_checker: CookieChecker,
+    ratelimiter: RateLimiter,
+    timer_heap: BinaryHeap<Reverse<(Instant, u32)>>,
+    transmits: VecDeque<(SocketAddr, Vec<u8>)>,
+    events: VecDeque<Event>,
+    stats: DeviceStats,
+    mtu: usize,
+    unix_offset_nanos: i128,
+    forced_under_load: bool,
+    under_load_threshold: u32,
+    load_window: (Instant, u32),
+    under_load_until: Option<Instant>,
+}
+
+impl Device {
+    /// A device with static key `static_key`, data-path backend `crypto` and RNG `rng`.
+    pub fn new(
+        static_key: Box<dyn StaticKey>,
+        crypto: Box<dyn Crypto>,
+        rng: Box<dyn CryptoRngCore + Send>,
+    ) -> Self {
+        let public_key = static_key.public_key();
+        Device {
+            cookie_checker: CookieChecker::new(&public_key),
+            static_key,
+            public_key,
+            crypto,
+            rng,
+            peers: Vec::new(),
+            free_ids: Vec::new(),
+            by_key: PeerByKey::default(),
+            indices: IndexTable::default(),
+            allowed_ips: AllowedIps::new(),
+            ratelimiter: RateLimiter::default(),
+            timer_heap: BinaryHeap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: DeviceStats::default(),
+            mtu: 1420,
+            unix_offset_nanos: 0,
+            forced_under_load: false,
+            under_load_threshold: DEFAULT_UNDER_LOAD_THRESHOLD,
+            load_window: (Instant::ZERO, 0),
+            under_load_until: None,
+        }
+    }
+
+    // ----- configuration -------------------------------------------------------------------
+
+    /// The device's static public key.
+    pub fn public_key(&self) -> [u8; 32] {
+        self.public_key
+    }
+
+    /// The static key provider.
+    pub fn static_key(&self) -> &dyn StaticKey {
+        &*self.static_key
+    }
+
+    /// The crypto backend's name.
+    pub fn crypto_name(&self) -> &'static str {
+        self.crypto.name()
+    }
+
+    /// Replaces the static key without dropping sessions: established keypairs keep running,
+    /// in-flight handshakes are forgotten, and the next handshake uses the new key. A peer
+    /// whose public key equals the new one is removed (as the kernel does).
+    pub fn set_static_key(&mut self, key: Box<dyn StaticKey>) {
+        self.public_key = key.public_key();
+        self.static_key = key;
+        self.cookie_checker = CookieChecker::new(&self.public_key);
+        if let Some(own) = self.by_key.get(&self.public_key).copied() {
+            self.remove_peer(own);
+        }
+        for slot in 0..self.peers.len() {
+            let pending = match self.peers[slot].as_mut() {
+                Some(p) => {
+                    let pending = p.handshake.pending_local_index();
+                    p.handshake.set_local_key(&*self.static_key);
+                    pending
+                }
+                None => None,
+            };
+            if let Some(i) = pending {
+                self.indices.remove(i);
+            }
+        }
+    }
+
+    /// Sets the tunnel MTU, which caps padding.
+    pub fn set_mtu(&mut self, mtu: usize) {
+        self.mtu = mtu;
+    }
+
+    /// Ties the caller's clock to real time: `unix_nanos` is the wall-clock time at `now`.
+    /// Handshake timestamps (TAI64N) are derived from it and must grow across restarts.
+    pub fn set_clock(&mut self, now: Instant, unix_nanos: u64) {
+        self.unix_offset_nanos = i128::from(unix_nanos) - i128::from(now.as_nanos());
+    }
+
+    /// The wall-clock time (ns since the Unix epoch) of `t`, per [`Device::set_clock`].
+    pub fn unix_nanos(&self, t: Instant) -> u64 {
+        let v = i128::from(t.as_nanos()) + self.unix_offset_nanos;
+        u64::try_from(v.max(0)).unwrap_or(u64::MAX)
+    }
+
+    /// Forces the under-load mode on (e.g. when the caller's handshake queue is long).
+    pub fn set_under_load(&mut self, on: bool) {
+        self.forced_under_load = on;
+    }
+
+    /// Handshake messages per second beyond which the device switches to under-load mode.
+    pub fn set_under_load_threshold(&mut self, per_second: u32) {
+        self.under_load_threshold = per_second;
+    }
+
+    /// Adds a peer.
+    pub fn add_peer(
+        &mut self,
+        public_key: [u8; 32],
+        cfg: PeerConfig,
+        now: Instant,
+    ) -> Result<PeerId, ConfigError> {
+        if crate::crypto::ct_eq(&public_key, &self.public_key) {
+            return Err(ConfigError::OwnPublicKey);
+        }
+        if let Some(id) = self.by_key.get(&public_key) {
+            return Ok(*id);
+        }
+        if self.by_key.len() >= MAX_PEERS {
+            return Err(ConfigError::TooManyPeers);
+        }
+        let hs = Handshake::new(
+            &*self.static_key,
+            public_key,
+            cfg.preshared_key.unwrap_or([0; 32]),
+        );
+        let mut peer = Peer::new(public_key, hs);
+        peer.endpoint = cfg.endpoint;
+        let id = match self.free_ids.pop() {
+            Some(i) => {
+                self.peers[i as usize] = Some(peer);
+                PeerId(i)
+            }
+            None => {
+                // Invariant: MAX_PEERS < u32::MAX, checked above.
+                let i = u32::try_from(self.peers.len()).map_err(|_| ConfigError::TooManyPeers)?;
+                self.peers.push(Some(peer));
+                PeerId(i)
+            }
+        };
+        self.by_key.insert(public_key, id);
+        let ka = cfg.persistent_keepalive.filter(|k| *k > 0);
+        if ka.is_some() {
+            self.set_persistent_keepalive(id, ka, now)?;
+        }
+        Ok(id)
+    }
+
+    /// The peer with `public_key`.
+    pub fn peer_by_key(&self, public_key: &[u8; 32]) -> Option<PeerId> {
+        self.by_key.get(public_key).copied()
+    }
+
+    /// Every peer, in id order.
+    pub fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.peers
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.is_some())
+            .map(|(i, _)| PeerId(i as u32))
+    }
+
+    /// Number of peers.
+    pub fn peer_count(&self) -> usize {
+        self.by_key.len()
+    }
+
+    /// Removes a peer, erasing its keys and routes.
+    pub fn remove_peer(&mut self, id: PeerId) -> bool {
+        let Some(mut peer) = self.peers.get_mut(id.0 as usize).and_then(Option::take) else {
+            return false;
+        };
+        let indices = &mut self.indices;
+        peer.keypairs.clear(|i| indices.remove(i));
+        if let Some(i) = peer.handshake.pending_local_index() {
+            indices.remove(i);
+        }
+        self.by_key.remove(&peer.public_key);
+        self.allowed_ips.remove_by_value(id);
+        self.free_ids.push(id.0);
+        true
+    }
+
+    /// Removes every peer.
+    pub fn clear_peers(&mut self) {
+        self.peers.clear();
+        self.free_ids.clear();
+        self.by_key.clear();
+        self.indices = IndexTable::default();
+        self.allowed_ips.clear();
+        self.timer_heap.clear();
+    }
+
+    fn peer_mut(&mut self, id: PeerId) -> Result<&mut Peer, ConfigError> {
+        self.peers
+            .get_mut(id.0 as usize)
+            .and_then(Option::as_mut)
+            .ok_or(ConfigError::NoSuchPeer)
+    }
+
+    fn peer(&self, id: PeerId) -> Option<&Peer> {
+        self.peers.get(id.0 as usize).and_then(Option::as_ref)
+    }
+
+    /// Sets the preshared key (all zeros = none).
+    pub fn set_preshared_key(&mut self, id: PeerId, psk: [u8; 32]) -> Result<(), ConfigError> {
+        self.peer_mut(id)?.handshake.set_preshared_key(psk);
+        Ok(())
+    }
+
+    /// Sets the endpoint.
+    pub fn set_endpoint(
+        &mut self,
+        id: PeerId,
+        endpoint: Option<SocketAddr>,
+    ) -> Result<(), ConfigError> {
+        self.peer_mut(id)?.endpoint = endpoint;
+        Ok(())
+    }
+
+    /// Sets the persistent keepalive interval; a new non-zero interval sends a keepalive at
+    /// once, like wireguard-go.
+    pub fn set_persistent_keepalive(
+        &mut self,
+        id: PeerId,
+        seconds: Option<u16>,
+        now: Instant,
+    ) -> Result<(), ConfigError> {
+        let p = self.peer_mut(id)?;
+        let interval = seconds
+            .filter(|s| *s > 0)
+            .map(|s| Duration::from_secs(u64::from(s)));
+        let was = p.timers.persistent_keepalive_interval;
+        p.timers.set_persistent_keepalive(interval, now);
+        if interval.is_some() && was.is_none() && p.endpoint.is_some() {
+            self.send_keepalive(id, now);
+        }
+        self.reschedule(id);
+        Ok(())
+    }
+
+    /// Adds an allowed-IPs prefix, moving it from another peer if needed.
+    pub fn add_allowed_ip(
+        &mut self,
+        id: PeerId,
+        addr: IpAddr,
+        cidr: u8,
+    ) -> Result<(), ConfigError> {
+        self.peer_mut(id)?;
+        self.allowed_ips
+            .insert(addr, cidr, id)
+            .map_err(|_| ConfigError::InvalidPrefix)?;
+        Ok(())
+    }
+
+    /// Removes every allowed-IPs prefix of the peer.
+    pub fn clear_allowed_ips(&mut self, id: PeerId) -> Result<(), ConfigError> {
+        self.peer_mut(id)?;
+        self.allowed_ips.remove_by_value(id);
+        Ok(())
+    }
+
+    /// The peer's allowed-IPs prefixes.
+    pub fn allowed_ips(&self, id: PeerId) -> impl Iterator<Item = (IpAddr, u8)> + '_ {
+        self.allowed_ips.iter_value(id)
+    }
+
+    /// The peer whose allowed IPs hold the longest prefix matching `addr`.
+    pub fn route(&self, addr: IpAddr) -> Option<PeerId> {
+        self.allowed_ips.lookup(addr)
+    }
+
+    /// What the device knows about a peer.
+    pub fn peer_info(&self, id: PeerId) -> Option<PeerInfo> {
+        let p = self.peer(id)?;
+        Some(PeerInfo {
+            public_key: p.public_key,
+            preshared_key: *p.handshake.preshared_key(),
+            endpoint: p.endpoint,
+            rx_bytes: p.rx_bytes,
+            tx_bytes: p.tx_bytes,
+            last_handshake: p.last_handshake,
+            persistent_keepalive: p
+                .timers
+                .persistent_keepalive_interval
+                .map_or(0, |d| u16::try_from(d.as_secs()).unwrap_or(u16::MAX)),
+            has_session: p.keypairs.current.is_some(),
+        })
+    }
+
+    /// Device statistics and drop counters.
+    pub fn stats(&self) -> &DeviceStats {
+        &self.stats
+    }
+
+    // ----- outputs -------------------------------------------------------------------------
+
+    /// The next datagram to send, copied into `buf`. Returns `None` when there is none; a
+    /// datagram larger than `buf` is dropped (counted as `BufferTooSmall`).
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+        while let Some((endpoint, data)) = self.transmits.pop_front() {
+            if let Some(dst) = buf.get_mut(..data.len()) {
+                dst.copy_from_slice(&data);
+                return Some(Transmit {
+                    endpoint,
+                    len: data.len(),
+                });
+            }
+            self.stats.drops.count(DropReason::BufferTooSmall);
+        }
+        None
+    }
+
+    /// Datagrams waiting for `poll_transmit`.
+    pub fn pending_transmits(&self) -> usize {
+        self.transmits.len()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` should be called next (may be early, never late).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timer_heap.peek().map(|Reverse((t, _))| *t)
+    }
+
+    fn push_event(&mut self, e: Event) {
+        if self.events.len() >= MAX_QUEUED_EVENTS {
+            self.events.pop_front();
+        }
+        self.events.push_back(e);
+    }
+
+    fn push_transmit(&mut self, endpoint: SocketAddr, data: Vec<u8>) -> bool {
+        if self.transmits.len() >= MAX_QUEUED_TRANSMITS {
+            self.stats.drops.count(DropReason::QueueFull);
+            return false;
+        }
+        self.transmits.push_back((endpoint, data));
+        true
+    }
+
+    fn reschedule(&mut self, id: PeerId) {
+        let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if let Some(d) = p.timers.next_deadline() {
+            if p.scheduled.is_none_or(|s| d < s) {
+                p.scheduled = Some(d);
+                self.timer_heap.push(Reverse((d, id.0)));
+            }
+        }
+    }
+
+    // ----- the data path: OS → network -----------------------------------------------------
+
+    /// Encrypts the IP packet at `buf[TRANSPORT_HEADER_SIZE..][..len]` in place into a transport
+    /// datagram starting at `buf[0]`. `buf` needs room for padding and the 16-byte tag.
+    pub fn handle_packet(&mut self, now: Instant, buf: &mut [u8], len: usize) -> Outgoing {
+        let Some(packet) = buf.get(TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + len) else {
+            return self.drop_out(DropReason::BufferTooSmall);
+        };
+        let Some(dst) = ip_destination(packet) else {
+            return self.drop_out(DropReason::InvalidIpPacket);
+        };
+        let Some(id) = self.allowed_ips.lookup(dst) else {
+            return self.drop_out(DropReason::NoRoute);
+        };
+        let mtu = self.mtu;
+        // Invariant: the routing table only holds ids of live peers.
+        let Ok(peer) = self.peer_mut(id) else {
+            return self.drop_out(DropReason::NoRoute);
+        };
+        let Some(endpoint) = peer.endpoint else {
+            return self.drop_out(DropReason::NoEndpoint);
+        };
+        let usable = peer
+            .keypairs
+            .current
+            .as_ref()
+            .is_some_and(|k| k.can_send(now));
+        if !usable || !peer.staged.is_empty() {
+            let packet = buf[TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + len].to_vec();
+            self.stage(id, packet, now);
+            return Outgoing::Queued { peer: id };
+        }
+        match seal_into(peer, now, buf, len, mtu) {
+            Ok(n) => {
+                self.after_send(id, now, true, n);
+                Outgoing::Send {
+                    peer: id,
+                    endpoint,
+                    len: n,
+                }
+            }
+            Err(r) => self.drop_out(r),
+        }
+    }
+
+    /// [`Device::handle_packet`] over a batch; `results[i]` receives the outcome for `bufs[i]`.
+    pub fn handle_packets(
+        &mut self,
+        now: Instant,
+        bufs: &mut [&mut [u8]],
+        lens: &[usize],
+        results: &mut [Outgoing],
+    ) {
+        for ((buf, len), res) in bufs.iter_mut().zip(lens).zip(results.iter_mut()) {
+            *res = self.handle_packet(now, buf, *len);
+        }
+    }
+
+    fn drop_out(&mut self, r: DropReason) -> Outgoing {
+        self.stats.drops.count(r);
+        Outgoing::Dropped(r)
+    }
+
+    fn drop_in(&mut self, r: DropReason) -> Incoming {
+        self.stats.drops.count(r);
+        Incoming::Dropped(r)
+    }
+
+    /// Bookkeeping after a transport datagram of `n` bytes went to the peer.
+    fn after_send(&mut self, id: PeerId, now: Instant, is_data: bool, n: usize) {
+        let Ok(p) = self.peer_mut(id) else { return };
+        p.tx_bytes = p.tx_bytes.saturating_add(n as u64);
+        if is_data {
+            p.timers.data_sent(now);
+        }
+        p.timers.any_authenticated_packet_sent();
+        p.timers.any_authenticated_packet_traversal(now);
+        // keep_key_fresh (send side): rekey after REKEY_AFTER_MESSAGES or, as initiator,
+        // REKEY_AFTER_TIME.
+        let stale = p.keypairs.current.as_ref().is_some_and(|k| {
+            k.send_counter > REKEY_AFTER_MESSAGES
+                || (k.is_initiator && now.saturating_duration_since(k.created) >= REKEY_AFTER_TIME)
+        });
+        if stale {
+            self.send_initiation(id, now, false);
+        }
+        self.reschedule(id);
+    }
+
+    fn stage(&mut self, id: PeerId, packet: Vec<u8>, now: Instant) {
+        if let Ok(p) = self.peer_mut(id) {
+            if p.staged.len() >= MAX_STAGED_PACKETS {
+                p.staged.pop_front();
+                self.stats.drops.count(DropReason::QueueFull);
+            }
+            if let Ok(p) = self.peer_mut(id) {
+                p.staged.push_back(packet);
+            }
+        }
+        self.send_staged(id, now);
+    }
+
+    /// Sends the staged packets if a session is usable, else starts a handshake.
+    fn send_staged(&mut self, id: PeerId, now: Instant) {
+        let mtu = self.mtu;
+        let Ok(p) = self.peer_mut(id) else { return };
+        let usable = p.keypairs.current.as_ref().is_some_and(|k| k.can_send(now));
+        let Some(endpoint) = p.endpoint.filter(|_| usable) else {
+            self.send_initiation(id, now, false);
+            return;
+        };
+        while let Some(pkt) = self.peer_mut(id).ok().and_then(|p| p.staged.pop_front()) {
+            let len = pkt.len();
+            let mut buf = vec![0u8; TRANSPORT_OVERHEAD + padded_len(len, mtu)];
+            buf[TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + len].copy_from_slice(&pkt);
+            let Ok(p) = self.peer_mut(id) else { return };
+            match seal_into(p, now, &mut buf, len, mtu) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    if self.push_transmit(endpoint, buf) {
+                        self.after_send(id, now, len > 0, n);
+                    }
+                }
+                Err(r) => self.stats.drops.count(r),
+            }
+        }
+    }
+
+    /// Sends a keepalive (an empty transport packet), or starts a handshake without a session.
+    fn send_keepalive(&mut self, id: PeerId, now: Instant) {
+        let Ok(p) = self.peer_mut(id) else { return };
+        if p.staged.is_empty() {
+            p.staged.push_back(Vec::new());
+        }
+        self.send_staged(id, now);
+    }
+
+    // ----- handshakes ----------------------------------------------------------------------
+
+    /// Starts a handshake with `id` now (rate-limited to one per REKEY_TIMEOUT).
+    pub fn initiate_handshake(&mut self, id: PeerId, now: Instant) {
+        self.send_initiation(id, now, false);
+    }
+
+    fn timestamp(&self, now: Instant) -> Tai64N {
+        Tai64N::from_unix_nanos(self.unix_nanos(now))
+    }
+
+    fn send_initiation(&mut self, id: PeerId, now: Instant, is_retry: bool) {
+        let ts = self.timestamp(now);
+        let mut eph = [0u8; 32];
+        self.rng.fill_bytes(&mut eph);
+        let jitter_ms =
+            u64::from(self.rng.next_u32()) % (REKEY_TIMEOUT_JITTER_MAX.as_millis() as u64);
+        let Ok(p) = self.peer_mut(id) else { return };
+        if p.last_sent_handshake
+            .is_some_and(|t| now.saturating_duration_since(t) < REKEY_TIMEOUT)
+        {
+            return;
+        }
+        if !is_retry {
+            p.timers.handshake_attempts = 0;
+        }
+        let Some(endpoint) = p.endpoint else { return };
+        if let Some(old) = p.handshake.pending_local_index() {
+            self.indices.remove(old);
+        }
+        let index = self
+            .indices
+            .insert(IndexEntry::Handshake(id), &mut *self.rng);
+        let static_key = &*self.static_key;
+        let crypto = &*self.crypto;
+        // Invariant: the peer was found just above and nothing removed it since.
+        let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if !p.handshake.has_static_static() {
+            p.handshake.set_local_key(static_key);
+        }
+        let mut msg = [0u8; HANDSHAKE_INITIATION_SIZE];
+        let res = p
+            .handshake
+            .create_initiation(static_key, crypto, eph, index, ts, &mut msg);
+        p.last_sent_handshake = Some(now);
+        p.timers
+            .handshake_initiated(now, Duration::from_millis(jitter_ms));
+        match res {
+            Ok(()) => {
+                p.cookie.add_macs(&mut msg, now);
+                p.timers.any_authenticated_packet_sent();
+                p.timers.any_authenticated_packet_traversal(now);
+                self.stats.initiations_sent += 1;
+                self.push_transmit(endpoint, msg.to_vec());
+            }
+            Err(e) => {
+                self.indices.remove(index);
+                self.handshake_failed(id, e);
+            }
+        }
+        self.reschedule(id);
+    }
+
+    fn handshake_failed(&mut self, id: PeerId, e: HandshakeError) {
+        let r = handshake_drop(e);
+        self.stats.drops.count(r);
+        if r == DropReason::KeyUnavailable {
+            self.push_event(Event::StaticKeyFailed { peer: id });
+        }
+    }
+
+    fn under_load(&mut self, now: Instant) -> bool {
+        let (start, count) = self.load_window;
+        if now.saturating_duration_since(start) >= Duration::from_secs(1) {
+            self.load_window = (now, 1);
+        } else {
+            self.load_window.1 = count.saturating_add(1);
+            if self.load_window.1 > self.under_load_threshold {
+                self.under_load_until = Some(now + UNDER_LOAD_HOLD);
+            }
+        }
+        self.forced_under_load || self.under_load_until.is_some_and(|t| now < t)
+    }
+
+    /// Checks MACs, cookies and the rate limit of a handshake message. `Err` = dropped.
+    fn admit_handshake(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        msg: &[u8],
+        sender_index: u32,
+    ) -> Result<(), DropReason> {
+        let under_load = self.under_load(now);
+        match self
+            .cookie_checker
+            .check(msg, src, under_load, now, &mut *self.rng)
+        {
+            MacState::InvalidMac1 => Err(DropReason::InvalidMac1),
+            MacState::ValidMac1 if under_load => {
+                let reply =
+                    self.cookie_checker
+                        .create_reply(msg, sender_index, src, now, &mut *self.rng);
+                if self.push_transmit(src, reply.to_vec()) {
+                    self.stats.cookie_replies_sent += 1;
+                }
+                Err(DropReason::CookieSent)
+            }
+            _ if under_load && !self.ratelimiter.allow(now, src.ip()) => {
+                Err(DropReason::RateLimited)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn receive_initiation(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        m: &messages::Initiation<'_>,
+    ) -> Incoming {
+        if let Err(r) = self.admit_handshake(now, src, m.bytes(), m.sender_index()) {
+            return self.drop_in(r);
+        }
+        let begin = match noise::begin_consume_initiation(&*self.static_key, m) {
+            Ok(b) => b,
+            Err(e) => return self.drop_in(handshake_drop(e)),
+        };
+        let Some(id) = self.by_key.get(&begin.remote_static).copied() else {
+            return self.drop_in(DropReason::UnknownPeer);
+        };
+        let mut eph = [0u8; 32];
+        self.rng.fill_bytes(&mut eph);
+        let index = self.indices.insert(IndexEntry::Keypair(id), &mut *self.rng);
+        let static_key = &*self.static_key;
+        let crypto = &*self.crypto;
+        let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+            self.indices.remove(index);
+            return self.drop_in(DropReason::UnknownPeer);
+        };
+        if !p.handshake.has_static_static() {
+            p.handshake.set_local_key(static_key);
+        }
+        let pending = p.handshake.pending_local_index();
+        let mut resp = [0u8; HANDSHAKE_RESPONSE_SIZE];
+        let keys = p
+            .handshake
+            .consume_initiation(begin, m, now)
+            .and_then(|()| p.handshake.create_response(crypto, eph, index, &mut resp));
+        let keys = match keys {
+            Ok(k) => k,
+            Err(e) => {
+                self.indices.remove(index);
+                return self.drop_in(handshake_drop(e));
+            }
+        };
+        p.cookie.add_macs(&mut resp, now);
+        let kp = Keypair::new(&keys, crypto, now);
+        let indices = &mut self.indices;
+        if let Some(old) = pending {
+            indices.remove(old);
+        }
+        p.keypairs.insert(kp, |i| indices.remove(i));
+        p.sent_lastminute_handshake = false;
+        p.timers.session_derived(now);
+        p.timers.any_authenticated_packet_received();
+        p.timers.any_authenticated_packet_traversal(now);
+        p.timers.any_authenticated_packet_sent();
+        p.last_sent_handshake = Some(now);
+        self.set_endpoint_from(id, src);
+        self.stats.responses_sent += 1;
+        self.push_transmit(src, resp.to_vec());
+        self.reschedule(id);
+        Incoming::Handshake
+    }
+
+    fn receive_response(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        m: &messages::Response<'_>,
+    ) -> Incoming {
+        if let Err(r) = self.admit_handshake(now, src, m.bytes(), m.sender_index()) {
+            return self.drop_in(r);
+        }
+        let Some(IndexEntry::Handshake(id)) = self.indices.get(m.receiver_index()) else {
+            return self.drop_in(DropReason::UnexpectedMessage);
+        };
+        let static_key = &*self.static_key;
+        let crypto = &*self.crypto;
+        let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+            return self.drop_in(DropReason::UnexpectedMessage);
+        };
+        let keys = match p.handshake.consume_response(static_key, crypto, m) {
+            Ok(k) => k,
+            Err(e) => {
+                self.handshake_failed(id, e);
+                return Incoming::Dropped(handshake_drop(e));
+            }
+        };
+        let kp = Keypair::new(&keys, crypto, now);
+        self.indices.set(keys.local_index, IndexEntry::Keypair(id));
+        let indices = &mut self.indices;
+        p.keypairs.insert(kp, |i| indices.remove(i));
+        p.sent_lastminute_handshake = false;
+        p.timers.session_derived(now);
+        p.timers.handshake_complete();
+        p.timers.any_authenticated_packet_received();
+        p.timers.any_authenticated_packet_traversal(now);
+        p.last_handshake = Some(now);
+        self.set_endpoint_from(id, src);
+        self.push_event(Event::HandshakeCompleted {
+            peer: id,
+            initiator: true,
+        });
+        // Confirms the session to the responder, flushing queued packets first.
+        self.send_keepalive(id, now);
+        self.reschedule(id);
+        Incoming::Handshake
+    }
+
+    fn receive_cookie_reply(&mut self, now: Instant, m: &messages::CookieReply<'_>) -> Incoming {
+        let Some(id) = self.indices.get(m.receiver_index()).map(IndexEntry::peer) else {
+            return self.drop_in(DropReason::UnknownIndex);
+        };
+        let Ok(p) = self.peer_mut(id) else {
+            return self.drop_in(DropReason::UnknownIndex);
+        };
+        match p.cookie.consume_reply(m, now) {
+            Ok(()) => Incoming::Handshake,
+            Err(crate::cookie::CookieError::Unexpected) => {
+                self.drop_in(DropReason::UnexpectedMessage)
+            }
+            Err(crate::cookie::CookieError::DecryptFailed) => {
+                self.drop_in(DropReason::HandshakeDecryptFailed)
+            }
+        }
+    }
+
+    fn set_endpoint_from(&mut self, id: PeerId, src: SocketAddr) {
+        let Ok(p) = self.peer_mut(id) else { return };
+        if p.endpoint != Some(src) {
+            p.endpoint = Some(src);
+            self.push_event(Event::EndpointChanged {
+                peer: id,
+                endpoint: src,
+            });
+        }
+    }
+
+    // ----- the data path: network → OS -----------------------------------------------------
+
+    /// Processes a datagram from `src`. Transport data is decrypted in place; on
+    /// [`Incoming::Packet`] the IP packet is at `buf[TRANSPORT_HEADER_SIZE..][..len]`.
+    pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, buf: &mut [u8]) -> Incoming {
+        let msg = match Message::parse(buf) {
+            Ok(m) => m,
+            Err(e) => return self.drop_in(e.into()),
+        };
+        match msg {
+            Message::Initiation(m) => self.receive_initiation(now, src, &m),
+            Message::Response(m) => self.receive_response(now, src, &m),
+            Message::CookieReply(m) => self.receive_cookie_reply(now, &m),
+            Message::Transport(t) => {
+                let (index, counter) = (t.receiver_index(), t.counter());
+                self.receive_transport(now, src, buf, index, counter)
+            }
+        }
+    }
+
+    fn receive_transport(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        buf: &mut [u8],
+        index: u32,
+        counter: u64,
+    ) -> Incoming {
+        let Some(IndexEntry::Keypair(id)) = self.indices.get(index) else {
+            return self.drop_in(DropReason::UnknownIndex);
+        };
+        let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+            return self.drop_in(DropReason::UnknownIndex);
+        };
+        let Some((slot, kp)) = p.keypairs.find_mut(index) else {
+            return self.drop_in(DropReason::UnknownIndex);
+        };
+        if !kp.is_fresh(now) || counter >= REJECT_AFTER_MESSAGES {
+            return self.drop_in(DropReason::ExpiredKeypair);
+        }
+        let total = buf.len();
+        let (body, tag) = buf[TRANSPORT_HEADER_SIZE..]
+            .split_at_mut(total - TRANSPORT_HEADER_SIZE - AEAD_TAG_SIZE);
+        let mut t = [0u8; AEAD_TAG_SIZE];
+        t.copy_from_slice(tag);
+        if kp.recv.open(counter, body, &t).is_err() {
+            return self.drop_in(DropReason::DecryptFailed);
+        }
+        if !kp.replay.check_and_update(counter) {
+            return self.drop_in(DropReason::Replay);
+        }
+        let plain_len = body.len();
+        let rekey_on_receive = p.keypairs.current.as_ref().is_some_and(|k| {
+            k.is_initiator
+                && now.saturating_duration_since(k.created)
+                    >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT
+        }) && !p.sent_lastminute_handshake;
+        if slot == Slot::Next {
+            let indices = &mut self.indices;
+            if let Some(i) = p.keypairs.confirm_next() {
+                indices.remove(i);
+            }
+            p.timers.handshake_complete();
+            p.last_handshake = Some(now);
+            self.push_event(Event::HandshakeCompleted {
+                peer: id,
+                initiator: false,
+            });
+            self.send_staged(id, now);
+        }
+        if rekey_on_receive {
+            if let Ok(p) = self.peer_mut(id) {
+                p.sent_lastminute_handshake = true;
+            }
+            self.send_initiation(id, now, false);
+        }
+        self.set_endpoint_from(id, src);
+        let Ok(p) = self.peer_mut(id) else {
+            return Incoming::Dropped(DropReason::UnknownIndex);
+        };
+        p.timers.any_authenticated_packet_received();
+        p.timers.any_authenticated_packet_traversal(now);
+        p.rx_bytes = p.rx_bytes.saturating_add(total as u64);
+        if plain_len == 0 {
+            self.reschedule(id);
+            return Incoming::Keepalive { peer: id };
+        }
+        p.timers.data_received(now);
+        self.reschedule(id);
+        let plain = &buf[TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + plain_len];
+        let Some((ip_len, source)) = ip_length_and_source(plain) else {
+            return self.drop_in(DropReason::InvalidIpPacket);
+        };
+        if self.allowed_ips.lookup(source) != Some(id) {
+            return self.drop_in(DropReason::NotAllowedSource);
+        }
+        Incoming::Packet {
+            peer: id,
+            len: ip_len,
+        }
+    }
+
+    // ----- timers --------------------------------------------------------------------------
+
+    /// Runs every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(Reverse((t, raw))) = self.timer_heap.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.timer_heap.pop();
+            let id = PeerId(raw);
+            let Some(p) = self.peers.get_mut(raw as usize).and_then(Option::as_mut) else {
+                continue;
+            };
+            if p.scheduled != Some(t) {
+                continue;
+            }
+            p.scheduled = None;
+            while let Some(fired) = self
+                .peer_mut(id)
+                .ok()
+                .and_then(|p| p.timers.take_expired(now))
+            {
+                self.fire(id, fired, now);
+            }
+            self.reschedule(id);
+        }
+    }
+
+    fn fire(&mut self, id: PeerId, fired: Fired, now: Instant) {
+        match fired {
+            Fired::RetransmitHandshake => {
+                let Ok(p) = self.peer_mut(id) else { return };
+                if p.timers.handshake_attempts > MAX_TIMER_HANDSHAKES {
+                    p.timers.gave_up(now);
+                    let staged = p.staged.len();
+                    p.staged.clear();
+                    let pending = p.handshake.pending_local_index();
+                    p.handshake.clear();
+                    if let Some(i) = pending {
+                        self.indices.remove(i);
+                    }
+                    for _ in 0..staged {
+                        self.stats.drops.count(DropReason::NoEndpoint);
+                    }
+                    self.push_event(Event::HandshakeGaveUp { peer: id });
+                } else {
+                    p.timers.handshake_attempts += 1;
+                    // A retry may go out even within REKEY_TIMEOUT of the last one.
+                    p.last_sent_handshake = None;
+                    self.send_initiation(id, now, true);
+                }
+            }
+            Fired::SendKeepalive => {
+                let Ok(p) = self.peer_mut(id) else { return };
+                if p.keypairs.current.as_ref().is_some_and(|k| k.can_send(now)) {
+                    self.send_keepalive(id, now);
+                }
+                if let Ok(p) = self.peer_mut(id) {
+                    p.timers.keepalive_sent_by_timer(now);
+                }
+            }
+            Fired::NewHandshake => self.send_initiation(id, now, false),
+            Fired::ZeroKeyMaterial => {
+                let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+                    return;
+                };
+                let pending = p.handshake.pending_local_index();
+                p.handshake.clear();
+                let indices = &mut self.indices;
+                p.keypairs.clear(|i| indices.remove(i));
+                if let Some(i) = pending {
+                    indices.remove(i);
+                }
+                self.push_event(Event::KeysZeroed { peer: id });
+            }
+            Fired::PersistentKeepalive => {
+                let Ok(p) = self.peer_mut(id) else { return };
+                if p.endpoint.is_some() {
+                    self.send_keepalive(id, now);
+                }
+            }
+        }
+    }
+
+    /// Receiver indices in use (handshakes in flight plus keypairs), for leak checks.
+    pub fn live_indices(&self) -> usize {
+        self.indices.len()
+    }
+
+    /// True when the peer holds any keypair (for tests and diagnostics).
+    pub fn has_keys(&self, id: PeerId) -> bool {
+        self.peer(id).is_some_and(|p| !p.keypairs.is_empty())
+    }
+}
+
+/// Pads, encrypts and frames the packet at `buf[16..16 + len]` with the peer's current
+/// keypair. Returns the datagram length.
+fn seal_into(
+    p: &mut Peer,
+    now: Instant,
+    buf: &mut [u8],
+    len: usize,
+    mtu: usize,
+) -> Result<usize, DropReason> {
+    let kp = match p.keypairs.current.as_mut() {
+        Some(k) if k.can_send(now) => k,
+        _ => return Err(DropReason::ExpiredKeypair),
+    };
+    let padded = padded_len(len, mtu);
+    let total = TRANSPORT_OVERHEAD + padded;
+    if buf.len() < total {
+        return Err(DropReason::BufferTooSmall);
+    }
+    let counter = kp.send_counter;
+    kp.send_counter += 1;
+    buf[TRANSPORT_HEADER_SIZE + len..TRANSPORT_HEADER_SIZE + padded].fill(0);
+    messages::write_transport_header(buf, kp.remote_index, counter);
+    let tag = kp.send.seal(
+        counter,
+        &mut buf[TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + padded],
+    );
+    buf[TRANSPORT_HEADER_SIZE + padded..total].copy_from_slice(&tag);
+    Ok(total)
+}
+
+fn handshake_drop(e: HandshakeError) -> DropReason {
+    match e {
+        HandshakeError::DecryptFailed => DropReason::HandshakeDecryptFailed,
+        HandshakeError::LowOrderPoint => DropReason::LowOrderPoint,
+        HandshakeError::KeyUnavailable | HandshakeError::NoStaticStatic => {
+            DropReason::KeyUnavailable
+        }
+        HandshakeError::StaleTimestamp => DropReason::StaleTimestamp,
+        HandshakeError::Flood => DropReason::InitiationFlood,
+        HandshakeError::UnexpectedResponse => DropReason::UnexpectedMessage,
+    }
+}
+
+/// The destination address of an IPv4 or IPv6 packet.
+pub fn ip_destination(p: &[u8]) -> Option<IpAddr> {
+    match p.first()? >> 4 {
+        4 if p.len() >= 20 => {
+            let b: [u8; 4] = p[16..20].try_into().ok()?;
+            Some(IpAddr::V4(Ipv4Addr::from(b)))
+        }
+        6 if p.len() >= 40 => {
+            let b: [u8; 16] = p[24..40].try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(b)))
+        }
+        _ => None,
+    }
+}
+
+/// The length (from the IP header, without padding) and source address of a decrypted packet.
+pub fn ip_length_and_source(p: &[u8]) -> Option<(usize, IpAddr)> {
+    match p.first()? >> 4 {
+        4 if p.len() >= 20 => {
+            let len = usize::from(u16::from_be_bytes([p[2], p[3]]));
+            let b: [u8; 4] = p[12..16].try_into().ok()?;
+            (20..=p.len())
+                .contains(&len)
+                .then_some((len, IpAddr::V4(Ipv4Addr::from(b))))
+        }
+        6 if p.len() >= 40 => {
+            let len = 40 + usize::from(u16::from_be_bytes([p[4], p[5]]));
+            let b: [u8; 16] = p[8..24].try_into().ok()?;
+            (len <= p.len()).then_some((len, IpAddr::V6(Ipv6Addr::from(b))))
+        }
+        _ => None,
+    }
+}

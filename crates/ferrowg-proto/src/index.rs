@@ -1,0 +1,124 @@
+//! Lookup tables: receiver index → session, static public key → peer (kernel peerlookup.c).
+//!
+//! Indices are chosen at random by us, so a multiplicative hash of the index spreads them
+//! evenly whatever an attacker puts in the receiver_index field; the attacker can only probe,
+//! never choose what is stored. Public keys are random curve points, hashed the same way.
+
+use core::hash::{BuildHasher, Hasher};
+
+use hashbrown::HashMap;
+
+use crate::device::PeerId;
+
+/// A hasher for keys that are already uniformly random: folds 8-byte words with a
+/// multiply-rotate (FxHash's step). Not for attacker-chosen stored keys.
+#[derive(Default, Clone, Copy)]
+pub struct RandomKeyHasher(u64);
+
+impl Hasher for RandomKeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Builds [`RandomKeyHasher`]s.
+#[derive(Default, Clone, Copy)]
+pub struct RandomKeyState;
+
+impl BuildHasher for RandomKeyState {
+    type Hasher = RandomKeyHasher;
+    fn build_hasher(&self) -> RandomKeyHasher {
+        RandomKeyHasher(0)
+    }
+}
+
+/// What a receiver index names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexEntry {
+    /// An initiation we sent and await a response to.
+    Handshake(PeerId),
+    /// A keypair of the peer.
+    Keypair(PeerId),
+}
+
+impl IndexEntry {
+    /// The peer the index belongs to.
+    pub fn peer(self) -> PeerId {
+        match self {
+            IndexEntry::Handshake(p) | IndexEntry::Keypair(p) => p,
+        }
+    }
+}
+
+/// Receiver index → session.
+#[derive(Default)]
+pub struct IndexTable(HashMap<u32, IndexEntry, RandomKeyState>);
+
+impl IndexTable {
+    /// Registers `entry` under a fresh random index drawn from `rng` and returns it.
+    pub fn insert(&mut self, entry: IndexEntry, rng: &mut dyn rand_core::RngCore) -> u32 {
+        loop {
+            let i = rng.next_u32();
+            if let hashbrown::hash_map::Entry::Vacant(v) = self.0.entry(i) {
+                v.insert(entry);
+                return i;
+            }
+        }
+    }
+    /// Re-labels an existing index (a handshake index becomes a keypair index).
+    pub fn set(&mut self, index: u32, entry: IndexEntry) {
+        self.0.insert(index, entry);
+    }
+    /// Looks an index up.
+    pub fn get(&self, index: u32) -> Option<IndexEntry> {
+        self.0.get(&index).copied()
+    }
+    /// Forgets an index.
+    pub fn remove(&mut self, index: u32) {
+        self.0.remove(&index);
+    }
+    /// Number of live indices.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// Static public key → peer.
+pub type PeerByKey = HashMap<[u8; 32], PeerId, RandomKeyState>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn indices_are_unique_and_removable() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let mut t = IndexTable::default();
+        let mut seen = alloc::vec::Vec::new();
+        for n in 0..1000 {
+            let i = t.insert(IndexEntry::Keypair(PeerId(n)), &mut rng);
+            assert_eq!(t.get(i), Some(IndexEntry::Keypair(PeerId(n))));
+            seen.push(i);
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 1000);
+        t.remove(seen[0]);
+        assert_eq!(t.get(seen[0]), None);
+        assert_eq!(t.len(), 999);
+    }
+}

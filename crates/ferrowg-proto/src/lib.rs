@@ -1,0 +1,38 @@
+//! # ferrowg-proto
+//!
+//! The WireGuard protocol (Noise_IKpsk2, cookies, timers, cryptokey routing, roaming) as a
+//! deterministic, sans-IO state machine. It performs no I/O, reads no clock and owns no global
+//! randomness: the caller passes the time ([`Instant`]) and a cryptographically secure RNG into
+//! every call that needs them, and moves datagrams and IP packets in and out through caller-owned
+//! buffers.
+//!
+//! The crate is `#![no_std]` (it needs `alloc`) and contains no `unsafe` code.
+//!
+//! See [`Device`] for the API and the order in which to call it.
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod allowedips;
+pub mod cookie;
+pub mod crypto;
+pub mod device;
+pub mod error;
+mod index;
+pub mod keypair;
+pub mod messages;
+pub mod noise;
+mod peer;
+pub mod ratelimiter;
+pub mod replay;
+pub mod tai64n;
+pub mod time;
+pub mod timers;
+
+pub use device::{Device, Event, Incoming, Outgoing, PeerConfig, PeerId, PeerInfo, Transmit};
+pub use error::DropReason;
+pub use messages::TRANSPORT_HEADER_SIZE;
+/// The RNG traits the [`Device`] takes, re-exported so callers use the same version.
+pub use rand_core;
+pub use time::Instant;

@@ -1,0 +1,407 @@
+//! IP prefixes and endpoints as the three dialects spell them.
+//!
+//! - wg(8) configuration files (`config.c`): `AllowedIPs` entries are `ip` or `ip/cidr` with the
+//!   address parsed by `inet_pton` and a decimal mask that may have leading zeros; host bits are
+//!   allowed. `Endpoint` is `host:port` or `[host]:port`, split at the last colon (or at the
+//!   closing bracket), where the host may be a name to resolve later.
+//! - The UAPI socket (wireguard-go, Go's `netip`): `allowed_ip=ip/cidr` with the mask mandatory
+//!   and without leading zeros; `endpoint=ip:port` or `[ipv6]:port`, numeric only.
+//! - Output of wg(8) (`show`, `showconf`, the `set=1` requests it writes): addresses are printed
+//!   by glibc's `inet_ntop`, which differs from Rust's and Go's formatting for IPv6 addresses
+//!   whose first 96 bits are zero (`::1.2.3.4`). [`Ntop`] reproduces glibc's algorithm.
+
+use core::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+
+/// An IP prefix: an address and a mask length, host bits kept as written (wg accepts
+/// `10.0.0.1/24`; the allowed-IPs table masks it on insertion, see [`AllowedIp::masked`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AllowedIp {
+    /// The address, possibly with host bits set.
+    pub addr: IpAddr,
+    /// The mask length: at most 32 for IPv4 and 128 for IPv6.
+    pub cidr: u8,
+}
+
+impl AllowedIp {
+    /// A prefix, or `None` when `cidr` is longer than the address.
+    pub fn new(addr: IpAddr, cidr: u8) -> Option<Self> {
+        (cidr <= max_cidr(&addr)).then_some(Self { addr, cidr })
+    }
+
+    /// The same prefix with the host bits cleared.
+    pub fn masked(&self) -> Self {
+        let addr = match self.addr {
+            IpAddr::V4(a) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.cidr)).unwrap_or(0);
+                IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
+            }
+            IpAddr::V6(a) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.cidr)).unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
+            }
+        };
+        Self { addr, cidr: self.cidr }
+    }
+
+    /// Parses one `AllowedIPs` entry of a wg(8) configuration file (whitespace already removed):
+    /// `ip` (meaning /32 or /128) or `ip/cidr`, the way `parse_allowedips` in wg's config.c does.
+    pub fn parse_config(text: &str) -> Option<Self> {
+        let (ip, mask) = match text.split_once('/') {
+            Some((ip, mask)) => (ip, Some(mask)),
+            None => (text, None),
+        };
+        let addr = parse_ip_like_wg(ip)?;
+        let cidr = match mask {
+            // strtoul after a leading-digit check: leading zeros are fine, nothing else is.
+            Some(mask) => {
+                if mask.is_empty() || !mask.bytes().all(|c| c.is_ascii_digit()) {
+                    return None;
+                }
+                let digits = mask.trim_start_matches('0');
+                if digits.len() > 3 {
+                    return None;
+                }
+                digits.parse::<u8>().unwrap_or(0)
+            }
+            None => max_cidr(&addr),
+        };
+        Self::new(addr, cidr)
+    }
+
+    /// Parses a UAPI `allowed_ip` value like Go's `netip.ParsePrefix`: the mask is mandatory,
+    /// decimal, without sign or leading zeros, and IPv6 zones are refused.
+    pub fn parse_uapi(text: &str) -> Option<Self> {
+        let (ip, bits) = text.rsplit_once('/')?;
+        let addr = ip.parse::<IpAddr>().ok()?;
+        if bits.is_empty()
+            || !bits.bytes().all(|c| c.is_ascii_digit())
+            || (bits.len() > 1 && bits.starts_with('0'))
+            || bits.len() > 3
+        {
+            return None;
+        }
+        Self::new(addr, bits.parse().ok()?)
+    }
+
+    /// Formats like wg(8) does (`inet_ntop`, then `/cidr`).
+    pub fn ntop(&self) -> Ntop<Self> {
+        Ntop(*self)
+    }
+}
+
+/// Go/RFC 5952 style, as wireguard-go writes `allowed_ip=` lines.
+impl fmt::Display for AllowedIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.cidr)
+    }
+}
+
+/// The longest mask for the address family.
+fn max_cidr(addr: &IpAddr) -> u8 {
+    match addr {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    }
+}
+
+/// `parse_ip` in wg's config.c: IPv6 if the text has a colon, else IPv4, both via `inet_pton`
+/// (strict dotted quad without leading zeros; no zone), which std's parsers match.
+fn parse_ip_like_wg(text: &str) -> Option<IpAddr> {
+    if text.contains(':') {
+        text.parse::<Ipv6Addr>().ok().map(IpAddr::V6)
+    } else {
+        text.parse::<Ipv4Addr>().ok().map(IpAddr::V4)
+    }
+}
+
+/// A peer endpoint as written in a configuration file: either a socket address, or a host name
+/// with a port, kept as a string to be resolved when the configuration is applied.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// A numeric address.
+    Addr(SocketAddr),
+    /// A name (or an IPv6 literal with a named zone) to resolve, and the port.
+    Host {
+        /// The host as written, without brackets.
+        host: String,
+        /// The UDP port.
+        port: u16,
+    },
+}
+
+impl Endpoint {
+    /// Parses an `Endpoint` value the way wg's config.c splits it: `[host]:port` takes the text
+    /// between the brackets; otherwise the host is everything before the last colon, so an
+    /// unbracketed IPv6 literal also works. Ports are decimal (wg would also look up service
+    /// names in /etc/services; we do not).
+    pub fn parse_config(text: &str) -> Option<Self> {
+        let (host, port, bracketed) = if let Some(rest) = text.strip_prefix('[') {
+            let (host, after) = rest.split_once(']')?;
+            (host, after.strip_prefix(':')?, true)
+        } else {
+            let (host, port) = text.rsplit_once(':')?;
+            (host, port, false)
+        };
+        if host.is_empty() || port.is_empty() || !port.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let port = port.trim_start_matches('0');
+        let port: u16 = if port.is_empty() { 0 } else { port.parse().ok()? };
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Some(Self::Addr(SocketAddr::new(ip, port)));
+        }
+        let allowed = |c: char| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, '-' | '.' | '_')
+                || (bracketed && matches!(c, ':' | '%'))
+        };
+        if !host.chars().all(allowed) {
+            return None;
+        }
+        Some(Self::Host { host: host.to_owned(), port })
+    }
+}
+
+/// As wg(8) would write it back: `[v6]:port`, `v4:port`, or `host:port`.
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Addr(sa) => Ntop(*sa).fmt(f),
+            Self::Host { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Self::Host { host, port } => write!(f, "{host}:{port}"),
+        }
+    }
+}
+
+/// Parses a UAPI `endpoint` value like Go's `netip.ParseAddrPort`: `a.b.c.d:port` or
+/// `[ipv6]:port`, brackets exactly when IPv6. A zone must be numeric (std cannot hold interface
+/// names; wireguard-go would accept `%eth0`).
+pub fn parse_uapi_endpoint(text: &str) -> Option<SocketAddr> {
+    let (ip, port) = text.rsplit_once(':')?;
+    if ip.is_empty() || port.is_empty() || !port.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let port = port.trim_start_matches('0');
+    let port: u16 = if port.is_empty() { 0 } else { port.parse().ok()? };
+    if let Some(inner) = ip.strip_prefix('[') {
+        let inner = inner.strip_suffix(']')?;
+        let (addr, scope) = match inner.split_once('%') {
+            Some((addr, zone)) => {
+                if zone.is_empty() || !zone.bytes().all(|c| c.is_ascii_digit()) {
+                    return None;
+                }
+                (addr, zone.parse::<u32>().ok()?)
+            }
+            None => (inner, 0),
+        };
+        let addr = addr.parse::<Ipv6Addr>().ok()?;
+        Some(SocketAddr::V6(SocketAddrV6::new(addr, port, 0, scope)))
+    } else {
+        let addr = ip.parse::<Ipv4Addr>().ok()?;
+        Some(SocketAddr::new(IpAddr::V4(addr), port))
+    }
+}
+
+/// Formats an address, prefix or socket address exactly as glibc's `inet_ntop` (and
+/// `getnameinfo(NI_NUMERICHOST)`) would, which is how wg(8) prints them.
+#[derive(Debug, Clone, Copy)]
+pub struct Ntop<T>(pub T);
+
+impl fmt::Display for Ntop<IpAddr> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V4(a) => a.fmt(f),
+            IpAddr::V6(a) => fmt_ipv6_glibc(&a, f),
+        }
+    }
+}
+
+impl fmt::Display for Ntop<AllowedIp> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", Ntop(self.0.addr), self.0.cidr)
+    }
+}
+
+impl fmt::Display for Ntop<SocketAddr> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            SocketAddr::V4(sa) => write!(f, "{}:{}", sa.ip(), sa.port()),
+            SocketAddr::V6(sa) => {
+                write!(f, "[{}", Ntop(IpAddr::V6(*sa.ip())))?;
+                if sa.scope_id() != 0 {
+                    // getnameinfo prints the interface name when the index has one; we cannot
+                    // know it without I/O and print the number, as it does for unknown indexes.
+                    write!(f, "%{}", sa.scope_id())?;
+                }
+                write!(f, "]:{}", sa.port())
+            }
+        }
+    }
+}
+
+/// glibc `inet_ntop6` (from BIND): compress the first longest run of at least two zero groups;
+/// print the last 32 bits as dotted quad when the first 96 bits are zero (with at least one of
+/// the last two groups non-zero: the run must be exactly six groups) or are `::ffff:0:0/96`.
+fn fmt_ipv6_glibc(addr: &Ipv6Addr, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    let words = addr.segments();
+    let (mut best_base, mut best_len) = (None::<usize>, 0usize);
+    let (mut cur_base, mut cur_len) = (None::<usize>, 0usize);
+    for (i, &w) in words.iter().enumerate() {
+        if w == 0 {
+            if cur_base.is_none() {
+                cur_base = Some(i);
+                cur_len = 1;
+            } else {
+                cur_len += 1;
+            }
+        } else if cur_base.is_some() {
+            if best_base.is_none() || cur_len > best_len {
+                (best_base, best_len) = (cur_base, cur_len);
+            }
+            cur_base = None;
+        }
+    }
+    if cur_base.is_some() && (best_base.is_none() || cur_len > best_len) {
+        (best_base, best_len) = (cur_base, cur_len);
+    }
+    if best_len < 2 {
+        best_base = None;
+    }
+    let in_run = |i: usize| best_base.is_some_and(|b| i >= b && i < b + best_len);
+    let mut out = String::with_capacity(46);
+    for (i, &w) in words.iter().enumerate() {
+        if in_run(i) {
+            if best_base == Some(i) {
+                out.push(':');
+            }
+            continue;
+        }
+        if i != 0 {
+            out.push(':');
+        }
+        if i == 6
+            && best_base == Some(0)
+            && (best_len == 6 || (best_len == 5 && words[5] == 0xffff))
+        {
+            let o = addr.octets();
+            out.push_str(&Ipv4Addr::new(o[12], o[13], o[14], o[15]).to_string());
+            return f.write_str(&out);
+        }
+        out.push_str(&format!("{w:x}"));
+    }
+    if best_base.is_some_and(|b| b + best_len == 8) {
+        out.push(':');
+    }
+    f.write_str(&out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ntop6(s: &str) -> String {
+        Ntop(IpAddr::V6(s.parse().unwrap())).to_string()
+    }
+
+    #[test]
+    fn ntop_matches_glibc_on_its_special_cases() {
+        // Expected strings are what glibc 2.36 inet_ntop prints (checked with wg(8) in the
+        // interop tests, which print through it).
+        assert_eq!(ntop6("::"), "::");
+        assert_eq!(ntop6("::1"), "::1");
+        assert_eq!(ntop6("::1.2.3.4"), "::1.2.3.4");
+        assert_eq!(ntop6("::ffff:1.2.3.4"), "::ffff:1.2.3.4");
+        assert_eq!(ntop6("::ffff:0:0"), "::ffff:0.0.0.0");
+        assert_eq!(ntop6("1::"), "1::");
+        assert_eq!(ntop6("1:0:0:1:0:0:1:1"), "1::1:0:0:1:1");
+        assert_eq!(ntop6("1:0:1:0:1:0:1:0"), "1:0:1:0:1:0:1:0");
+        assert_eq!(ntop6("2001:db8:0:0:1:0:0:1"), "2001:db8::1:0:0:1");
+        assert_eq!(ntop6("fd00:0:0:0:0:0:0:0"), "fd00::");
+        assert_eq!(ntop6("0:0:0:0:0:1:0:0"), "::1:0:0");
+        assert_eq!(ntop6("64:ff9b::1.2.3.4"), "64:ff9b::102:304");
+        // Rust and Go differ exactly here.
+        assert_eq!(IpAddr::V6("::1.2.3.4".parse().unwrap()).to_string(), "::102:304");
+    }
+
+    #[test]
+    fn config_prefixes_follow_wg() {
+        let p = |s| AllowedIp::parse_config(s);
+        assert_eq!(p("10.0.0.1").unwrap().cidr, 32);
+        assert_eq!(p("fd00::1").unwrap().cidr, 128);
+        assert_eq!(p("10.0.0.1/024").unwrap().cidr, 24);
+        assert_eq!(p("10.0.0.1/0000000000000008").unwrap().cidr, 8);
+        assert_eq!(p("10.0.0.1/24").unwrap().addr, "10.0.0.1".parse::<IpAddr>().unwrap());
+        for bad in [
+            "", "10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/+8", "10.0.0.0/8x",
+            "010.0.0.0/8", "10.0.0/8", "fe80::1%eth0/64", "host/8", "10.0.0.0/8/8",
+            "10.0.0.0/99999999999999999999",
+        ] {
+            assert_eq!(p(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn uapi_prefixes_follow_netip() {
+        let p = |s| AllowedIp::parse_uapi(s);
+        assert_eq!(p("10.0.0.1/24"), AllowedIp::new("10.0.0.1".parse().unwrap(), 24));
+        assert_eq!(p("::/0").unwrap().cidr, 0);
+        assert_eq!(p("::ffff:1.2.3.4/128").unwrap().cidr, 128);
+        for bad in ["10.0.0.1", "10.0.0.0/024", "10.0.0.0/+8", "10.0.0.0/33", "fe80::%1/64", ""] {
+            assert_eq!(p(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn masking_clears_host_bits() {
+        let m = |s: &str| AllowedIp::parse_config(s).unwrap().masked().to_string();
+        assert_eq!(m("10.1.2.3/8"), "10.0.0.0/8");
+        assert_eq!(m("10.1.2.3/0"), "0.0.0.0/0");
+        assert_eq!(m("10.1.2.3/32"), "10.1.2.3/32");
+        assert_eq!(m("fd00::1:2/112"), "fd00::1:0/112");
+        assert_eq!(m("fd00::1/0"), "::/0");
+    }
+
+    #[test]
+    fn config_endpoints_follow_wg_splitting() {
+        let p = |s| Endpoint::parse_config(s);
+        assert_eq!(p("1.2.3.4:51820"), Some(Endpoint::Addr("1.2.3.4:51820".parse().unwrap())));
+        assert_eq!(p("[fd00::1]:5"), Some(Endpoint::Addr("[fd00::1]:5".parse().unwrap())));
+        assert_eq!(p("fd00::1:5"), Some(Endpoint::Addr("[fd00::1]:5".parse().unwrap())));
+        assert_eq!(
+            p("vpn.example.com:51820"),
+            Some(Endpoint::Host { host: "vpn.example.com".into(), port: 51820 })
+        );
+        assert_eq!(
+            p("[fe80::1%eth0]:7"),
+            Some(Endpoint::Host { host: "fe80::1%eth0".into(), port: 7 })
+        );
+        for bad in ["", "1.2.3.4", "1.2.3.4:", "[fd00::1]", "[fd00::1]:", "[fd00::1:5", ":5"] {
+            assert_eq!(p(bad), None, "{bad}");
+        }
+        for bad in ["1.2.3.4:65536", "1.2.3.4:http", "a b:5", "ex/ample:5"] {
+            assert_eq!(p(bad), None, "{bad}");
+        }
+        assert_eq!(p("[vpn.example.com]:1").unwrap().to_string(), "vpn.example.com:1");
+        assert_eq!(p("[::1.2.3.4]:9").unwrap().to_string(), "[::1.2.3.4]:9");
+    }
+
+    #[test]
+    fn uapi_endpoints_follow_netip() {
+        let p = parse_uapi_endpoint;
+        assert_eq!(p("1.2.3.4:51820"), Some("1.2.3.4:51820".parse().unwrap()));
+        assert_eq!(p("[fd00::1]:0"), Some("[fd00::1]:0".parse().unwrap()));
+        assert_eq!(p("[fe80::1%3]:5").map(|s| s.to_string()), Some("[fe80::1%3]:5".into()));
+        for bad in ["[1.2.3.4]:5", "fd00::1:5", "1.2.3.4", "1.2.3.4:70000", "[fe80::1%eth0]:5", ":5"] {
+            assert_eq!(p(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn socket_addresses_print_like_getnameinfo() {
+        let s = |a: &str| Ntop(a.parse::<SocketAddr>().unwrap()).to_string();
+        assert_eq!(s("1.2.3.4:5"), "1.2.3.4:5");
+        assert_eq!(s("[::1.2.3.4]:5"), "[::1.2.3.4]:5");
+        assert_eq!(s("[fe80::1%4]:5"), "[fe80::1%4]:5");
+    }
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every test: the no_std build check, unit, simulation, interop and network-namespace
+# tests. The namespace tests need root (they create and delete their own namespaces).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== no_std build check (ferrowg-proto without std, panic=abort staticlib)"
+cargo build --release --manifest-path nostd-check/Cargo.toml
+
+echo "== all workspace tests"
+cargo test --workspace --release --all-targets -- --test-threads="${TEST_THREADS:-2}"
