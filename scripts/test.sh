@@ -8,4 +8,4 @@ echo "== no_std build check (ferrowg-proto without std, panic=abort staticlib)"
 cargo build --release --manifest-path nostd-check/Cargo.toml
 
 echo "== all workspace tests"
-cargo test --workspace --release --all-targets -- --test-threads="${TEST_THREADS:-2}"
+cargo test --workspace --all-targets -- --test-threads="${TEST_THREADS:-2}"

@@ -4,7 +4,7 @@
 //! - the TUN interface was deleted under us ([`Error::InterfaceGone`]): shut the device down
 //!   cleanly, this is how `ip link del wg0` stops a userspace WireGuard;
 //! - the caller passed something Linux cannot accept (a bad interface name, an address of the wrong
-//!   family): a configuration error to report to the user;
+//!   family, offloads without a virtio-net header): a configuration error to report to the user;
 //! - any other system call failure ([`Error::Os`]), which names the call that failed.
 //!
 //! Timeouts are not errors: the waiting calls return `Ok(false)`, `Ok(None)` or `Ok(0)` instead.
@@ -48,6 +48,14 @@ pub enum Error {
         local: SocketAddr,
     },
 
+    /// A call that cannot work with this handle's configuration (the reason says why), e.g.
+    /// offloads on a TUN device opened without a virtio-net header.
+    #[error("invalid argument: {reason}")]
+    InvalidArgument {
+        /// What is wrong.
+        reason: &'static str,
+    },
+
     /// A system call failed.
     #[error("{op}: {source}")]
     Os {
@@ -82,9 +90,9 @@ impl Error {
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             Error::InterfaceGone { .. } => io::ErrorKind::NotFound,
-            Error::InvalidInterfaceName { .. } | Error::AddressFamily { .. } => {
-                io::ErrorKind::InvalidInput
-            }
+            Error::InvalidInterfaceName { .. }
+            | Error::AddressFamily { .. }
+            | Error::InvalidArgument { .. } => io::ErrorKind::InvalidInput,
             Error::Os { source, .. } => source.kind(),
         }
     }

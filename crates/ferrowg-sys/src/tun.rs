@@ -175,9 +175,16 @@ impl Tun {
     }
 
     /// Turns on the offloads in `offload` (`TUNSETOFFLOAD`) and returns the ones in force: USO is
-    /// dropped on kernels older than 6.2, which reject it. Requires [`TunConfig::vnet_hdr`];
-    /// without it the kernel refuses with `EINVAL`. `Offload::default()` turns them all off.
+    /// dropped on kernels older than 6.2, which reject it. `Offload::default()` turns them all
+    /// off. Requires [`TunConfig::vnet_hdr`] ([`Error::InvalidArgument`] otherwise): the kernel
+    /// would accept offloads without it, but then nothing tells a reader how to split the 64 KiB
+    /// super-packets it hands over.
     pub fn set_offload(&self, offload: Offload) -> Result<Offload> {
+        if !self.vnet_hdr && offload != Offload::default() {
+            return Err(Error::InvalidArgument {
+                reason: "TUN offloads need a device opened with a virtio-net header",
+            });
+        }
         let queue = self.primary();
         match queue.ioctl_value(
             libc::TUNSETOFFLOAD,

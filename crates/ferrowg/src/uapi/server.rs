@@ -679,7 +679,7 @@ mod tests {
 
     #[test]
     fn parser_never_panics_on_arbitrary_bytes() {
-        // A cheap deterministic fuzz pass (the real fuzz target is in fuzz/).
+        // A cheap deterministic fuzz pass over a small alphabet of meaningful bytes.
         let alphabet: &[u8] = b"=\n:/[]%.0123456789abcdefxyz_-tru \xff";
         let mut state = 0x2545_f491_4f6c_dd1du64;
         for _ in 0..20_000 {
