@@ -260,6 +260,8 @@ impl UdpSocket {
         let mut sent = 0;
         while sent < msgs.len() {
             match self.send_once(&msgs[sent..]) {
+                // sendmmsg sends at least one message or fails; never spin on a zero.
+                Ok(0) => break,
                 Ok(n) => sent += n,
                 Err(SendError::Os(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                     if !self.wait(Interest::Write, deadline)? {
@@ -279,16 +281,23 @@ impl UdpSocket {
         Ok(sent)
     }
 
-    /// Sends one datagram to `dst`, waiting for buffer room as long as needed.
+    /// Sends one datagram to `dst` without waiting: a full send buffer is an error of kind
+    /// `WouldBlock` (drop the packet, as a full NIC queue would, or wait and retry).
     pub fn send_to(&self, buf: &[u8], dst: SocketAddr) -> Result<()> {
-        self.send_batch(&[Transmit::new(dst, buf)], None).map(drop)
+        self.send_one(Transmit::new(dst, buf))
     }
 
     /// Sends `buf` to `dst` as datagrams of `segment_size` bytes with one system call (UDP GSO),
-    /// waiting for buffer room as long as needed.
+    /// without waiting, like [`send_to`](Self::send_to).
     pub fn send_gso(&self, buf: &[u8], segment_size: u16, dst: SocketAddr) -> Result<()> {
-        let msg = Transmit::new(dst, buf).with_segment_size(segment_size);
-        self.send_batch(&[msg], None).map(drop)
+        self.send_one(Transmit::new(dst, buf).with_segment_size(segment_size))
+    }
+
+    fn send_one(&self, msg: Transmit<'_>) -> Result<()> {
+        match self.send_batch(&[msg], Some(Duration::ZERO))? {
+            1 => Ok(()),
+            _ => Err(Error::os("sendmmsg", io::ErrorKind::WouldBlock.into())),
+        }
     }
 
     /// One `sendmmsg` of up to BATCH_MAX leading messages; stops before the first destination
@@ -297,7 +306,7 @@ impl UdpSocket {
         let mut s = Scratch::new();
         let mut n = 0;
         for (i, msg) in msgs.iter().take(BATCH_MAX).enumerate() {
-            let Some((addr, addr_len)) = RawSockAddr::encode(msg.dst, self.family) else {
+            let Some((addr, addr_len)) = self.encode_dst(msg.dst) else {
                 if i == 0 {
                     return Err(SendError::Family(msg.dst));
                 }

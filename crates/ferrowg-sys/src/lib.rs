@@ -42,3 +42,16 @@ pub use vnet::{
     VIRTIO_NET_HDR_GSO_ECN, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_TCPV4,
     VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_GSO_UDP_L4, VIRTIO_NET_HDR_LEN,
 };
+
+#[cfg(test)]
+mod tests {
+    /// The daemon shares sockets and queues between its I/O threads.
+    #[test]
+    fn handles_are_send_and_sync() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<crate::UdpSocket>();
+        shareable::<crate::TunQueue>();
+        shareable::<crate::Tun>();
+        shareable::<crate::Error>();
+    }
+}

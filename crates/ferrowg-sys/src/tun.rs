@@ -354,13 +354,13 @@ impl TunQueue {
     }
 
     /// Writes one packet (an IPv4 or IPv6 packet, preceded by a virtio-net header if the device
-    /// has one). Waits for room if the queue is momentarily full. The kernel rejects a packet
+    /// has one) without waiting: if the device cannot take it right now (rare: the TUN driver
+    /// queues into the stack), the error has kind `WouldBlock`. The kernel rejects a packet
     /// whose first nibble is neither 4 nor 6 with `EINVAL`.
     pub fn write(&self, packet: &[u8]) -> Result<()> {
-        match self.write_batch(&[packet], None)? {
+        match self.write_batch(&[packet], Some(Duration::ZERO))? {
             1 => Ok(()),
-            // Without a deadline write_batch only returns early with an error.
-            _ => Err(Error::os("write(tun)", io::ErrorKind::WriteZero.into())),
+            _ => Err(Error::os("write(tun)", io::ErrorKind::WouldBlock.into())),
         }
     }
 

@@ -220,6 +220,16 @@ impl UdpSocket {
         self.wait(Interest::Write, Deadline::after(timeout))
     }
 
+    /// `dst` as this socket's `sendmmsg` wants it; `None` if the socket cannot reach it (IPv6 on
+    /// an IPv4 socket, IPv4 on an IPv6-only socket).
+    pub(crate) fn encode_dst(&self, dst: SocketAddr) -> Option<(RawSockAddr, libc::socklen_t)> {
+        let is_v4 = matches!(crate::canonical(dst), SocketAddr::V4(_));
+        if is_v4 && self.family == libc::AF_INET6 && !self.dual_stack {
+            return None;
+        }
+        RawSockAddr::encode(dst, self.family)
+    }
+
     pub(crate) fn wait(&self, interest: Interest, deadline: Deadline) -> Result<bool> {
         fd::wait(self.fd.as_fd(), interest, deadline).map_err(|e| Error::os("ppoll(udp)", e))
     }
