@@ -37,11 +37,16 @@ impl AllowedIp {
                 IpAddr::V4(Ipv4Addr::from(u32::from(a) & mask))
             }
             IpAddr::V6(a) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.cidr)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.cidr))
+                    .unwrap_or(0);
                 IpAddr::V6(Ipv6Addr::from(u128::from(a) & mask))
             }
         };
-        Self { addr, cidr: self.cidr }
+        Self {
+            addr,
+            cidr: self.cidr,
+        }
     }
 
     /// Parses one `AllowedIPs` entry of a wg(8) configuration file (whitespace already removed):
@@ -147,9 +152,17 @@ impl Endpoint {
             return None;
         }
         let port = port.trim_start_matches('0');
-        let port: u16 = if port.is_empty() { 0 } else { port.parse().ok()? };
+        let port: u16 = if port.is_empty() {
+            0
+        } else {
+            port.parse().ok()?
+        };
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Some(Self::Addr(SocketAddr::new(ip, port)));
+        }
+        // An IPv6 literal with a numeric zone is still an address (`[fe80::1%2]:51820`).
+        if let Some(SocketAddr::V6(sa)) = parse_uapi_endpoint(&format!("[{host}]:{port}")) {
+            return Some(Self::Addr(SocketAddr::V6(sa)));
         }
         let allowed = |c: char| {
             c.is_ascii_alphanumeric()
@@ -159,7 +172,10 @@ impl Endpoint {
         if !host.chars().all(allowed) {
             return None;
         }
-        Some(Self::Host { host: host.to_owned(), port })
+        Some(Self::Host {
+            host: host.to_owned(),
+            port,
+        })
     }
 }
 
@@ -183,7 +199,11 @@ pub fn parse_uapi_endpoint(text: &str) -> Option<SocketAddr> {
         return None;
     }
     let port = port.trim_start_matches('0');
-    let port: u16 = if port.is_empty() { 0 } else { port.parse().ok()? };
+    let port: u16 = if port.is_empty() {
+        0
+    } else {
+        port.parse().ok()?
+    };
     if let Some(inner) = ip.strip_prefix('[') {
         let inner = inner.strip_suffix(']')?;
         let (addr, scope) = match inner.split_once('%') {
@@ -321,7 +341,10 @@ mod tests {
         assert_eq!(ntop6("0:0:0:0:0:1:0:0"), "::1:0:0");
         assert_eq!(ntop6("64:ff9b::1.2.3.4"), "64:ff9b::102:304");
         // Rust and Go differ exactly here.
-        assert_eq!(IpAddr::V6("::1.2.3.4".parse().unwrap()).to_string(), "::102:304");
+        assert_eq!(
+            IpAddr::V6("::1.2.3.4".parse().unwrap()).to_string(),
+            "::102:304"
+        );
     }
 
     #[test]
@@ -331,10 +354,22 @@ mod tests {
         assert_eq!(p("fd00::1").unwrap().cidr, 128);
         assert_eq!(p("10.0.0.1/024").unwrap().cidr, 24);
         assert_eq!(p("10.0.0.1/0000000000000008").unwrap().cidr, 8);
-        assert_eq!(p("10.0.0.1/24").unwrap().addr, "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            p("10.0.0.1/24").unwrap().addr,
+            "10.0.0.1".parse::<IpAddr>().unwrap()
+        );
         for bad in [
-            "", "10.0.0.0/33", "fd00::/129", "10.0.0.0/", "10.0.0.0/+8", "10.0.0.0/8x",
-            "010.0.0.0/8", "10.0.0/8", "fe80::1%eth0/64", "host/8", "10.0.0.0/8/8",
+            "",
+            "10.0.0.0/33",
+            "fd00::/129",
+            "10.0.0.0/",
+            "10.0.0.0/+8",
+            "10.0.0.0/8x",
+            "010.0.0.0/8",
+            "10.0.0/8",
+            "fe80::1%eth0/64",
+            "host/8",
+            "10.0.0.0/8/8",
             "10.0.0.0/99999999999999999999",
         ] {
             assert_eq!(p(bad), None, "{bad}");
@@ -344,10 +379,20 @@ mod tests {
     #[test]
     fn uapi_prefixes_follow_netip() {
         let p = |s| AllowedIp::parse_uapi(s);
-        assert_eq!(p("10.0.0.1/24"), AllowedIp::new("10.0.0.1".parse().unwrap(), 24));
+        assert_eq!(
+            p("10.0.0.1/24"),
+            AllowedIp::new("10.0.0.1".parse().unwrap(), 24)
+        );
         assert_eq!(p("::/0").unwrap().cidr, 0);
         assert_eq!(p("::ffff:1.2.3.4/128").unwrap().cidr, 128);
-        for bad in ["10.0.0.1", "10.0.0.0/024", "10.0.0.0/+8", "10.0.0.0/33", "fe80::%1/64", ""] {
+        for bad in [
+            "10.0.0.1",
+            "10.0.0.0/024",
+            "10.0.0.0/+8",
+            "10.0.0.0/33",
+            "fe80::%1/64",
+            "",
+        ] {
             assert_eq!(p(bad), None, "{bad}");
         }
     }
@@ -365,24 +410,54 @@ mod tests {
     #[test]
     fn config_endpoints_follow_wg_splitting() {
         let p = |s| Endpoint::parse_config(s);
-        assert_eq!(p("1.2.3.4:51820"), Some(Endpoint::Addr("1.2.3.4:51820".parse().unwrap())));
-        assert_eq!(p("[fd00::1]:5"), Some(Endpoint::Addr("[fd00::1]:5".parse().unwrap())));
-        assert_eq!(p("fd00::1:5"), Some(Endpoint::Addr("[fd00::1]:5".parse().unwrap())));
+        assert_eq!(
+            p("1.2.3.4:51820"),
+            Some(Endpoint::Addr("1.2.3.4:51820".parse().unwrap()))
+        );
+        assert_eq!(
+            p("[fd00::1]:5"),
+            Some(Endpoint::Addr("[fd00::1]:5".parse().unwrap()))
+        );
+        assert_eq!(
+            p("fd00::1:5"),
+            Some(Endpoint::Addr("[fd00::1]:5".parse().unwrap()))
+        );
         assert_eq!(
             p("vpn.example.com:51820"),
-            Some(Endpoint::Host { host: "vpn.example.com".into(), port: 51820 })
+            Some(Endpoint::Host {
+                host: "vpn.example.com".into(),
+                port: 51820
+            })
+        );
+        assert_eq!(
+            p("[fe80::1%2]:7"),
+            Some(Endpoint::Addr("[fe80::1%2]:7".parse().unwrap()))
         );
         assert_eq!(
             p("[fe80::1%eth0]:7"),
-            Some(Endpoint::Host { host: "fe80::1%eth0".into(), port: 7 })
+            Some(Endpoint::Host {
+                host: "fe80::1%eth0".into(),
+                port: 7
+            })
         );
-        for bad in ["", "1.2.3.4", "1.2.3.4:", "[fd00::1]", "[fd00::1]:", "[fd00::1:5", ":5"] {
+        for bad in [
+            "",
+            "1.2.3.4",
+            "1.2.3.4:",
+            "[fd00::1]",
+            "[fd00::1]:",
+            "[fd00::1:5",
+            ":5",
+        ] {
             assert_eq!(p(bad), None, "{bad}");
         }
         for bad in ["1.2.3.4:65536", "1.2.3.4:http", "a b:5", "ex/ample:5"] {
             assert_eq!(p(bad), None, "{bad}");
         }
-        assert_eq!(p("[vpn.example.com]:1").unwrap().to_string(), "vpn.example.com:1");
+        assert_eq!(
+            p("[vpn.example.com]:1").unwrap().to_string(),
+            "vpn.example.com:1"
+        );
         assert_eq!(p("[::1.2.3.4]:9").unwrap().to_string(), "[::1.2.3.4]:9");
     }
 
@@ -391,8 +466,18 @@ mod tests {
         let p = parse_uapi_endpoint;
         assert_eq!(p("1.2.3.4:51820"), Some("1.2.3.4:51820".parse().unwrap()));
         assert_eq!(p("[fd00::1]:0"), Some("[fd00::1]:0".parse().unwrap()));
-        assert_eq!(p("[fe80::1%3]:5").map(|s| s.to_string()), Some("[fe80::1%3]:5".into()));
-        for bad in ["[1.2.3.4]:5", "fd00::1:5", "1.2.3.4", "1.2.3.4:70000", "[fe80::1%eth0]:5", ":5"] {
+        assert_eq!(
+            p("[fe80::1%3]:5").map(|s| s.to_string()),
+            Some("[fe80::1%3]:5".into())
+        );
+        for bad in [
+            "[1.2.3.4]:5",
+            "fd00::1:5",
+            "1.2.3.4",
+            "1.2.3.4:70000",
+            "[fe80::1%eth0]:5",
+            ":5",
+        ] {
             assert_eq!(p(bad), None, "{bad}");
         }
     }

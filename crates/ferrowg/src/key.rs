@@ -64,6 +64,18 @@ pub enum KeyError {
     },
 }
 
+/// Why `wg pubkey`-style input was refused; the messages are wg's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyInputError {
+    /// Fewer than 44 characters, or not a valid base64 key.
+    #[error("Key is not the correct length or format")]
+    Format,
+    /// Something other than white space after the key.
+    #[error("Trailing characters found after key")]
+    Trailing,
+}
+
 /// 32 raw key bytes, zeroed when dropped. Equality is constant-time and `Debug` hides the bytes,
 /// because a `Key` may hold a secret; [`PublicKey`] is the type to use for public values.
 #[derive(Clone, Zeroize, ZeroizeOnDrop)]
@@ -178,6 +190,16 @@ impl PrivateKey {
         Ok(key)
     }
 
+    /// The key with RFC 7748 clamping applied, as the kernel and wireguard-go store a private
+    /// key they are given (so `get` reports it clamped).
+    pub fn clamped(&self) -> Self {
+        let mut bytes = *self.as_bytes();
+        clamp(&mut bytes);
+        let key = Self::from_bytes(bytes);
+        bytes.zeroize();
+        key
+    }
+
     /// The matching public key: X25519(clamp(self), 9), like `wg pubkey`.
     pub fn public_key(&self) -> PublicKey {
         let secret = x25519_dalek::StaticSecret::from(*self.as_bytes());
@@ -192,6 +214,24 @@ impl PrivateKey {
     /// Encodes as base64 (`wg showconf`, `wg show … private-key`).
     pub fn to_base64(&self) -> String {
         self.0.to_base64()
+    }
+
+    /// Reads a key the way `wg pubkey` reads standard input: exactly 44 base64 characters
+    /// first, then nothing but white space or NUL bytes.
+    pub fn from_base64_input(input: &[u8]) -> Result<Self, KeyInputError> {
+        if input.len() < KEY_LEN_BASE64 {
+            return Err(KeyInputError::Format);
+        }
+        let (text, rest) = input.split_at(KEY_LEN_BASE64);
+        if !rest
+            .iter()
+            .all(|&c| c == 0 || matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r'))
+        {
+            return Err(KeyInputError::Trailing);
+        }
+        decode_base64(text)
+            .map(Self::from_bytes)
+            .map_err(|_| KeyInputError::Format)
     }
 
     /// Decodes hex (UAPI).
@@ -353,7 +393,8 @@ fn b64_char(v: u8) -> u8 {
     let v = i16::from(v);
     // Offsets between the contiguous ranges A-Z, a-z, 0-9, '+', '/' selected with masks
     // computed from sign bits (the arithmetic of wg's encode_base64).
-    let c = v + i16::from(b'A') + (((25 - v) >> 8) & 6) - (((51 - v) >> 8) & 75)
+    let c = v + i16::from(b'A') + (((25 - v) >> 8) & 6)
+        - (((51 - v) >> 8) & 75)
         - (((61 - v) >> 8) & 15)
         + (((62 - v) >> 8) & 3);
     // Invariant: v < 64, so c is one of the 64 alphabet characters.
@@ -374,7 +415,12 @@ fn b64_value(c: u8) -> i32 {
 fn encode_base64(key: &[u8; KEY_LEN]) -> String {
     let mut out = String::with_capacity(KEY_LEN_BASE64);
     let mut push_group = |a: u8, b: u8, c: u8| {
-        for v in [a >> 2, ((a << 4) | (b >> 4)) & 63, ((b << 2) | (c >> 6)) & 63, c & 63] {
+        for v in [
+            a >> 2,
+            ((a << 4) | (b >> 4)) & 63,
+            ((b << 2) | (c >> 6)) & 63,
+            c & 63,
+        ] {
             out.push(char::from(b64_char(v)));
         }
     };
@@ -406,7 +452,12 @@ fn decode_base64(text: &[u8]) -> Result<[u8; KEY_LEN], KeyError> {
         val
     };
     for i in 0..KEY_LEN / 3 {
-        let val = group([text[i * 4], text[i * 4 + 1], text[i * 4 + 2], text[i * 4 + 3]]);
+        let val = group([
+            text[i * 4],
+            text[i * 4 + 1],
+            text[i * 4 + 2],
+            text[i * 4 + 3],
+        ]);
         key[i * 3] = (val >> 16) as u8;
         key[i * 3 + 1] = (val >> 8) as u8;
         key[i * 3 + 2] = val as u8;
@@ -420,7 +471,10 @@ fn decode_base64(text: &[u8]) -> Result<[u8; KEY_LEN], KeyError> {
     }
     key.zeroize();
     // Malformed input: now say where, in variable time.
-    if let Some(pos) = text[..KEY_LEN_BASE64 - 1].iter().position(|&c| b64_value(c) < 0) {
+    if let Some(pos) = text[..KEY_LEN_BASE64 - 1]
+        .iter()
+        .position(|&c| b64_value(c) < 0)
+    {
         return Err(KeyError::Base64Char { pos });
     }
     Err(KeyError::Base64NonCanonical)
@@ -432,7 +486,9 @@ fn decode_base64(text: &[u8]) -> Result<[u8; KEY_LEN], KeyError> {
 fn hex_char(n: u8) -> u8 {
     let n = u32::from(n);
     // 87 + n is 'a'..'f' for n >= 10; for n < 10 subtract 39 to land on '0'..'9'.
-    87u32.wrapping_add(n).wrapping_add((n.wrapping_sub(10) >> 8) & !38) as u8
+    87u32
+        .wrapping_add(n)
+        .wrapping_add((n.wrapping_sub(10) >> 8) & !38) as u8
 }
 
 /// Decodes a hex digit of either case to 0..=15, or -1; branch-free (wg's key_from_hex).
@@ -530,7 +586,8 @@ mod tests {
     #[test]
     fn base64_round_trips_every_byte_value_in_every_position() {
         for start in 0..=255u8 {
-            let bytes: [u8; 32] = core::array::from_fn(|i| start.wrapping_add(i as u8 * 37));
+            let bytes: [u8; 32] =
+                core::array::from_fn(|i| start.wrapping_add((i as u8).wrapping_mul(37)));
             let key = Key::from_bytes(bytes);
             assert_eq!(Key::from_base64(&key.to_base64()).unwrap(), key);
             assert_eq!(Key::from_hex(&key.to_hex()).unwrap(), key);
@@ -539,7 +596,10 @@ mod tests {
 
     #[test]
     fn base64_errors_are_precise() {
-        assert_eq!(Key::from_base64("abc"), Err(KeyError::Base64Length { len: 3 }));
+        assert_eq!(
+            Key::from_base64("abc"),
+            Err(KeyError::Base64Length { len: 3 })
+        );
         let good = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
         let no_pad = good.replace('=', "A");
         assert_eq!(Key::from_base64(&no_pad), Err(KeyError::Base64Padding));
@@ -549,29 +609,41 @@ mod tests {
         assert_eq!(Key::from_base64(&bad), Err(KeyError::Base64Char { pos: 7 }));
         // '8' is 60 = 0b111100: the low two bits are the padding bits, 'h' (33) has bit 0 set.
         let non_canonical = good.replace("Hh8=", "Hh9=");
-        assert_eq!(Key::from_base64(&non_canonical), Err(KeyError::Base64NonCanonical));
+        assert_eq!(
+            Key::from_base64(&non_canonical),
+            Err(KeyError::Base64NonCanonical)
+        );
         // URL-safe alphabet is not accepted, like wg.
         let url = "__________________________________________8=";
         assert_eq!(Key::from_base64(url), Err(KeyError::Base64Char { pos: 0 }));
         // '=' inside the body is a bad character.
         let inner = good.replacen('A', "=", 1);
-        assert_eq!(Key::from_base64(&inner), Err(KeyError::Base64Char { pos: 0 }));
+        assert_eq!(
+            Key::from_base64(&inner),
+            Err(KeyError::Base64Char { pos: 0 })
+        );
     }
 
     #[test]
     fn hex_is_lowercase_out_and_either_case_in() {
-        let bytes: [u8; 32] = core::array::from_fn(|i| (i as u8) * 8 + 0xa0);
+        let bytes: [u8; 32] =
+            core::array::from_fn(|i| (i as u8).wrapping_mul(8).wrapping_add(0xa0));
         let key = Key::from_bytes(bytes);
         let hex = key.to_hex();
         assert_eq!(&hex[..8], "a0a8b0b8");
-        assert!(hex.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert!(hex
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
         assert_eq!(Key::from_hex(&hex.to_uppercase()).unwrap(), key);
     }
 
     #[test]
     fn hex_errors_are_precise() {
         assert_eq!(Key::from_hex(""), Err(KeyError::HexLength { len: 0 }));
-        assert_eq!(Key::from_hex(&"0".repeat(63)), Err(KeyError::HexLength { len: 63 }));
+        assert_eq!(
+            Key::from_hex(&"0".repeat(63)),
+            Err(KeyError::HexLength { len: 63 })
+        );
         let mut s = "0".repeat(64);
         s.replace_range(9..10, "g");
         assert_eq!(Key::from_hex(&s), Err(KeyError::HexChar { pos: 9 }));
@@ -591,6 +663,11 @@ mod tests {
             assert_eq!(k.as_bytes()[31] & 0xc0, 0x40);
         }
         let k = PrivateKey::generate().unwrap();
+        assert_eq!(k.clamped(), k);
+        assert_eq!(
+            PrivateKey::from_bytes([0xff; 32]).clamped().as_bytes()[0],
+            0xf8
+        );
         assert_eq!(k.as_bytes()[0] & 7, 0);
         assert_eq!(k.as_bytes()[31] & 0xc0, 0x40);
         assert_ne!(PrivateKey::generate().unwrap(), k);
@@ -609,7 +686,11 @@ mod tests {
     fn secrets_do_not_leak_through_debug() {
         let sk = PrivateKey::from_bytes([0x41; 32]);
         let psk = PresharedKey::from_bytes([0x41; 32]);
-        for s in [format!("{sk:?}"), format!("{psk:?}"), format!("{:?}", sk.as_key())] {
+        for s in [
+            format!("{sk:?}"),
+            format!("{psk:?}"),
+            format!("{:?}", sk.as_key()),
+        ] {
             assert!(!s.contains("QUFB") && !s.contains("4141"), "{s}");
         }
         let pk = PublicKey::from_bytes([0x41; 32]);
@@ -617,11 +698,40 @@ mod tests {
     }
 
     #[test]
+    fn pubkey_input_rules_follow_wg() {
+        let k = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        assert!(PrivateKey::from_base64_input(k.as_bytes()).is_ok());
+        assert!(PrivateKey::from_base64_input(format!("{k}\n \t\r\0\n").as_bytes()).is_ok());
+        assert_eq!(
+            PrivateKey::from_base64_input(format!(" {k}").as_bytes()).unwrap_err(),
+            KeyInputError::Trailing
+        );
+        assert_eq!(
+            PrivateKey::from_base64_input(format!("{k}x").as_bytes()).unwrap_err(),
+            KeyInputError::Trailing
+        );
+        assert_eq!(
+            PrivateKey::from_base64_input(b"abc").unwrap_err(),
+            KeyInputError::Format
+        );
+    }
+
+    #[test]
     fn equality_and_zero() {
         assert!(Key::zero().is_zero());
-        assert!(!Key::from_bytes([0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).is_zero());
-        assert_eq!(PublicKey::from_bytes([3; 32]), PublicKey::from_bytes([3; 32]));
-        assert_ne!(PublicKey::from_bytes([3; 32]), PublicKey::from_bytes([4; 32]));
+        assert!(!Key::from_bytes([
+            0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0
+        ])
+        .is_zero());
+        assert_eq!(
+            PublicKey::from_bytes([3; 32]),
+            PublicKey::from_bytes([3; 32])
+        );
+        assert_ne!(
+            PublicKey::from_bytes([3; 32]),
+            PublicKey::from_bytes([4; 32])
+        );
         assert!(PublicKey::from_bytes([3; 32]) < PublicKey::from_bytes([4; 32]));
     }
 }

@@ -75,7 +75,10 @@ pub struct Limits {
 impl Default for Limits {
     /// 4 KiB lines and 32 MiB in total (room for ~300k peers or ~1M allowed IPs).
     fn default() -> Self {
-        Self { max_line: 4096, max_total: 32 << 20 }
+        Self {
+            max_line: 4096,
+            max_total: 32 << 20,
+        }
     }
 }
 

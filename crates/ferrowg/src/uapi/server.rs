@@ -1,22 +1,28 @@
 //! The daemon's side of UAPI: reading requests, validating `set=1`, writing `get=1` replies.
 //!
 //! Compatibility target: wireguard-go's `device/uapi.go` (checked against wireguard-go
-//! 0.0.20220316 on this system). The errno of every failure is the one wireguard-go returns:
-//! a line without `=` is EPROTO; an unknown key, a malformed value, a bad `protocol_version` or a
-//! `true`-only flag set to anything else is EINVAL; an unreadable or oversized request is EIO.
+//! 0.0.20220316 in `tests/wireguard_go.rs`). The errno of every failure is the one wireguard-go
+//! returns: a line without `=` is EPROTO; an unknown key, a malformed value, a bad
+//! `protocol_version` or a `true`-only flag set to anything else is EINVAL; an unreadable or
+//! oversized request is EIO. Replies carry it negated (`errno=-22`), as wireguard-go writes it.
 //!
-//! One deliberate difference: wireguard-go applies each line as it reads it, so a request that
-//! fails half-way is half applied, and it stops reading at the failing line, leaving the rest of
-//! the request to be misread as the next operation. Here the whole request is parsed first (the
-//! daemon can then apply it atomically) and after an error the rest of the request, up to its
-//! empty line, is read and dropped so the connection stays usable.
+//! Differences, all deliberate:
+//! - wireguard-go applies each line as it reads it, so a request that fails half-way is half
+//!   applied, and it stops reading at the failing line, leaving the rest of the request to be
+//!   misread as the next operation. Here the whole request is parsed first (the daemon can then
+//!   apply it atomically) and after an error the rest of the request, up to its empty line, is
+//!   read and dropped so the connection stays usable.
+//! - An empty `private_key=` removes the key, like an all-zero one (wireguard-go: EINVAL).
+//! - An IPv6 endpoint zone must be numeric (`[fe80::1%2]:51820`); wireguard-go also takes
+//!   interface names.
+//! - Nothing is normalised: a private key arrives unclamped and allowed IPs keep their host
+//!   bits. The daemon should store the key clamped ([`PrivateKey::clamped`]) and the prefixes
+//!   masked ([`AllowedIp::masked`]), as wireguard-go and the kernel do, so `get` reports them so.
 
 use std::fmt::Write as _;
 use std::io::{self, BufRead};
 
-use super::{
-    DeviceState, Errno, InterfaceOp, Limits, PeerOp, PeerSet, PeerState, SetRequest,
-};
+use super::{DeviceState, Errno, InterfaceOp, Limits, PeerOp, PeerSet, PeerState, SetRequest};
 use crate::addr::{parse_uapi_endpoint, AllowedIp};
 use crate::key::{KeyError, PresharedKey, PrivateKey, PublicKey, KEY_LEN_HEX};
 
@@ -186,7 +192,10 @@ pub fn read_request<R: BufRead + ?Sized>(
     limits: &Limits,
 ) -> Result<Option<Request>, RequestError> {
     let mut buf = Vec::new();
-    let io_err = |e: io::Error| SetError { line: 0, kind: SetErrorKind::Io(e.kind()) };
+    let io_err = |e: io::Error| SetError {
+        line: 0,
+        kind: SetErrorKind::Io(e.kind()),
+    };
     match read_line_bounded(reader, &mut buf, limits.max_line).map_err(io_err)? {
         Line::Eof => return Ok(None),
         Line::Line if buf == b"get=1" => {
@@ -265,7 +274,12 @@ pub struct SetParser {
 impl SetParser {
     /// A parser enforcing `limits.max_total` over the lines it is fed.
     pub fn new(limits: Limits) -> Self {
-        Self { request: SetRequest::default(), limits, line_no: 0, total: 0 }
+        Self {
+            request: SetRequest::default(),
+            limits,
+            line_no: 0,
+            total: 0,
+        }
     }
 
     /// The request parsed so far.
@@ -275,23 +289,38 @@ impl SetParser {
 
     fn fail(&mut self, kind: SetErrorKind) -> Result<(), SetError> {
         self.line_no += 1;
-        Err(SetError { line: self.line_no, kind })
+        Err(SetError {
+            line: self.line_no,
+            kind,
+        })
     }
 
     /// Parses one line of the body.
     pub fn line(&mut self, line: &[u8]) -> Result<(), SetError> {
         self.line_no += 1;
         self.total += line.len() + 1;
-        let err = |kind| SetError { line: self.line_no, kind };
+        let err = |kind| SetError {
+            line: self.line_no,
+            kind,
+        };
         if self.total > self.limits.max_total {
             return Err(err(SetErrorKind::TooLarge));
         }
         let line = core::str::from_utf8(line).map_err(|_| err(SetErrorKind::NotUtf8))?;
-        let (key, value) = line.split_once('=').ok_or_else(|| err(SetErrorKind::NoEquals))?;
+        let (key, value) = line
+            .split_once('=')
+            .ok_or_else(|| err(SetErrorKind::NoEquals))?;
         if key == "public_key" {
-            let public_key = PublicKey::from_hex(value)
-                .map_err(|error| err(SetErrorKind::InvalidKey { key: "public_key", error }))?;
-            self.request.peers.push(PeerSet { public_key, ops: Vec::new() });
+            let public_key = PublicKey::from_hex(value).map_err(|error| {
+                err(SetErrorKind::InvalidKey {
+                    key: "public_key",
+                    error,
+                })
+            })?;
+            self.request.peers.push(PeerSet {
+                public_key,
+                ops: Vec::new(),
+            });
             return Ok(());
         }
         match self.request.peers.last_mut() {
@@ -311,8 +340,10 @@ impl SetParser {
 fn interface_op(key: &str, value: &str) -> Result<InterfaceOp, SetErrorKind> {
     Ok(match key {
         "private_key" => InterfaceOp::PrivateKey(private_key(value)?),
-        "listen_port" => InterfaceOp::ListenPort(number(value).ok_or_else(|| invalid(key, value))?),
-        "fwmark" => InterfaceOp::FwMark(number(value).ok_or_else(|| invalid(key, value))?),
+        "listen_port" => {
+            InterfaceOp::ListenPort(number(value).ok_or_else(|| invalid("listen_port", value))?)
+        }
+        "fwmark" => InterfaceOp::FwMark(number(value).ok_or_else(|| invalid("fwmark", value))?),
         "replace_peers" => {
             flag("replace_peers", value)?;
             InterfaceOp::ReplacePeers
@@ -332,8 +363,10 @@ fn peer_op(key: &str, value: &str) -> Result<PeerOp, SetErrorKind> {
             PeerOp::UpdateOnly
         }
         "preshared_key" => {
-            let psk = PresharedKey::from_hex(value)
-                .map_err(|error| SetErrorKind::InvalidKey { key: "preshared_key", error })?;
+            let psk = PresharedKey::from_hex(value).map_err(|error| SetErrorKind::InvalidKey {
+                key: "preshared_key",
+                error,
+            })?;
             PeerOp::PresharedKey((!psk.is_zero()).then_some(psk))
         }
         "endpoint" => {
@@ -365,8 +398,10 @@ fn private_key(value: &str) -> Result<Option<PrivateKey>, SetErrorKind> {
     if value.is_empty() {
         return Ok(None);
     }
-    let key = PrivateKey::from_hex(value)
-        .map_err(|error| SetErrorKind::InvalidKey { key: "private_key", error })?;
+    let key = PrivateKey::from_hex(value).map_err(|error| SetErrorKind::InvalidKey {
+        key: "private_key",
+        error,
+    })?;
     Ok((!key.is_zero()).then_some(key))
 }
 
@@ -380,7 +415,10 @@ fn flag(key: &'static str, value: &str) -> Result<(), SetErrorKind> {
 }
 
 fn invalid(key: &'static str, value: &str) -> SetErrorKind {
-    SetErrorKind::InvalidValue { key, value: value.to_owned() }
+    SetErrorKind::InvalidValue {
+        key,
+        value: value.to_owned(),
+    }
 }
 
 /// Go's `strconv.ParseUint(value, 10, bits)`: ASCII digits only (leading zeros allowed), no
@@ -393,7 +431,11 @@ fn number<T: TryFrom<u64>>(value: &str) -> Option<T> {
     if digits.len() > 20 {
         return None;
     }
-    let n: u64 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+    let n: u64 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().ok()?
+    };
     T::try_from(n).ok()
 }
 
@@ -435,11 +477,23 @@ fn write_peer(out: &mut String, peer: &PeerState) {
     if let Some(endpoint) = peer.endpoint {
         let _ = writeln!(out, "endpoint={endpoint}");
     }
-    let _ = writeln!(out, "last_handshake_time_sec={}", peer.last_handshake_time_sec);
-    let _ = writeln!(out, "last_handshake_time_nsec={}", peer.last_handshake_time_nsec);
+    let _ = writeln!(
+        out,
+        "last_handshake_time_sec={}",
+        peer.last_handshake_time_sec
+    );
+    let _ = writeln!(
+        out,
+        "last_handshake_time_nsec={}",
+        peer.last_handshake_time_nsec
+    );
     let _ = writeln!(out, "tx_bytes={}", peer.tx_bytes);
     let _ = writeln!(out, "rx_bytes={}", peer.rx_bytes);
-    let _ = writeln!(out, "persistent_keepalive_interval={}", peer.persistent_keepalive_interval);
+    let _ = writeln!(
+        out,
+        "persistent_keepalive_interval={}",
+        peer.persistent_keepalive_interval
+    );
     for ip in &peer.allowed_ips {
         let _ = writeln!(out, "allowed_ip={ip}");
     }
@@ -528,7 +582,10 @@ mod tests {
         assert_eq!(errno_of("foo\n"), Errno::EPROTO);
         assert_eq!(errno_of("bogus=1\n"), Errno::EINVAL);
         assert_eq!(errno_of("listen_port=abc\n"), Errno::EINVAL);
-        assert_eq!(errno_of(&format!("public_key={PK1}\nprotocol_version=2\n")), Errno::EINVAL);
+        assert_eq!(
+            errno_of(&format!("public_key={PK1}\nprotocol_version=2\n")),
+            Errno::EINVAL
+        );
         let cases = [
             "listen_port=65536",
             "listen_port=-1",
@@ -566,7 +623,10 @@ mod tests {
             assert_eq!(e.line, 2);
         }
         assert_eq!(errno_of("allowed_ip=10.0.0.0/8\n"), Errno::EINVAL);
-        assert_eq!(errno_of(&format!("public_key={PK1}\nnoequals\n")), Errno::EPROTO);
+        assert_eq!(
+            errno_of(&format!("public_key={PK1}\nnoequals\n")),
+            Errno::EPROTO
+        );
     }
 
     #[test]
@@ -574,15 +634,21 @@ mod tests {
         let secret = format!("{}zz", "ab".repeat(31));
         let e = set(&format!("private_key={secret}\n")).unwrap_err();
         assert!(!format!("{e} {e:?}").contains("abab"));
-        assert_eq!(e.kind, SetErrorKind::InvalidKey {
-            key: "private_key",
-            error: KeyError::HexChar { pos: 62 }
-        });
+        assert_eq!(
+            e.kind,
+            SetErrorKind::InvalidKey {
+                key: "private_key",
+                error: KeyError::HexChar { pos: 62 }
+            }
+        );
     }
 
     #[test]
     fn limits_bound_lines_and_totals() {
-        let limits = Limits { max_line: 100, max_total: 1000 };
+        let limits = Limits {
+            max_line: 100,
+            max_total: 1000,
+        };
         let long = format!("listen_port={}\n", "1".repeat(200));
         let e = parse_set(long.as_bytes(), &limits).unwrap_err();
         assert_eq!(e.kind, SetErrorKind::LineTooLong);
@@ -598,8 +664,14 @@ mod tests {
         let limits = Limits::default();
         let mut input: &[u8] = b"get=1\n\nset=1\nlisten_port=5\n\nget=1\n\n";
         assert_eq!(read_request(&mut input, &limits), Ok(Some(Request::Get)));
-        let expected = SetRequest { interface: vec![InterfaceOp::ListenPort(5)], peers: vec![] };
-        assert_eq!(read_request(&mut input, &limits), Ok(Some(Request::Set(expected))));
+        let expected = SetRequest {
+            interface: vec![InterfaceOp::ListenPort(5)],
+            peers: vec![],
+        };
+        assert_eq!(
+            read_request(&mut input, &limits),
+            Ok(Some(Request::Set(expected)))
+        );
         assert_eq!(read_request(&mut input, &limits), Ok(Some(Request::Get)));
         assert_eq!(read_request(&mut input, &limits), Ok(None));
 
@@ -615,7 +687,10 @@ mod tests {
 
     #[test]
     fn reader_drains_a_refused_set_and_stays_in_sync() {
-        let limits = Limits { max_line: 64, max_total: 1 << 20 };
+        let limits = Limits {
+            max_line: 64,
+            max_total: 1 << 20,
+        };
         let long = "x".repeat(1000);
         let text = format!("set=1\nbogus=1\nlisten_port=1\n\nset=1\n{long}\nfwmark=1\n\nget=1\n\n");
         let mut input = text.as_bytes();
@@ -629,11 +704,16 @@ mod tests {
     #[test]
     fn reader_applies_at_end_of_input_like_wireguard_go() {
         let mut input: &[u8] = b"set=1\nfwmark=7";
-        let req = read_request(&mut input, &Limits::default()).unwrap().unwrap();
-        assert_eq!(req, Request::Set(SetRequest {
-            interface: vec![InterfaceOp::FwMark(7)],
-            peers: vec![]
-        }));
+        let req = read_request(&mut input, &Limits::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            req,
+            Request::Set(SetRequest {
+                interface: vec![InterfaceOp::FwMark(7)],
+                peers: vec![]
+            })
+        );
     }
 
     #[test]
@@ -642,10 +722,16 @@ mod tests {
         let data = vec![b'a'; 1 << 20];
         let mut reader = io::BufReader::with_capacity(64, &data[..]);
         let mut buf = Vec::new();
-        assert_eq!(read_line_bounded(&mut reader, &mut buf, 100).unwrap(), Line::TooLong);
+        assert_eq!(
+            read_line_bounded(&mut reader, &mut buf, 100).unwrap(),
+            Line::TooLong
+        );
         assert!(buf.capacity() <= 256);
         let mut input: &[u8] = b"abc";
-        assert_eq!(read_line_bounded(&mut input, &mut buf, 100).unwrap(), Line::Partial);
+        assert_eq!(
+            read_line_bounded(&mut input, &mut buf, 100).unwrap(),
+            Line::Partial
+        );
         assert_eq!(buf, b"abc");
     }
 
@@ -658,7 +744,11 @@ mod tests {
             AllowedIp::parse_uapi("10.0.0.0/24").unwrap(),
             AllowedIp::parse_uapi("::ffff:1.2.3.4/128").unwrap(),
         ];
-        let state = DeviceState { listen_port: 57145, peers: vec![peer], ..Default::default() };
+        let state = DeviceState {
+            listen_port: 57145,
+            peers: vec![peer],
+            ..Default::default()
+        };
         let expected = format!(
             "listen_port=57145\npublic_key={PK1}\npreshared_key={}\nprotocol_version=1\n\
              endpoint=[::ffff:1.2.3.4]:5\nlast_handshake_time_sec=0\nlast_handshake_time_nsec=0\n\

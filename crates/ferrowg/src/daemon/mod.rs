@@ -1,0 +1,167 @@
+//! `ferrowg daemon IFACE`: the userspace WireGuard daemon, a drop-in for wireguard-go.
+//!
+//! It creates TUN device IFACE and the UAPI socket `/var/run/wireguard/IFACE.sock`, then runs
+//! until the interface is deleted, the socket is removed, or it gets SIGTERM/SIGINT; it then
+//! removes both. Without `--foreground` it detaches (re-executes itself in the background and
+//! returns once the interface is ready), like wireguard-go.
+//!
+//! Threads: one TUN→UDP and one UDP→TUN data-path thread (so both cores work), one for the
+//! protocol timers, one for the UAPI socket, and the main thread watching for the end.
+
+pub mod datapath;
+pub mod state;
+pub mod uapi;
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use ferrowg_proto::crypto::RingCrypto;
+use ferrowg_proto::Device;
+use ferrowg_sys::{Tun, TunConfig};
+
+use datapath::Shared;
+use state::{NoKey, State};
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Not root / no CAP_NET_ADMIN.
+    #[error("creating {iface} needs root or CAP_NET_ADMIN ({source})")]
+    Privilege {
+        /// The interface.
+        iface: String,
+        /// The OS error.
+        source: ferrowg_sys::Error,
+    },
+    /// /dev/net/tun is missing.
+    #[error("/dev/net/tun is missing: load the tun module or create the device node ({0})")]
+    NoTun(ferrowg_sys::Error),
+    /// Another OS error.
+    #[error("{what}: {source}")]
+    Os {
+        /// What failed.
+        what: String,
+        /// The error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn os(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> DaemonError {
+    DaemonError::Os { what: what.into(), source: Box::new(e) }
+}
+
+/// Validates an interface name like the kernel does (1–15 bytes, no '/', no whitespace).
+pub fn valid_iface_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < 16
+        && name != "."
+        && name != ".."
+        && !name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace())
+}
+
+/// Starts the daemon in the background and returns once the UAPI socket is up.
+pub fn spawn_detached(iface: &str) -> Result<(), DaemonError> {
+    let exe = std::env::current_exe().map_err(|e| os("cannot find own executable", e))?;
+    let mut child = Command::new(exe)
+        .args(["daemon", "--foreground", iface])
+        .env("FERROWG_DETACHED", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| os("cannot start the daemon", e))?;
+    let path = uapi::socket_path(iface);
+    for _ in 0..200 {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(os("daemon", std::io::Error::other(format!("exited early: {status}"))));
+        }
+        if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    Err(os("daemon", std::io::Error::other("UAPI socket did not appear within 5 s")))
+}
+
+use std::os::unix::process::CommandExt as _;
+
+/// Runs the daemon in this process until it is told to stop.
+pub fn run(iface: &str) -> Result<(), DaemonError> {
+    let tun = Tun::open(&TunConfig::new(iface)).map_err(|e| {
+        if e.raw_os_error() == Some(1) {
+            DaemonError::Privilege { iface: iface.to_string(), source: e }
+        } else if e.raw_os_error() == Some(2) {
+            DaemonError::NoTun(e)
+        } else {
+            os(format!("cannot create TUN device {iface}"), e)
+        }
+    })?;
+    let socket = state::bind_socket(0, 0)
+        .map_err(|e| os("cannot bind a UDP socket", std::io::Error::other(e.to_string())))?;
+    let device = Device::new(Box::new(NoKey), Box::new(RingCrypto), Box::new(rand_core::OsRng));
+    let mut st = State::new(device, socket);
+    let now = state::now();
+    st.device.set_clock(now, state::unix_nanos());
+    if let Ok(mtu) = tun.mtu() {
+        st.device.set_mtu(mtu as usize);
+    }
+    let listener = uapi::listen(iface).map_err(|e| os("cannot create the UAPI socket", e))?;
+    let shared = Arc::new(Shared {
+        state: Mutex::new(st),
+        timer_wake: Condvar::new(),
+        shutdown: AtomicBool::new(false),
+        reason: Mutex::new(None),
+    });
+    let term = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(sig, term.clone()).map_err(|e| os("cannot install signal handlers", e))?;
+    }
+    log::info!("{iface}: ferrowg {} started (crypto backend: ring)", env!("CARGO_PKG_VERSION"));
+
+    let queues = tun.into_queues();
+    let mut handles = Vec::new();
+    for q in queues {
+        let q = Arc::new(q);
+        let q2 = q.clone();
+        let s = shared.clone();
+        handles.push(spawn("tun-rx", move || datapath::tun_to_udp(s, q))?);
+        let s = shared.clone();
+        handles.push(spawn("udp-rx", move || datapath::udp_to_tun(s, q2))?);
+    }
+    let s = shared.clone();
+    handles.push(spawn("timers", move || datapath::timers(s))?);
+    let s = shared.clone();
+    handles.push(spawn("uapi", move || uapi::serve(s, listener))?);
+
+    let path = uapi::socket_path(iface);
+    let mut tick = 0u32;
+    while !shared.shutdown.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if term.load(Ordering::Relaxed) {
+            shared.stop("signal received");
+        }
+        tick += 1;
+        if tick % 5 == 0 {
+            if !path.exists() {
+                shared.stop(format!("{} was removed", path.display()));
+            }
+            if !ferrowg_sys::netdev::exists(iface).unwrap_or(true) {
+                shared.stop(format!("interface {iface} was removed"));
+            }
+        }
+    }
+    let reason = shared.reason.lock().map(|r| r.clone()).unwrap_or_default();
+    log::info!("{iface}: shutting down: {}", reason.unwrap_or_default());
+    for h in handles {
+        let _ = h.join();
+    }
+    let _ = std::fs::remove_file(&path);
+    Ok(())
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<std::thread::JoinHandle<()>, DaemonError> {
+    std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| os("cannot start a thread", e))
+}

@@ -1,0 +1,104 @@
+//! The UAPI socket `/var/run/wireguard/<iface>.sock`: accepts connections from `wg` (or
+//! `ferrowg`) and answers `get=1` / `set=1` requests against the shared state.
+
+use std::io::{BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::datapath::Shared;
+use crate::uapi::server::{errno_reply, read_request, write_get_response, Request};
+use crate::uapi::Limits;
+
+/// Where UAPI sockets live (shared by every network namespace on the machine).
+pub const SOCKET_DIR: &str = "/var/run/wireguard";
+
+/// The socket path of `iface`.
+pub fn socket_path(iface: &str) -> PathBuf {
+    Path::new(SOCKET_DIR).join(format!("{iface}.sock"))
+}
+
+/// Creates the listening socket, refusing if another daemon already serves `iface`.
+pub fn listen(iface: &str) -> std::io::Result<UnixListener> {
+    std::fs::create_dir_all(SOCKET_DIR)?;
+    std::fs::set_permissions(SOCKET_DIR, std::fs::Permissions::from_mode(0o755))?;
+    let path = socket_path(iface);
+    if path.exists() {
+        if UnixStream::connect(&path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("{} is already in use by a running daemon", path.display()),
+            ));
+        }
+        std::fs::remove_file(&path)?;
+    }
+    let listener = UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Serves connections until shutdown.
+pub fn serve(shared: Arc<Shared>, listener: UnixListener) {
+    while !shared.shutdown.load(Ordering::Relaxed) {
+        match listener.accept() {
+            Ok((conn, _)) => {
+                let shared = shared.clone();
+                // One thread per connection, as wireguard-go does; each ends with its client.
+                let spawned = std::thread::Builder::new()
+                    .name("uapi-conn".into())
+                    .spawn(move || handle(&shared, conn));
+                if let Err(e) = spawned {
+                    log::warn!("UAPI: cannot start a connection thread: {e}");
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => {
+                log::warn!("UAPI accept: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+}
+
+fn handle(shared: &Shared, conn: UnixStream) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+    let _ = conn.set_write_timeout(Some(Duration::from_secs(30)));
+    let Ok(mut writer) = conn.try_clone() else { return };
+    let mut reader = BufReader::new(conn);
+    let limits = Limits::default();
+    loop {
+        let reply = match read_request(&mut reader, &limits) {
+            Ok(None) => return,
+            // The reply ends with errno=0.
+            Ok(Some(Request::Get)) => write_get_response(&shared.lock().snapshot()),
+            Ok(Some(Request::Set(req))) => {
+                let result = shared.lock().apply(&req);
+                shared.timer_wake.notify_one();
+                match result {
+                    Ok(()) => errno_reply(None),
+                    Err(e) => {
+                        log::warn!("UAPI set refused: {e}");
+                        errno_reply(Some(e))
+                    }
+                }
+            }
+            Err(e) => match e.errno() {
+                Some(errno) => {
+                    log::warn!("UAPI: {e}");
+                    errno_reply(Some(errno))
+                }
+                None => return,
+            },
+        };
+        if writer.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
