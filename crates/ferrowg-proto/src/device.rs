@@ -1016,11 +1016,6 @@ impl Device {
             return self.drop_in(DropReason::Replay);
         }
         let plain_len = body.len();
-        let rekey_on_receive = p.keypairs.current.as_ref().is_some_and(|k| {
-            k.is_initiator
-                && now.saturating_duration_since(k.created)
-                    >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT
-        }) && !p.sent_lastminute_handshake;
         if slot == Slot::Next {
             let indices = &mut self.indices;
             if let Some(i) = p.keypairs.confirm_next() {
@@ -1034,6 +1029,16 @@ impl Device {
             });
             self.send_staged(id, now);
         }
+        // keep_key_fresh (receive side), judged on the current keypair after any promotion
+        // above, as the kernel does: a just-confirmed responder keypair needs no rekey.
+        let rekey_on_receive = self.peer(id).is_some_and(|p| {
+            !p.sent_lastminute_handshake
+                && p.keypairs.current.as_ref().is_some_and(|k| {
+                    k.is_initiator
+                        && now.saturating_duration_since(k.created)
+                            >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT
+                })
+        });
         if rekey_on_receive {
             if let Ok(p) = self.peer_mut(id) {
                 p.sent_lastminute_handshake = true;

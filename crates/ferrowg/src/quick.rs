@@ -33,7 +33,7 @@ pub fn locate(arg: &str) -> Result<QuickFile, CliError> {
         .file_name()
         .and_then(|n| n.to_str())
         .and_then(|n| n.strip_suffix(".conf"))
-        .ok_or_else(|| CliError::new(format!("The config file must be a valid interface name, followed by .conf")))?;
+        .ok_or_else(|| CliError::new("The config file must be a valid interface name, followed by .conf"))?;
     if !crate::daemon::valid_iface_name(base) {
         return Err(CliError::new(format!("`{base}' is not a valid interface name")));
     }
@@ -212,7 +212,7 @@ fn add_routes(qf: &QuickFile) -> Result<(), CliError> {
     }
     let mut prefixes: Vec<_> = qf.config.peers.iter().flat_map(|p| p.allowed_ips.iter().map(|a| a.masked())).collect();
     // Longest prefixes first, as wg-quick sorts them.
-    prefixes.sort_by(|a, b| b.cidr.cmp(&a.cidr));
+    prefixes.sort_by_key(|p| std::cmp::Reverse(p.cidr));
     prefixes.dedup();
     for p in prefixes {
         let fam = if is_v6(&p.addr) { "-6" } else { "-4" };
