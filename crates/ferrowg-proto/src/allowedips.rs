@@ -12,6 +12,11 @@
 //! (IPv6) nodes. IPv4 and IPv6 have separate tries: `10.0.0.0/8` and `::ffff:10.0.0.0/104` are
 //! different entries, as in the kernel.
 //!
+//! A binary trie costs a dependent memory load per bit of branching (17 levels for 100k random
+//! prefixes), so a lookup does not start at the root: a jump table indexed by up to 20 address
+//! bits (see `Jump`) says where the walk would be after those bits, and a lookup in a table of
+//! 100k random prefixes reads one table entry and one or two nodes.
+//!
 //! Nodes live in a `Vec` arena addressed by `u32` indices. Removal prunes nodes that no longer
 //! carry a value or separate two subtrees; freed slots go on a free list and are reused, and the
 //! arena is compacted once more than half of it is free, so memory stays proportional to the
@@ -31,6 +36,12 @@ const V6_BITS: u8 = <u128 as Key>::BITS;
 /// The arena is never compacted while fewer slots than this are free.
 const COMPACT_MIN_FREE: usize = 1024;
 
+/// A trie with fewer entries than this has no jump table.
+const JUMP_MIN_LEN: usize = 16;
+
+/// The jump table indexes at most this many bits (2^20 entries, 8 MiB).
+const JUMP_MAX_BITS: u8 = 20;
+
 /// The prefix length passed to [`AllowedIps::insert`] is longer than the address: more than 32
 /// for IPv4 or more than 128 for IPv6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,6 +60,9 @@ trait Key: Copy + Eq {
     /// Address width in bits.
     const BITS: u8;
 
+    /// The all-zeroes address.
+    const ZERO: Self;
+
     /// `self` with every bit from position `cidr` on cleared; unchanged if `cidr >= BITS`.
     fn masked(self, cidr: u8) -> Self;
 
@@ -57,12 +71,19 @@ trait Key: Copy + Eq {
 
     /// The number of leading bits `self` and `other` have in common (at most `BITS`).
     fn common_bits(self, other: Self) -> u8;
+
+    /// Bits `start .. start + len` as an integer (`len <= 20`); 0 if `len == 0`.
+    fn field(self, start: u8, len: u8) -> usize;
+
+    /// `self` with bit number `pos` set; unchanged if `pos >= BITS`.
+    fn with_bit(self, pos: u8) -> Self;
 }
 
 macro_rules! impl_key {
     ($ty:ty) => {
         impl Key for $ty {
             const BITS: u8 = <$ty>::BITS as u8;
+            const ZERO: Self = 0;
 
             #[inline(always)]
             fn masked(self, cidr: u8) -> Self {
@@ -79,6 +100,20 @@ macro_rules! impl_key {
             #[inline]
             fn common_bits(self, other: Self) -> u8 {
                 u8::try_from((self ^ other).leading_zeros()).unwrap_or(<Self as Key>::BITS)
+            }
+
+            #[inline(always)]
+            fn field(self, start: u8, len: u8) -> usize {
+                let shift = u32::from(<Self as Key>::BITS.saturating_sub(len));
+                let top = self.checked_shl(u32::from(start)).unwrap_or(0);
+                // Callers keep `len` at most JUMP_MAX_BITS, so the value fits a usize.
+                top.checked_shr(shift).unwrap_or(0) as usize
+            }
+
+            #[inline]
+            fn with_bit(self, pos: u8) -> Self {
+                let high: $ty = 1 << (<$ty>::BITS - 1);
+                self | high.checked_shr(u32::from(pos)).unwrap_or(0)
             }
         }
     };
@@ -135,9 +170,11 @@ struct Trie<K, T> {
     free_head: u32,
     free_count: usize,
     len: usize,
+    jump: Jump<K>,
 }
 
-/// Converts an arena index to a `Vec` position (`NIL` maps past the end of any arena).
+/// Converts an arena index to a `Vec` position (`NIL` maps past the end of any arena on the
+/// 32- and 64-bit targets WireGuard runs on).
 #[inline(always)]
 fn slot(idx: u32) -> usize {
     idx as usize
@@ -152,6 +189,7 @@ impl<K: Key, T: Copy + PartialEq> Trie<K, T> {
             free_head: NIL,
             free_count: 0,
             len: 0,
+            jump: Jump::OFF,
         }
     }
 
@@ -241,8 +279,10 @@ impl<K: Key, T: Copy + PartialEq> Trie<K, T> {
     /// Longest-prefix match of `key`.
     #[inline]
     fn lookup(&self, key: K) -> Option<T> {
-        let mut best = NIL;
-        let mut idx = self.root;
+        let (mut idx, mut best) = match self.jump.entry(key) {
+            Some(entry) => (entry.node, entry.best),
+            None => (self.root, NIL),
+        };
         while let Some(node) = self.node(idx) {
             if !node.contains(key) {
                 break;
@@ -259,19 +299,29 @@ impl<K: Key, T: Copy + PartialEq> Trie<K, T> {
     /// Inserts or replaces `key/cidr`; `key` is already masked and `cidr <= K::BITS`. Returns the
     /// previous value. If the arena is full (2^32 - 1 nodes), stores nothing and returns `None`.
     fn insert(&mut self, key: K, cidr: u8, value: T) -> Option<T> {
+        let (old, idx) = self.insert_node(key, cidr, value);
+        if old.is_none() && idx != NIL {
+            self.update_jump(key, cidr, Change::Gained(idx));
+        }
+        old
+    }
+
+    /// The trie part of `insert`: returns the previous value and the index of the node that now
+    /// holds the entry (`NIL` if the arena was full).
+    fn insert_node(&mut self, key: K, cidr: u8, value: T) -> (Option<T>, u32) {
         let mut link = Link::Root;
         // Each step descends to a node with a longer prefix, so this runs at most BITS + 2 times.
         loop {
             let idx = self.target(link);
             let Some(node) = self.node(idx).copied() else {
-                return self.attach_leaf(link, key, cidr, value);
+                return (None, self.attach_leaf(link, key, cidr, value));
             };
             let common = node.key.common_bits(key).min(node.cidr).min(cidr);
             if common < node.cidr {
-                return self.split(link, idx, common, key, cidr, value);
+                return (None, self.split(link, idx, common, key, cidr, value));
             }
             if node.cidr == cidr {
-                return self.replace_value(idx, value);
+                return (self.replace_value(idx, value), idx);
             }
             link = Link::Child {
                 parent: idx,
@@ -280,23 +330,27 @@ impl<K: Key, T: Copy + PartialEq> Trie<K, T> {
         }
     }
 
-    /// Hangs a new leaf `key/cidr` at the empty `link`.
-    fn attach_leaf(&mut self, link: Link, key: K, cidr: u8, value: T) -> Option<T> {
-        if self.has_room(1) {
-            let leaf = self.alloc(Node::new(key, cidr, true), Some(value));
-            self.set_target(link, leaf);
-            self.len += 1;
+    /// Hangs a new leaf `key/cidr` at the empty `link`; returns it (`NIL` if the arena is full).
+    fn attach_leaf(&mut self, link: Link, key: K, cidr: u8, value: T) -> u32 {
+        if !self.has_room(1) {
+            return NIL;
         }
-        None
+        let leaf = self.alloc(Node::new(key, cidr, true), Some(value));
+        self.set_target(link, leaf);
+        self.len += 1;
+        leaf
     }
 
     /// Inserts `key/cidr` above node `idx` at `link`, where the two prefixes agree on only their
     /// first `common` bits and `common < cidr of idx`. The new entry either becomes the parent
-    /// of `idx` (it is a prefix of it) or its sibling under a new branch node.
-    fn split(&mut self, link: Link, idx: u32, common: u8, key: K, cidr: u8, value: T) -> Option<T> {
-        let old = self.node(idx).copied()?;
+    /// of `idx` (it is a prefix of it) or its sibling under a new branch node. Returns the new
+    /// entry's node (`NIL` if the arena is full).
+    fn split(&mut self, link: Link, idx: u32, common: u8, key: K, cidr: u8, value: T) -> u32 {
+        let Some(old) = self.node(idx).copied() else {
+            return NIL;
+        };
         if !self.has_room(2) {
-            return None;
+            return NIL;
         }
         let entry = self.alloc(Node::new(key, cidr, true), Some(value));
         let top = if common == cidr {
@@ -310,7 +364,7 @@ impl<K: Key, T: Copy + PartialEq> Trie<K, T> {
         };
         self.set_target(link, top);
         self.len += 1;
-        None
+        entry
     }
 
     /// Stores `value` on the existing node `idx` (which may have been a bare branch node).
@@ -355,7 +409,9 @@ impl<K: Key, T: Copy + PartialEq> Trie<K, T> {
         }
         self.len = self.len.saturating_sub(1);
         self.prune(link, parent_link);
-        self.maybe_compact();
+        if !self.maybe_compact() {
+            self.update_jump(key, cidr, Change::Lost(idx));
+        }
         Some(old)
     }
 
@@ -396,11 +452,15 @@ impl<K: Key, T: Copy + PartialEq> Trie<K, T> {
         self.free(idx);
     }
 
-    /// Rebuilds the arena without free slots once more than half of it is free.
-    fn maybe_compact(&mut self) {
-        if self.free_count >= COMPACT_MIN_FREE && self.free_count > self.nodes.len() / 2 {
+    /// Rebuilds the arena without free slots (and the jump table, whose node indices change)
+    /// once more than half of it is free. Returns whether it did.
+    fn maybe_compact(&mut self) -> bool {
+        let compact = self.free_count >= COMPACT_MIN_FREE && self.free_count > self.nodes.len() / 2;
+        if compact {
             self.compact();
+            self.rebuild_jump();
         }
+        compact
     }
 
     /// Copies the live nodes into fresh, exactly sized vectors in breadth-first order (which
@@ -436,13 +496,22 @@ impl<K: Key, T: Copy + PartialEq> Trie<K, T> {
         self.free_count = 0;
     }
 
+    /// The reachable nodes, parents before children and 0 subtrees before 1 subtrees.
+    fn preorder(&self) -> Preorder<'_, K, T> {
+        let stack = if self.root == NIL {
+            Vec::new()
+        } else {
+            alloc::vec![self.root]
+        };
+        Preorder { trie: self, stack }
+    }
+
     /// All entries, in ascending order of (address, prefix length).
-    fn iter(&self) -> TrieIter<'_, K, T> {
-        let mut stack = Vec::new();
-        if self.root != NIL {
-            stack.push(self.root);
-        }
-        TrieIter { trie: self, stack }
+    fn iter(&self) -> impl Iterator<Item = (K, u8, T)> + '_ {
+        self.preorder().filter_map(|idx| {
+            let node = self.node(idx)?;
+            Some((node.key, node.cidr, self.value(idx)?))
+        })
     }
 
     /// The entries mapping to `value`.
@@ -463,31 +532,302 @@ impl<K: Key, T: Copy + PartialEq> Trie<K, T> {
     }
 }
 
-/// Pre-order walk of a trie: a node, then its 0 subtree, then its 1 subtree. The stack holds at
-/// most one pending sibling per level, so it never exceeds `BITS + 2` entries.
-struct TrieIter<'a, K, T> {
+/// How the entry an update is about changed, for `Trie::update_jump`.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    /// The node at this index now has a value it did not have.
+    Gained(u32),
+    /// The node at this index lost its value (and may have been freed).
+    Lost(u32),
+}
+
+/// Where a lookup stands after consuming the bits of one jump-table bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct JumpEntry {
+    /// The first node of the walk whose prefix is at least `Jump::depth` bits long, or `NIL`.
+    node: u32,
+    /// The deepest node with a value passed on the way there, or `NIL`.
+    best: u32,
+}
+
+/// A direct-indexed shortcut over the top of the trie, in the spirit of the first level of an
+/// LC-trie or DIR-24-8: the `bits` address bits that follow an anchor prefix index `entries`,
+/// and each entry says where a walk from the root would be once it had consumed those bits.
+/// A lookup inside the anchor starts there instead of at the root. The anchor is the longest
+/// prefix holding at least 7/8 of the entries (the root for random prefixes, `10.0.0.0/16` for a
+/// VPN's peers in that network), and `bits` is about log2 of the entries under it, so a bucket
+/// holds one or two entries and the table takes at most 8 bytes per entry when built (32 before
+/// a shrinking table is rebuilt).
+///
+/// The table is rebuilt when the trie doubles or quarters in size, when as many entries as half
+/// its size at the last rebuild have been added outside the anchor, and after compaction. Between
+/// rebuilds, an insertion or removal of `p/c` repaints only the buckets inside `p/c`: a walk
+/// for any other bucket meets no new or freed node other than value-less branch nodes above
+/// its bucket level, which do not change where it ends up.
+#[derive(Debug, Clone)]
+struct Jump<K> {
+    anchor: K,
+    anchor_cidr: u8,
+    /// Index width; 0 when the table is off.
+    bits: u8,
+    entries: Vec<JumpEntry>,
+    /// The trie's `len` at the last rebuild.
+    sized_for: usize,
+    /// Entries added outside the anchor since then.
+    outside: usize,
+}
+
+impl<K: Key> Jump<K> {
+    const OFF: Self = Jump {
+        anchor: K::ZERO,
+        anchor_cidr: 0,
+        bits: 0,
+        entries: Vec::new(),
+        sized_for: 0,
+        outside: 0,
+    };
+
+    /// The prefix length a bucket stands for.
+    fn depth(&self) -> u8 {
+        self.anchor_cidr.saturating_add(self.bits)
+    }
+
+    /// The entry for `key`'s bucket, if `key` lies inside the anchor and the table is on.
+    #[inline(always)]
+    fn entry(&self, key: K) -> Option<&JumpEntry> {
+        if key.masked(self.anchor_cidr) != self.anchor {
+            return None;
+        }
+        self.entries.get(key.field(self.anchor_cidr, self.bits))
+    }
+
+    /// The buckets of the block `block/level` (`anchor_cidr <= level <= depth`), as a range.
+    fn range(&self, block: K, level: u8) -> core::ops::Range<usize> {
+        let start = block.field(self.anchor_cidr, self.bits);
+        let len = 1usize
+            .checked_shl(u32::from(self.depth().saturating_sub(level)))
+            .unwrap_or(0);
+        start..start.saturating_add(len)
+    }
+
+    /// Sets every bucket in `range` (clipped to the table) to a dead end with `best`.
+    fn fill(&mut self, range: core::ops::Range<usize>, best: u32) {
+        let end = range.end.min(self.entries.len());
+        if let Some(entries) = self.entries.get_mut(range.start.min(end)..end) {
+            entries.fill(JumpEntry { node: NIL, best });
+        }
+    }
+
+    /// In `range`, replaces `best == old` by `new`: where the removed entry `old` was the
+    /// deepest, nothing between it and the bucket had a value, so the next one up takes over.
+    fn replace_best(&mut self, range: core::ops::Range<usize>, old: u32, new: u32) {
+        for entry in self.entries.get_mut(range).into_iter().flatten() {
+            if entry.best == old {
+                entry.best = new;
+            }
+        }
+    }
+
+    /// The block of buckets inside `key/cidr`, as a prefix, or `None` if there are none.
+    fn affected(&self, key: K, cidr: u8) -> Option<(K, u8)> {
+        if self.bits == 0 {
+            return None;
+        }
+        if cidr <= self.anchor_cidr {
+            let inside = self.anchor.masked(cidr) == key;
+            return inside.then_some((self.anchor, self.anchor_cidr));
+        }
+        let level = cidr.min(self.depth());
+        let inside = key.masked(self.anchor_cidr) == self.anchor;
+        inside.then_some((key.masked(level), level))
+    }
+}
+
+impl<K: Key, T: Copy + PartialEq> Trie<K, T> {
+    /// Brings the jump table up to date after the entry `key/cidr` was added or removed. An
+    /// entry longer than the buckets changes one bucket, which is recomputed. A shorter one
+    /// leaves the nodes the buckets point to alone (nodes above bucket depth are passed, never
+    /// stopped at), so only the `best` of the buckets inside it changes.
+    fn update_jump(&mut self, key: K, cidr: u8, change: Change) {
+        let grown = self.len >= JUMP_MIN_LEN.max(self.jump.sized_for.saturating_mul(2));
+        let shrunk = self.jump.bits > 0 && self.len < self.jump.sized_for / 4;
+        if grown || shrunk {
+            self.rebuild_jump();
+            return;
+        }
+        let Some((block, level)) = self.jump.affected(key, cidr) else {
+            if matches!(change, Change::Gained(_)) && self.jump.bits > 0 {
+                self.jump.outside += 1;
+                if self.jump.outside > self.jump.sized_for / 2 {
+                    self.rebuild_jump();
+                }
+            }
+            return;
+        };
+        if cidr >= self.jump.depth() {
+            self.repaint(block, level);
+            return;
+        }
+        let range = self.jump.range(block, level);
+        match change {
+            Change::Gained(idx) => self.raise_best(range, idx, cidr),
+            Change::Lost(idx) => {
+                let (_, above) = self.walk_to(key, cidr);
+                self.jump.replace_best(range, idx, above);
+            }
+        }
+    }
+
+    /// Makes the new entry node `idx` (`cidr` bits long) the `best` of the buckets in `range`
+    /// whose `best` is shorter: those all contain it, so it is now the deepest.
+    fn raise_best(&mut self, range: core::ops::Range<usize>, idx: u32, cidr: u8) {
+        let Trie { nodes, jump, .. } = self;
+        for entry in jump.entries.get_mut(range).into_iter().flatten() {
+            if nodes.get(slot(entry.best)).is_none_or(|n| n.cidr < cidr) {
+                entry.best = idx;
+            }
+        }
+    }
+
+    /// Walks from the root towards `key` through the nodes shorter than `level` bits, which
+    /// every address of the block `key/level` passes alike. Returns the first node at least
+    /// `level` bits long (`NIL` if the walk leaves `key`'s path first) and the deepest node with
+    /// a value on the way (`NIL` if none).
+    fn walk_to(&self, key: K, level: u8) -> (u32, u32) {
+        let mut idx = self.root;
+        let mut best = NIL;
+        while let Some(node) = self.node(idx) {
+            if node.cidr >= level {
+                break;
+            }
+            if !node.contains(key) {
+                return (NIL, best);
+            }
+            if node.has_value {
+                best = idx;
+            }
+            idx = node.children[key.bit(node.cidr)];
+        }
+        (idx, best)
+    }
+
+    /// Chooses a new anchor and size for the jump table and fills it.
+    fn rebuild_jump(&mut self) {
+        self.jump = Jump::OFF;
+        self.jump.sized_for = self.len;
+        if self.len < JUMP_MIN_LEN {
+            return;
+        }
+        let (anchor, anchor_cidr, count) = self.choose_anchor();
+        let bits = u8::try_from(count.max(1).ilog2())
+            .unwrap_or(JUMP_MAX_BITS)
+            .min(JUMP_MAX_BITS)
+            .min(K::BITS.saturating_sub(anchor_cidr));
+        if bits == 0 {
+            return;
+        }
+        self.jump = Jump {
+            anchor,
+            anchor_cidr,
+            bits,
+            entries: alloc::vec![JumpEntry { node: NIL, best: NIL }; 1 << bits],
+            sized_for: self.len,
+            outside: 0,
+        };
+        self.repaint(anchor, anchor_cidr);
+    }
+
+    /// The deepest node whose subtree holds at least 7/8 of the entries, as a prefix, and the
+    /// number of entries under it.
+    fn choose_anchor(&self) -> (K, u8, usize) {
+        let order: Vec<u32> = self.preorder().collect();
+        let mut count = alloc::vec![0usize; self.nodes.len()];
+        for &idx in order.iter().rev() {
+            if let Some(node) = self.node(idx) {
+                let below: usize = node
+                    .children
+                    .iter()
+                    .filter_map(|&c| count.get(slot(c)))
+                    .sum();
+                if let Some(n) = count.get_mut(slot(idx)) {
+                    *n = below + usize::from(node.has_value);
+                }
+            }
+        }
+        let count_of = |idx: u32| count.get(slot(idx)).copied().unwrap_or(0);
+        let mut idx = self.root;
+        while let Some(node) = self.node(idx) {
+            let heavy = if count_of(node.children[0]) >= count_of(node.children[1]) {
+                node.children[0]
+            } else {
+                node.children[1]
+            };
+            if count_of(heavy).saturating_mul(8) < self.len.saturating_mul(7) {
+                return (node.key, node.cidr, count_of(idx));
+            }
+            idx = heavy;
+        }
+        (K::ZERO, 0, self.len)
+    }
+
+    /// Recomputes the jump entries of the buckets inside `block/level`.
+    fn repaint(&mut self, block: K, level: u8) {
+        let (start, best) = self.walk_to(block, level);
+        self.paint(start, best, block, level);
+    }
+
+    /// Fills the buckets of `block/level`, whose walks all reach node `start` (`NIL`, or a node
+    /// at least `level` bits long) having passed `best`. Each bucket is written once, by the
+    /// deepest node above bucket depth that covers it. The stack holds at most one pending
+    /// sibling per level, so it stays under `JUMP_MAX_BITS + 2` entries.
+    fn paint(&mut self, start: u32, best: u32, block: K, level: u8) {
+        let depth = self.jump.depth();
+        let mut stack = alloc::vec![(start, best, block, level)];
+        while let Some((idx, best, block, level)) = stack.pop() {
+            let whole = self.jump.range(block, level);
+            let node = match self.node(idx) {
+                Some(node) if node.key.masked(level) == block => *node,
+                _ => {
+                    self.jump.fill(whole, best);
+                    continue;
+                }
+            };
+            if node.cidr >= depth {
+                self.jump.fill(whole, best);
+                let bucket = node.key.field(self.jump.anchor_cidr, self.jump.bits);
+                if let Some(entry) = self.jump.entries.get_mut(bucket) {
+                    *entry = JumpEntry { node: idx, best };
+                }
+                continue;
+            }
+            let inner = self.jump.range(node.key, node.cidr);
+            self.jump.fill(whole.start..inner.start, best);
+            self.jump.fill(inner.end..whole.end, best);
+            let best = if node.has_value { idx } else { best };
+            let next = node.cidr.saturating_add(1);
+            stack.push((node.children[1], best, node.key.with_bit(node.cidr), next));
+            stack.push((node.children[0], best, node.key, next));
+        }
+    }
+}
+
+/// Pre-order walk over a trie's node indices: a node, then its 0 subtree, then its 1 subtree.
+/// The stack holds at most one pending sibling per level, so it never exceeds `BITS + 2` entries.
+struct Preorder<'a, K, T> {
     trie: &'a Trie<K, T>,
     stack: Vec<u32>,
 }
 
-impl<K: Key, T: Copy + PartialEq> Iterator for TrieIter<'_, K, T> {
-    type Item = (K, u8, T);
+impl<K: Key, T: Copy + PartialEq> Iterator for Preorder<'_, K, T> {
+    type Item = u32;
 
-    fn next(&mut self) -> Option<Self::Item> {
-        while let Some(idx) = self.stack.pop() {
-            let Some(node) = self.trie.node(idx) else {
-                continue;
-            };
-            for &child in node.children.iter().rev() {
-                if child != NIL {
-                    self.stack.push(child);
-                }
-            }
-            if let Some(value) = self.trie.value(idx) {
-                return Some((node.key, node.cidr, value));
-            }
+    fn next(&mut self) -> Option<u32> {
+        let idx = self.stack.pop()?;
+        if let Some(node) = self.trie.node(idx) {
+            self.stack
+                .extend(node.children.iter().rev().filter(|&&c| c != NIL));
         }
-        None
+        Some(idx)
     }
 }
 
@@ -526,9 +866,11 @@ impl<T: Copy + PartialEq> AllowedIps<T> {
 
     /// Maps the prefix `addr/cidr` to `value`, replacing and returning the value it had.
     ///
-    /// Host bits of `addr` past `cidr` are ignored. A table is limited to 2^32 - 1 trie nodes
-    /// per address family (over 2^31 entries, about 64 GiB); past that the insertion is dropped
-    /// and `Ok(None)` returned.
+    /// Host bits of `addr` past `cidr` are ignored. Takes time proportional to the address width,
+    /// plus, for a prefix shorter than most entries (a default route in a big table), up to one
+    /// step per jump-table bucket it covers (at most 2^20). A table is limited to 2^32 - 1 trie
+    /// nodes per address family (at least 2^31 entries, over 64 GiB); past that the insertion
+    /// is dropped and `Ok(None)` returned.
     ///
     /// # Errors
     ///
@@ -546,7 +888,8 @@ impl<T: Copy + PartialEq> AllowedIps<T> {
     }
 
     /// Removes exactly the prefix `addr/cidr` (host bits ignored) and returns its value.
-    /// Longer and shorter prefixes covering the same addresses are left alone.
+    /// Longer and shorter prefixes covering the same addresses are left alone. Costs the same
+    /// as [`AllowedIps::insert`].
     pub fn remove(&mut self, addr: IpAddr, cidr: u8) -> Option<T> {
         match addr {
             IpAddr::V4(a) if cidr <= V4_BITS => self.v4.remove(u32::from(a).masked(cidr), cidr),
@@ -682,7 +1025,45 @@ mod tests {
             }
             assert_eq!(free, self.free_count);
             assert!(self.nodes.len() <= 2 * self.len + self.free_count);
+            self.check_jump();
             reachable
+        }
+
+        /// Asserts that every jump entry is where a walk from the root would be.
+        fn check_jump(&self) {
+            let jump = &self.jump;
+            if jump.bits == 0 {
+                assert!(jump.entries.is_empty());
+                assert!(self.len < JUMP_MIN_LEN.max(2 * jump.sized_for));
+                return;
+            }
+            assert_eq!(jump.entries.len(), 1 << jump.bits);
+            assert!(jump.outside <= jump.sized_for / 2);
+            assert!(jump.entries.len() <= 4 * self.len, "jump table oversized");
+            let depth = jump.depth();
+            for (i, entry) in jump.entries.iter().enumerate() {
+                let mut block = jump.anchor;
+                for b in 0..jump.bits {
+                    if i & (1 << (jump.bits - 1 - b)) != 0 {
+                        block = block.with_bit(jump.anchor_cidr + b);
+                    }
+                }
+                assert_eq!(block.field(jump.anchor_cidr, jump.bits), i);
+                let (mut idx, mut best) = (self.root, NIL);
+                while let Some(node) = self.node(idx) {
+                    if node.cidr >= depth || !node.contains(block) {
+                        break;
+                    }
+                    if node.has_value {
+                        best = idx;
+                    }
+                    idx = node.children[block.bit(node.cidr)];
+                }
+                if self.node(idx).is_some_and(|n| n.key.masked(depth) != block) {
+                    idx = NIL;
+                }
+                assert_eq!(*entry, JumpEntry { node: idx, best }, "bucket {i}");
+            }
         }
     }
 
@@ -978,6 +1359,38 @@ mod tests {
         t.check();
     }
 
+    /// 2^20 peers with one /32 each (2^16 in debug builds, to keep them quick), then every peer
+    /// removed.
+    #[test]
+    fn a_million_host_routes() {
+        const PEERS: u32 = if cfg!(debug_assertions) {
+            1 << 16
+        } else {
+            1 << 20
+        };
+        // Multiplying by an odd constant permutes u32, so the addresses are distinct.
+        let addr = |i: u32| IpAddr::V4(i.wrapping_mul(0x9e37_79b9).into());
+        let mut t = AllowedIps::new();
+        for i in 0..PEERS {
+            assert_eq!(t.insert(addr(i), 32, i), Ok(None));
+        }
+        assert_eq!(t.len(), PEERS as usize);
+        assert!(t.v4.nodes.len() < 2 * PEERS as usize);
+        assert!(t.v4.jump.entries.len() <= PEERS as usize);
+        for i in (0..PEERS).step_by(97) {
+            assert_eq!(t.lookup(addr(i)), Some(i));
+        }
+        for i in 0..4 {
+            assert_eq!(t.remove_by_value(i), 1);
+        }
+        for i in 4..PEERS {
+            assert_eq!(t.remove(addr(i), 32), Some(i));
+        }
+        assert!(t.is_empty());
+        assert!(t.v4.nodes.len() <= COMPACT_MIN_FREE);
+        t.check();
+    }
+
     #[test]
     fn compaction_preserves_contents() {
         let mut t = AllowedIps::new();
@@ -1136,34 +1549,40 @@ mod tests {
         }
     }
 
-    #[test]
-    fn differential_against_naive_list() {
-        let mut rng = ChaCha8Rng::seed_from_u64(0x5eed_a11d);
+    /// A random prefix for the differential tests, and a random address to look up.
+    struct Workload {
+        prefix: fn(&mut ChaCha8Rng) -> (IpAddr, u8),
+        probe: fn(&mut ChaCha8Rng) -> IpAddr,
+        /// Percentages of steps that insert and remove; 1% remove by value.
+        insert: u32,
+        remove: u32,
+        values: u32,
+    }
+
+    /// Runs `steps` random operations on the table and the naive model, checking every result,
+    /// `len()` after every step, and `iter()` and the internal invariants every 500 steps.
+    fn differential(seed: u64, steps: usize, w: &Workload) -> AllowedIps<u32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut t = AllowedIps::new();
         let mut m = Model::default();
-        for step in 0..20_000 {
-            let addr = near_addr(&mut rng);
-            let cidr = near_cidr(&mut rng, addr);
-            match rng.gen_range(0..100) {
-                0..=44 => {
-                    let v = rng.gen_range(0..8);
-                    assert_eq!(t.insert(addr, cidr, v), m.insert(addr, cidr, v), "{step}");
-                }
-                45..=64 => {
-                    let (a, c) = match m.entries.get(rng.gen_range(0..m.entries.len().max(1))) {
-                        Some(e) if rng.gen_bool(0.8) => (e.0, e.1),
-                        _ => (addr, cidr),
-                    };
-                    assert_eq!(t.remove(a, c), m.remove(a, c), "{step}: remove {a}/{c}");
-                }
-                65 => {
-                    let v = rng.gen_range(0..8);
-                    assert_eq!(t.remove_by_value(v), m.remove_by_value(v), "{step}");
-                }
-                _ => {}
+        for step in 0..steps {
+            let (addr, cidr) = (w.prefix)(&mut rng);
+            let dice = rng.gen_range(0..100);
+            if dice < w.insert {
+                let v = rng.gen_range(0..w.values);
+                assert_eq!(t.insert(addr, cidr, v), m.insert(addr, cidr, v), "{step}");
+            } else if dice < w.insert + w.remove {
+                let (a, c) = match m.entries.get(rng.gen_range(0..m.entries.len().max(1))) {
+                    Some(e) if rng.gen_bool(0.8) => (e.0, e.1),
+                    _ => (addr, cidr),
+                };
+                assert_eq!(t.remove(a, c), m.remove(a, c), "{step}: remove {a}/{c}");
+            } else if dice == w.insert + w.remove {
+                let v = rng.gen_range(0..w.values);
+                assert_eq!(t.remove_by_value(v), m.remove_by_value(v), "{step}");
             }
             for _ in 0..4 {
-                let probe = near_addr(&mut rng);
+                let probe = (w.probe)(&mut rng);
                 assert_eq!(t.lookup(probe), m.lookup(probe), "{step}: lookup {probe}");
             }
             assert_eq!(t.len(), m.entries.len(), "{step}");
@@ -1174,7 +1593,7 @@ mod tests {
         }
         t.check();
         assert_eq!(t.iter().collect::<Vec<_>>(), m.sorted());
-        for v in 0..8 {
+        for v in 0..w.values {
             let want: Vec<_> = m
                 .sorted()
                 .into_iter()
@@ -1183,6 +1602,76 @@ mod tests {
                 .collect();
             assert_eq!(t.iter_value(v).collect::<Vec<_>>(), want);
         }
+        t
+    }
+
+    #[test]
+    fn differential_against_naive_list() {
+        let workload = Workload {
+            prefix: |rng| {
+                let addr = near_addr(rng);
+                (addr, near_cidr(rng, addr))
+            },
+            probe: near_addr,
+            insert: 45,
+            remove: 20,
+            values: 8,
+        };
+        differential(0x5eed_a11d, 20_000, &workload);
+    }
+
+    #[test]
+    fn jump_anchor_follows_the_entries() {
+        let mut t = AllowedIps::new();
+        let host = |net: u32, i: u32| IpAddr::V4((net | i).into());
+        for i in 0..4096 {
+            t.insert(host(0x0a00_0000, i), 32, i).expect("valid");
+        }
+        assert_eq!(t.v4.jump.anchor_cidr, 20);
+        assert!(t.v4.jump.bits >= 11);
+        for i in 0..2048 {
+            t.remove(host(0x0a00_0000, i), 32);
+            t.insert(host(0xc0a8_0000, i), 32, i).expect("valid");
+        }
+        t.check();
+        assert_eq!(t.v4.jump.anchor_cidr, 0);
+        for i in 0..4096 {
+            assert_eq!(t.lookup(host(0x0a00_0000, i)), (i >= 2048).then_some(i));
+            assert_eq!(t.lookup(host(0xc0a8_0000, i)), (i < 2048).then_some(i));
+        }
+    }
+
+    /// A VPN hub's table: thousands of host routes inside one network, with a few shorter
+    /// prefixes and default routes, so the jump table anchors below the root.
+    #[test]
+    fn differential_clustered_peers() {
+        fn clustered(rng: &mut ChaCha8Rng) -> IpAddr {
+            let host = rng.gen_range(0..4096u32);
+            match rng.gen_range(0..10) {
+                0..=4 => IpAddr::V4((0x0a00_0000 | host).into()),
+                5..=8 => IpAddr::V6(((0xfd00_u128 << 112) | u128::from(host)).into()),
+                _ => near_addr(rng),
+            }
+        }
+        let workload = Workload {
+            prefix: |rng| {
+                let addr = clustered(rng);
+                let max = Model::max_cidr(addr);
+                let cidr = if rng.gen_bool(0.9) {
+                    max
+                } else {
+                    rng.gen_range(0..=max)
+                };
+                (addr, cidr)
+            },
+            probe: clustered,
+            insert: 60,
+            remove: 25,
+            values: 64,
+        };
+        let t = differential(0xc105_7e2ed, 8_000, &workload);
+        assert!(t.v4.jump.anchor_cidr >= 8, "{}", t.v4.jump.anchor_cidr);
+        assert!(t.v6.jump.anchor_cidr >= 64, "{}", t.v6.jump.anchor_cidr);
     }
 
     /// An address whose set bits come from a few fixed positions, so prefixes collide often.
@@ -1220,7 +1709,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn proptest_matches_naive_list(ops in prop::collection::vec(op(), 1..80)) {
+        fn proptest_matches_naive_list(ops in prop::collection::vec(op(), 1..300)) {
             let mut t = AllowedIps::new();
             let mut m = Model::default();
             for op in ops {

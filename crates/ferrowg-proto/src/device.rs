@@ -646,10 +646,12 @@ impl Device {
 
     /// Bookkeeping after a transport datagram of `n` bytes went to the peer.
     fn after_send(&mut self, id: PeerId, now: Instant, is_data: bool, n: usize) {
+        let arm = is_data && self.peer(id).is_some_and(|p| p.timers.new_handshake_idle());
+        let jitter = if arm { self.jitter() } else { Duration::ZERO };
         let Ok(p) = self.peer_mut(id) else { return };
         p.tx_bytes = p.tx_bytes.saturating_add(n as u64);
         if is_data {
-            p.timers.data_sent(now);
+            p.timers.data_sent(now, jitter);
         }
         p.timers.any_authenticated_packet_sent();
         p.timers.any_authenticated_packet_traversal(now);
@@ -720,6 +722,13 @@ impl Device {
         self.send_initiation(id, now, false);
     }
 
+    /// A random delay in [0, REKEY_TIMEOUT_JITTER_MAX), in whole milliseconds like the kernel's
+    /// jiffies.
+    fn jitter(&mut self) -> Duration {
+        let max = REKEY_TIMEOUT_JITTER_MAX.as_millis() as u64;
+        Duration::from_millis(u64::from(self.rng.next_u32()) % max)
+    }
+
     fn timestamp(&self, now: Instant) -> Tai64N {
         Tai64N::from_unix_nanos(self.unix_nanos(now))
     }
@@ -728,8 +737,7 @@ impl Device {
         let ts = self.timestamp(now);
         let mut eph = [0u8; 32];
         self.rng.fill_bytes(&mut eph);
-        let jitter_ms =
-            u64::from(self.rng.next_u32()) % (REKEY_TIMEOUT_JITTER_MAX.as_millis() as u64);
+        let jitter = self.jitter();
         let Ok(p) = self.peer_mut(id) else { return };
         if p.last_sent_handshake
             .is_some_and(|t| now.saturating_duration_since(t) < REKEY_TIMEOUT)
@@ -761,7 +769,7 @@ impl Device {
             .create_initiation(static_key, crypto, eph, index, ts, &mut msg);
         p.last_sent_handshake = Some(now);
         p.timers
-            .handshake_initiated(now, Duration::from_millis(jitter_ms));
+            .handshake_initiated(now, jitter);
         match res {
             Ok(()) => {
                 p.cookie.add_macs(&mut msg, now);
@@ -1113,21 +1121,17 @@ impl Device {
                         self.indices.remove(i);
                     }
                     for _ in 0..staged {
-                        self.stats.drops.count(DropReason::NoEndpoint);
+                        self.stats.drops.count(DropReason::HandshakeTimeout);
                     }
                     self.push_event(Event::HandshakeGaveUp { peer: id });
                 } else {
                     p.timers.handshake_attempts += 1;
-                    // A retry may go out even within REKEY_TIMEOUT of the last one.
-                    p.last_sent_handshake = None;
                     self.send_initiation(id, now, true);
                 }
             }
             Fired::SendKeepalive => {
-                let Ok(p) = self.peer_mut(id) else { return };
-                if p.keypairs.current.as_ref().is_some_and(|k| k.can_send(now)) {
-                    self.send_keepalive(id, now);
-                }
+                // As the kernel: without a usable session this starts a handshake.
+                self.send_keepalive(id, now);
                 if let Ok(p) = self.peer_mut(id) {
                     p.timers.keepalive_sent_by_timer(now);
                 }

@@ -56,13 +56,15 @@ pub enum DropReason {
     LowOrderPoint,
     /// The staging queue of the peer was full.
     QueueFull,
+    /// Queued for a session that never came: the handshake gave up after REKEY_ATTEMPT_TIME.
+    HandshakeTimeout,
     /// Caller error: the buffer cannot hold the result.
     BufferTooSmall,
 }
 
 impl DropReason {
     /// Number of variants (for counter arrays).
-    pub const COUNT: usize = 23;
+    pub const COUNT: usize = 24;
 
     /// Every variant, in declaration order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -88,6 +90,7 @@ impl DropReason {
         DropReason::KeyUnavailable,
         DropReason::LowOrderPoint,
         DropReason::QueueFull,
+        DropReason::HandshakeTimeout,
         DropReason::BufferTooSmall,
     ];
 
@@ -121,6 +124,7 @@ impl DropReason {
             DropReason::KeyUnavailable => "key_unavailable",
             DropReason::LowOrderPoint => "low_order_point",
             DropReason::QueueFull => "queue_full",
+            DropReason::HandshakeTimeout => "handshake_timeout",
             DropReason::BufferTooSmall => "buffer_too_small",
         }
     }

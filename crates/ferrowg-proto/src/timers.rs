@@ -84,10 +84,17 @@ impl Timers {
         };
     }
 
-    /// We sent a data packet (not a keepalive).
-    pub fn data_sent(&mut self, now: Instant) {
+    /// True when [`Timers::data_sent`] would arm the new-handshake timer (so the caller only
+    /// draws jitter when it is needed).
+    pub fn new_handshake_idle(&self) -> bool {
+        self.new_handshake.is_none()
+    }
+
+    /// We sent a data packet (not a keepalive): expect an answer within
+    /// KEEPALIVE_TIMEOUT + REKEY_TIMEOUT (+ `jitter`, as the kernel adds).
+    pub fn data_sent(&mut self, now: Instant, jitter: Duration) {
         if self.new_handshake.is_none() {
-            self.new_handshake = Some(now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT);
+            self.new_handshake = Some(now + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT + jitter);
         }
     }
 
@@ -184,7 +191,7 @@ mod tests {
         assert_eq!(t.next_deadline(), Some(t0 + KEEPALIVE_TIMEOUT * 2));
         t.any_authenticated_packet_sent();
         assert_eq!(t.next_deadline(), None);
-        t.data_sent(t0);
+        t.data_sent(t0, Duration::ZERO);
         assert_eq!(t.next_deadline(), Some(t0 + Duration::from_secs(15)));
         t.any_authenticated_packet_received();
         assert_eq!(t.next_deadline(), None);

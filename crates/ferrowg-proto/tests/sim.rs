@@ -140,9 +140,9 @@ fn peer_gone_retries_with_jitter_then_gives_up() {
         .map(|r| r.time)
         .collect();
     // A's data sent from 30 s on got no answer: KEEPALIVE_TIMEOUT + REKEY_TIMEOUT later it
-    // starts a new handshake.
+    // starts a new handshake, plus up to 333 ms of jitter as the kernel adds.
     let first = inits.first().copied().unwrap();
-    assert!(first >= at(45.0) && first <= at(45.2), "{}", secs(first));
+    assert!(first >= at(45.0) && first <= at(45.5), "{}", secs(first));
     // One initiation plus MAX_TIMER_HANDSHAKES + 1 retries: the kernel's "did not complete
     // after 20 attempts, giving up".
     assert_eq!(inits.len(), 20, "{inits:?}");
@@ -180,8 +180,15 @@ fn peer_gone_retries_with_jitter_then_gives_up() {
     assert_eq!(sim.nodes[a].dev.stats().initiations_sent, before + 1);
     let last = sim.sent_by(a, |r| r.is_initiation()).last().unwrap().time;
     assert_eq!(last, sim.now);
-    sim.run_for(Duration::from_secs(1));
-    assert_eq!(sim.flows[ab].delivered.last(), Some(&Some(last + ms(30))));
+    // B's own timers were frozen while it was down and fire now too; like the kernel's
+    // keepalive timer they start a handshake of B's own, which may cross A's and cost one
+    // retry (REKEY_TIMEOUT + jitter).
+    sim.run_for(Duration::from_secs(6));
+    let delivered = sim.flows[ab].delivered.last().copied().flatten();
+    assert!(
+        delivered.is_some_and(|t| t >= last + ms(30) && t <= last + ms(5400)),
+        "{delivered:?}"
+    );
 }
 
 /// 3. After traffic stops, every key of both sides is erased 3 × REJECT_AFTER_TIME after the

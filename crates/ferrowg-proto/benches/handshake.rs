@@ -1,0 +1,111 @@
+//! Handshake rate: a full handshake (initiation created, consumed and answered, response
+//! consumed) per iteration, for ferrowg and for boringtun 0.7.1.
+//!
+//! Run: `cargo bench -p ferrowg-proto --bench handshake`. The rate is criterion's elements/s.
+//! Both sides run in this one thread, so one iteration costs what one initiator and one
+//! responder spend together: ferrowg does 5 X25519 (ephemeral public key, es, ee, se on each
+//! side; ss is precomputed per peer, as in the kernel) plus the BLAKE2s chain, mac1 and the
+//! keepalive the initiator sends at once. The data-path backend does not matter here: the
+//! handshake always uses the built-in X25519 and ChaCha20-Poly1305.
+
+// criterion_group! expands to an undocumented `pub fn`.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use boringtun::noise::rate_limiter::RateLimiter;
+use boringtun::noise::{Tunn, TunnResult};
+use boringtun::x25519::{PublicKey, StaticSecret};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use ferrowg_proto::crypto::{clamp, RustCrypto, SecretKey};
+use ferrowg_proto::{Device, Incoming, Instant, PeerConfig};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+const A_EP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 51820);
+const B_EP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)), 51820);
+/// Past REKEY_TIMEOUT, so that every iteration may start a new handshake.
+const STEP: Duration = Duration::from_secs(6);
+
+fn ferrowg(c: &mut Criterion) {
+    let mut now = Instant::from_secs(1);
+    let dev = |seed: u64| {
+        let mut d = Device::new(
+            Box::new(SecretKey::from_bytes(clamp([seed as u8; 32]))),
+            Box::new(RustCrypto),
+            Box::new(ChaCha8Rng::seed_from_u64(seed)),
+        );
+        d.set_clock(now, 1_700_000_000_000_000_000);
+        d
+    };
+    let (mut a, mut b) = (dev(1), dev(2));
+    let cfg = PeerConfig {
+        endpoint: Some(B_EP),
+        ..PeerConfig::default()
+    };
+    let peer = a.add_peer(b.public_key(), cfg, now).unwrap();
+    b.add_peer(a.public_key(), PeerConfig::default(), now)
+        .unwrap();
+    let mut wire = vec![0u8; 256];
+    let mut g = c.benchmark_group("handshake");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("ferrowg", |bench| {
+        bench.iter(|| {
+            now = now + STEP;
+            a.initiate_handshake(peer, now);
+            let t = a.poll_transmit(&mut wire).expect("initiation");
+            let r = b.handle_datagram(now, A_EP, &mut wire[..t.len]);
+            assert_eq!(r, Incoming::Handshake);
+            let t = b.poll_transmit(&mut wire).expect("response");
+            let r = a.handle_datagram(now, B_EP, &mut wire[..t.len]);
+            assert_eq!(r, Incoming::Handshake);
+            // The keepalive that confirms the session to the responder.
+            black_box(a.poll_transmit(&mut wire).expect("keepalive"));
+            while a.poll_event().is_some() || b.poll_event().is_some() {}
+        })
+    });
+    g.finish();
+}
+
+fn boringtun(c: &mut Criterion) {
+    let ska = StaticSecret::from(clamp([1; 32]));
+    let skb = StaticSecret::from(clamp([2; 32]));
+    let (pka, pkb) = (PublicKey::from(&ska), PublicKey::from(&skb));
+    let rla = Arc::new(RateLimiter::new(&pka, u64::MAX));
+    let rlb = Arc::new(RateLimiter::new(&pkb, u64::MAX));
+    let mut a = Tunn::new(ska, pkb, None, None, 1, Some(rla));
+    let mut b = Tunn::new(skb, pka, None, None, 2, Some(rlb));
+    let (mut d1, mut d2, mut d3) = (vec![0u8; 256], vec![0u8; 256], vec![0u8; 256]);
+    let mut g = c.benchmark_group("handshake");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("boringtun", |bench| {
+        bench.iter(|| {
+            let TunnResult::WriteToNetwork(init) = a.format_handshake_initiation(&mut d1, true)
+            else {
+                panic!("initiation")
+            };
+            let TunnResult::WriteToNetwork(resp) = b.decapsulate(None, init, &mut d2) else {
+                panic!("response")
+            };
+            // Consuming the response yields the keepalive.
+            let TunnResult::WriteToNetwork(ka) = a.decapsulate(None, resp, &mut d3) else {
+                panic!("keepalive")
+            };
+            black_box(ka.len());
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4))
+        .sample_size(20);
+    targets = ferrowg, boringtun
+}
+criterion_main!(benches);
