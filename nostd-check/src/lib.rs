@@ -32,7 +32,10 @@ unsafe impl GlobalAlloc for Bump {
             if end > ARENA {
                 return core::ptr::null_mut();
             }
-            match self.next.compare_exchange(cur, end, Ordering::Relaxed, Ordering::Relaxed) {
+            match self
+                .next
+                .compare_exchange(cur, end, Ordering::Relaxed, Ordering::Relaxed)
+            {
                 // SAFETY: [start, end) lies inside HEAP and is handed out once.
                 Ok(_) => return unsafe { (&raw mut HEAP).cast::<u8>().add(start) },
                 Err(v) => cur = v,
@@ -43,7 +46,9 @@ unsafe impl GlobalAlloc for Bump {
 }
 
 #[global_allocator]
-static ALLOC: Bump = Bump { next: AtomicUsize::new(0) };
+static ALLOC: Bump = Bump {
+    next: AtomicUsize::new(0),
+};
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {

@@ -768,8 +768,7 @@ impl Device {
             .handshake
             .create_initiation(static_key, crypto, eph, index, ts, &mut msg);
         p.last_sent_handshake = Some(now);
-        p.timers
-            .handshake_initiated(now, jitter);
+        p.timers.handshake_initiated(now, jitter);
         match res {
             Ok(()) => {
                 p.cookie.add_macs(&mut msg, now);

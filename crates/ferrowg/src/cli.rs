@@ -130,7 +130,9 @@ fn dispatch(args: &[String]) -> Result<(), CliError> {
 
 fn out(s: &str) -> Result<(), CliError> {
     let mut o = std::io::stdout().lock();
-    o.write_all(s.as_bytes()).and_then(|()| o.flush()).map_err(|e| CliError::new(e.to_string()))
+    o.write_all(s.as_bytes())
+        .and_then(|()| o.flush())
+        .map_err(|e| CliError::new(e.to_string()))
 }
 
 /// wg genkey's warning when its output goes to a file others can read.
@@ -150,11 +152,15 @@ fn daemon_cmd(args: &[&str]) -> Result<(), CliError> {
         return Err(usage("Usage: ferrowg daemon [--foreground] INTERFACE"));
     };
     if !crate::daemon::valid_iface_name(iface) {
-        return Err(CliError::new(format!("`{iface}' is not a valid interface name")));
+        return Err(CliError::new(format!(
+            "`{iface}' is not a valid interface name"
+        )));
     }
     if foreground || std::env::var_os("FERROWG_DETACHED").is_some() {
         let env = env_logger::Env::default().default_filter_or("info");
-        let _ = env_logger::Builder::from_env(env).format_target(false).try_init();
+        let _ = env_logger::Builder::from_env(env)
+            .format_target(false)
+            .try_init();
         crate::daemon::run(iface).map_err(|e| CliError::new(format!("ferrowg: {e}")))
     } else {
         crate::daemon::spawn_detached(iface).map_err(|e| CliError::new(format!("ferrowg: {e}")))
@@ -170,7 +176,9 @@ fn now_secs() -> u64 {
 fn show_cmd(args: &[&str]) -> Result<(), CliError> {
     let json = args.contains(&"--json");
     let args: Vec<&str> = args.iter().copied().filter(|a| *a != "--json").collect();
-    let opts = ShowOptions { hide_keys: std::env::var("WG_HIDE_KEYS").map_or(true, |v| v != "never") };
+    let opts = ShowOptions {
+        hide_keys: std::env::var("WG_HIDE_KEYS").map_or(true, |v| v != "never"),
+    };
     let target = args.first().copied().unwrap_or("all");
     if target == "interfaces" {
         if args.len() > 1 {
@@ -186,7 +194,11 @@ fn show_cmd(args: &[&str]) -> Result<(), CliError> {
         })?),
         None => None,
     };
-    let names: Vec<String> = if target == "all" { wgctl::interfaces() } else { vec![target.to_string()] };
+    let names: Vec<String> = if target == "all" {
+        wgctl::interfaces()
+    } else {
+        vec![target.to_string()]
+    };
     let mut states: Vec<(String, DeviceState)> = Vec::new();
     for n in &names {
         match wgctl::get(n) {
@@ -201,9 +213,13 @@ fn show_cmd(args: &[&str]) -> Result<(), CliError> {
     } else {
         match (field, target == "all") {
             (None, true) => show::pretty_all(&refs, now_secs(), opts),
-            (None, false) => refs.first().map_or(String::new(), |(n, s)| show::pretty(n, s, now_secs(), opts)),
+            (None, false) => refs
+                .first()
+                .map_or(String::new(), |(n, s)| show::pretty(n, s, now_secs(), opts)),
             (Some(f), true) => show::field_all(&refs, f),
-            (Some(f), false) => refs.first().map_or(String::new(), |(n, s)| show::field(n, s, f, false)),
+            (Some(f), false) => refs
+                .first()
+                .map_or(String::new(), |(n, s)| show::field(n, s, f, false)),
         }
     };
     out(&text)

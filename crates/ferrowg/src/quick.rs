@@ -23,7 +23,8 @@ pub struct QuickFile {
 
 /// Resolves `CONFIG|IFACE` as wg-quick does: a bare name means `/etc/wireguard/NAME.conf`.
 pub fn locate(arg: &str) -> Result<QuickFile, CliError> {
-    let is_name = !arg.contains('/') && !arg.ends_with(".conf") && crate::daemon::valid_iface_name(arg);
+    let is_name =
+        !arg.contains('/') && !arg.ends_with(".conf") && crate::daemon::valid_iface_name(arg);
     let path = if is_name {
         PathBuf::from(format!("/etc/wireguard/{arg}.conf"))
     } else {
@@ -33,16 +34,24 @@ pub fn locate(arg: &str) -> Result<QuickFile, CliError> {
         .file_name()
         .and_then(|n| n.to_str())
         .and_then(|n| n.strip_suffix(".conf"))
-        .ok_or_else(|| CliError::new("The config file must be a valid interface name, followed by .conf"))?;
+        .ok_or_else(|| {
+            CliError::new("The config file must be a valid interface name, followed by .conf")
+        })?;
     if !crate::daemon::valid_iface_name(base) {
-        return Err(CliError::new(format!("`{base}' is not a valid interface name")));
+        return Err(CliError::new(format!(
+            "`{base}' is not a valid interface name"
+        )));
     }
     let text = path.to_string_lossy().into_owned();
     if !path.exists() {
         return Err(CliError::new(format!("`{text}' does not exist")));
     }
     let config = wgctl::read_config(&text, Dialect::WgQuick)?;
-    Ok(QuickFile { iface: base.to_string(), path, config })
+    Ok(QuickFile {
+        iface: base.to_string(),
+        path,
+        config,
+    })
 }
 
 /// Runs a command like wg-quick's `cmd`: echoes it, fails on a non-zero exit.
@@ -94,7 +103,9 @@ pub fn up(arg: &str) -> Result<(), CliError> {
     crate::daemon::spawn_detached(iface).map_err(|e| CliError::new(e.to_string()))?;
     let result = up_configure(&qf);
     if result.is_err() {
-        let _ = Command::new("ip").args(["link", "delete", "dev", iface]).status();
+        let _ = Command::new("ip")
+            .args(["link", "delete", "dev", iface])
+            .status();
     }
     result
 }
@@ -129,7 +140,10 @@ fn up_configure(qf: &QuickFile) -> Result<(), CliError> {
 fn auto_mtu(qf: &QuickFile) -> u32 {
     let mut best = 0u32;
     let dev_mtu = |route: &str| -> Option<u32> {
-        let dev = route.split_whitespace().skip_while(|w| *w != "dev").nth(1)?;
+        let dev = route
+            .split_whitespace()
+            .skip_while(|w| *w != "dev")
+            .nth(1)?;
         output(&format!("ip link show dev {dev}"))
             .split_whitespace()
             .skip_while(|w| *w != "mtu")
@@ -201,7 +215,12 @@ fn set_dns(iface: &str, dns: &[IpAddr], search: &[String]) -> Result<(), CliErro
 }
 
 fn table_of(qf: &QuickFile) -> Table {
-    qf.config.interface.quick.table.clone().unwrap_or(Table::Auto)
+    qf.config
+        .interface
+        .quick
+        .table
+        .clone()
+        .unwrap_or(Table::Auto)
 }
 
 fn add_routes(qf: &QuickFile) -> Result<(), CliError> {
@@ -210,7 +229,12 @@ fn add_routes(qf: &QuickFile) -> Result<(), CliError> {
     if table == Table::Off {
         return Ok(());
     }
-    let mut prefixes: Vec<_> = qf.config.peers.iter().flat_map(|p| p.allowed_ips.iter().map(|a| a.masked())).collect();
+    let mut prefixes: Vec<_> = qf
+        .config
+        .peers
+        .iter()
+        .flat_map(|p| p.allowed_ips.iter().map(|a| a.masked()))
+        .collect();
     // Longest prefixes first, as wg-quick sorts them.
     prefixes.sort_by_key(|p| std::cmp::Reverse(p.cidr));
     prefixes.dedup();
@@ -241,8 +265,12 @@ fn add_default(iface: &str, fam: &str, prefix: &str) -> Result<(), CliError> {
         state.fwmark
     } else {
         let mut t = 51820u32;
-        while !output(&format!("ip -4 route show table {t}")).trim().is_empty()
-            || !output(&format!("ip -6 route show table {t}")).trim().is_empty()
+        while !output(&format!("ip -4 route show table {t}"))
+            .trim()
+            .is_empty()
+            || !output(&format!("ip -6 route show table {t}"))
+                .trim()
+                .is_empty()
         {
             t += 1;
         }
@@ -254,9 +282,15 @@ fn add_default(iface: &str, fam: &str, prefix: &str) -> Result<(), CliError> {
         wgctl::set(iface, &req)?;
         t
     };
-    cmd(&format!("ip {fam} rule add not fwmark {table} table {table}"))?;
-    cmd(&format!("ip {fam} rule add table main suppress_prefixlength 0"))?;
-    cmd(&format!("ip {fam} route add {prefix} dev {iface} table {table}"))?;
+    cmd(&format!(
+        "ip {fam} rule add not fwmark {table} table {table}"
+    ))?;
+    cmd(&format!(
+        "ip {fam} rule add table main suppress_prefixlength 0"
+    ))?;
+    cmd(&format!(
+        "ip {fam} route add {prefix} dev {iface} table {table}"
+    ))?;
     if fam == "-4" {
         cmd("sysctl -q net.ipv4.conf.all.src_valid_mark=1")?;
     }
@@ -268,7 +302,9 @@ pub fn down(arg: &str) -> Result<(), CliError> {
     let qf = locate(arg)?;
     let iface = qf.iface.as_str();
     if !Path::new(&format!("/var/run/wireguard/{iface}.sock")).exists() {
-        return Err(CliError::new(format!("`{iface}' is not a WireGuard interface")));
+        return Err(CliError::new(format!(
+            "`{iface}' is not a WireGuard interface"
+        )));
     }
     let q = &qf.config.interface.quick;
     hooks(&q.pre_down, iface)?;
@@ -282,8 +318,12 @@ pub fn down(arg: &str) -> Result<(), CliError> {
             while output(&format!("ip {fam} rule show")).contains(&format!("lookup {fwmark}")) {
                 cmd(&format!("ip {fam} rule delete table {fwmark}"))?;
             }
-            while output(&format!("ip {fam} rule show")).contains("from all lookup main suppress_prefixlength 0") {
-                cmd(&format!("ip {fam} rule delete table main suppress_prefixlength 0"))?;
+            while output(&format!("ip {fam} rule show"))
+                .contains("from all lookup main suppress_prefixlength 0")
+            {
+                cmd(&format!(
+                    "ip {fam} rule delete table main suppress_prefixlength 0"
+                ))?;
             }
         }
     }
@@ -332,7 +372,12 @@ fn save_config(qf: &QuickFile) -> Result<(), CliError> {
         };
         text += &format!("Table = {t}\n");
     }
-    for (k, list) in [("PreUp", &q.pre_up), ("PostUp", &q.post_up), ("PreDown", &q.pre_down), ("PostDown", &q.post_down)] {
+    for (k, list) in [
+        ("PreUp", &q.pre_up),
+        ("PostUp", &q.post_up),
+        ("PreDown", &q.pre_down),
+        ("PostDown", &q.post_down),
+    ] {
         for c in list {
             text += &format!("{k} = {c}\n");
         }
@@ -343,7 +388,8 @@ fn save_config(qf: &QuickFile) -> Result<(), CliError> {
     eprintln!("[#] saving configuration to {}", qf.path.display());
     let tmp = qf.path.with_extension("conf.tmp");
     write_private(&tmp, text.as_bytes())?;
-    std::fs::rename(&tmp, &qf.path).map_err(|e| CliError::new(format!("{}: {e}", qf.path.display())))
+    std::fs::rename(&tmp, &qf.path)
+        .map_err(|e| CliError::new(format!("{}: {e}", qf.path.display())))
 }
 
 /// Writes a file readable only by its owner (it holds a private key).
@@ -357,5 +403,6 @@ pub fn write_private(path: &Path, data: &[u8]) -> Result<(), CliError> {
         .mode(0o600)
         .open(path)
         .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
-    f.write_all(data).map_err(|e| CliError::new(format!("{}: {e}", path.display())))
+    f.write_all(data)
+        .map_err(|e| CliError::new(format!("{}: {e}", path.display())))
 }

@@ -35,10 +35,17 @@ fn socket_path(iface: &str) -> PathBuf {
 
 /// The interfaces with a live UAPI socket, sorted.
 pub fn interfaces() -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir(SOCKET_DIR) else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir(SOCKET_DIR) else {
+        return Vec::new();
+    };
     let mut out: Vec<String> = dir
         .filter_map(|e| e.ok())
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".sock")).map(String::from))
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".sock"))
+                .map(String::from)
+        })
         .filter(|n| UnixStream::connect(socket_path(n)).is_ok())
         .collect();
     out.sort();
@@ -48,12 +55,12 @@ pub fn interfaces() -> Vec<String> {
 fn connect(iface: &str) -> Result<UnixStream, CliError> {
     let path = socket_path(iface);
     let s = UnixStream::connect(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
-            CliError::new(format!("Unable to access interface {iface}: No such device"))
-        }
-        std::io::ErrorKind::PermissionDenied => {
-            CliError::new(format!("Unable to access interface {iface}: Permission denied"))
-        }
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => CliError::new(
+            format!("Unable to access interface {iface}: No such device"),
+        ),
+        std::io::ErrorKind::PermissionDenied => CliError::new(format!(
+            "Unable to access interface {iface}: Permission denied"
+        )),
         _ => CliError::new(format!("Unable to access interface {iface}: {e}")),
     })?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
@@ -67,7 +74,8 @@ pub fn get(iface: &str) -> Result<DeviceState, CliError> {
         .map_err(|e| CliError::new(format!("Unable to access interface {iface}: {e}")))?;
     let mut text = Vec::new();
     read_reply(&mut s, &mut text)?;
-    parse_get_response(&text).map_err(|e| CliError::new(format!("Unable to access interface {iface}: {e}")))
+    parse_get_response(&text)
+        .map_err(|e| CliError::new(format!("Unable to access interface {iface}: {e}")))
 }
 
 /// Reads one reply (up to and including its empty line) with a size bound.
@@ -77,7 +85,9 @@ fn read_reply(s: &mut UnixStream, out: &mut Vec<u8>) -> Result<(), CliError> {
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = r.read_until(b'\n', &mut line).map_err(|e| CliError::new(format!("UAPI read: {e}")))?;
+        let n = r
+            .read_until(b'\n', &mut line)
+            .map_err(|e| CliError::new(format!("UAPI read: {e}")))?;
         if n == 0 {
             return Ok(());
         }
@@ -98,7 +108,8 @@ pub fn set(iface: &str, req: &SetRequest) -> Result<(), CliError> {
         .map_err(|e| CliError::new(format!("Unable to modify interface {iface}: {e}")))?;
     let mut text = Vec::new();
     read_reply(&mut s, &mut text)?;
-    parse_set_response(&text).map_err(|e| CliError::new(format!("Unable to modify interface {iface}: {e}")))
+    parse_set_response(&text)
+        .map_err(|e| CliError::new(format!("Unable to modify interface {iface}: {e}")))
 }
 
 /// Resolves a host-name endpoint like wg(8) (first address; IPv4 preferred).
@@ -142,19 +153,24 @@ pub fn parse_set_args(args: &[String]) -> Result<SetRequest, CliError> {
     let mut req = SetRequest::default();
     let mut i = 0;
     let need = |i: usize, what: &str| -> Result<&String, CliError> {
-        args.get(i + 1).ok_or_else(|| CliError::new(format!("Missing value for {what}")))
+        args.get(i + 1)
+            .ok_or_else(|| CliError::new(format!("Missing value for {what}")))
     };
     while i < args.len() && args[i] != "peer" {
         let v = need(i, &args[i])?;
         match args[i].as_str() {
-            "listen-port" => req.interface.push(InterfaceOp::ListenPort(
-                v.parse().map_err(|_| CliError::new(format!("Unable to parse port: `{v}'")))?,
-            )),
+            "listen-port" => req
+                .interface
+                .push(InterfaceOp::ListenPort(v.parse().map_err(|_| {
+                    CliError::new(format!("Unable to parse port: `{v}'"))
+                })?)),
             "fwmark" => req.interface.push(InterfaceOp::FwMark(parse_fwmark(v)?)),
             "private-key" => {
-                let k = PrivateKey::from_base64(read_key_file(v)?.trim())
-                    .map_err(|_| CliError::new(format!("Key is not the correct length or format: `{v}'")))?;
-                req.interface.push(InterfaceOp::PrivateKey(Some(k).filter(|k| !k.is_zero())));
+                let k = PrivateKey::from_base64(read_key_file(v)?.trim()).map_err(|_| {
+                    CliError::new(format!("Key is not the correct length or format: `{v}'"))
+                })?;
+                req.interface
+                    .push(InterfaceOp::PrivateKey(Some(k).filter(|k| !k.is_zero())));
             }
             other => return Err(CliError::new(format!("Invalid argument: {other}"))),
         }
@@ -163,9 +179,13 @@ pub fn parse_set_args(args: &[String]) -> Result<SetRequest, CliError> {
     while i < args.len() {
         // args[i] == "peer"
         let key = need(i, "peer")?;
-        let public_key = PublicKey::from_base64(key)
-            .map_err(|_| CliError::new(format!("Key is not the correct length or format: `{key}'")))?;
-        let mut ps = PeerSet { public_key, ops: Vec::new() };
+        let public_key = PublicKey::from_base64(key).map_err(|_| {
+            CliError::new(format!("Key is not the correct length or format: `{key}'"))
+        })?;
+        let mut ps = PeerSet {
+            public_key,
+            ops: Vec::new(),
+        };
         i += 2;
         while i < args.len() && args[i] != "peer" {
             let arg = args[i].as_str();
@@ -188,8 +208,9 @@ pub fn parse_set_args(args: &[String]) -> Result<SetRequest, CliError> {
                 "allowed-ips" => {
                     ps.ops.push(PeerOp::ReplaceAllowedIps);
                     for part in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                        let ip = AllowedIp::parse_config(part)
-                            .ok_or_else(|| CliError::new(format!("Unable to parse IP address: `{part}'")))?;
+                        let ip = AllowedIp::parse_config(part).ok_or_else(|| {
+                            CliError::new(format!("Unable to parse IP address: `{part}'"))
+                        })?;
                         ps.ops.push(PeerOp::AllowedIp(ip));
                     }
                 }
@@ -198,15 +219,19 @@ pub fn parse_set_args(args: &[String]) -> Result<SetRequest, CliError> {
                         0
                     } else {
                         v.parse().map_err(|_| {
-                            CliError::new(format!("Unable to parse persistent keepalive interval: `{v}'"))
+                            CliError::new(format!(
+                                "Unable to parse persistent keepalive interval: `{v}'"
+                            ))
                         })?
                     };
                     ps.ops.push(PeerOp::PersistentKeepaliveInterval(k));
                 }
                 "preshared-key" => {
-                    let k = PresharedKey::from_base64(read_key_file(v)?.trim())
-                        .map_err(|_| CliError::new(format!("Key is not the correct length or format: `{v}'")))?;
-                    ps.ops.push(PeerOp::PresharedKey(Some(k).filter(|k| !k.is_zero())));
+                    let k = PresharedKey::from_base64(read_key_file(v)?.trim()).map_err(|_| {
+                        CliError::new(format!("Key is not the correct length or format: `{v}'"))
+                    })?;
+                    ps.ops
+                        .push(PeerOp::PresharedKey(Some(k).filter(|k| !k.is_zero())));
                 }
                 other => return Err(CliError::new(format!("Invalid argument: {other}"))),
             }

@@ -84,17 +84,27 @@ fn log_event(state: &State, e: Event) {
     };
     match e {
         Event::HandshakeCompleted { peer, initiator } => {
-            log::info!("peer {}: handshake completed ({})", key(peer), if initiator { "initiator" } else { "responder" })
+            log::info!(
+                "peer {}: handshake completed ({})",
+                key(peer),
+                if initiator { "initiator" } else { "responder" }
+            )
         }
         Event::EndpointChanged { peer, endpoint } => {
             log::info!("peer {}: endpoint is now {endpoint}", key(peer))
         }
         Event::HandshakeGaveUp { peer } => {
-            log::info!("peer {}: no handshake response after 90 s, giving up", key(peer))
+            log::info!(
+                "peer {}: no handshake response after 90 s, giving up",
+                key(peer)
+            )
         }
         Event::KeysZeroed { peer } => log::debug!("peer {}: session keys erased", key(peer)),
         Event::StaticKeyFailed { peer } => {
-            log::error!("peer {}: static key unavailable, handshake will be retried", key(peer))
+            log::error!(
+                "peer {}: static key unavailable, handshake will be retried",
+                key(peer)
+            )
         }
         _ => log::debug!("event {e:?}"),
     }
@@ -130,8 +140,10 @@ pub fn tun_to_udp(shared: Arc<Shared>, tun: Arc<TunQueue>) {
     let mut out = Outbox::default();
     while !shared.stopping() {
         let n = {
-            let mut views: Vec<&mut [u8]> =
-                bufs.iter_mut().map(|b| &mut b[TRANSPORT_HEADER_SIZE..]).collect();
+            let mut views: Vec<&mut [u8]> = bufs
+                .iter_mut()
+                .map(|b| &mut b[TRANSPORT_HEADER_SIZE..])
+                .collect();
             match tun.read_batch(&mut views, &mut sizes, Some(POLL)) {
                 Ok(n) => n,
                 Err(e) if e.is_interface_gone() => {
@@ -277,7 +289,9 @@ pub fn timers(shared: Arc<Shared>) {
         if next.is_some_and(|t| t <= now) {
             continue;
         }
-        let wait = next.map_or(Duration::from_secs(1), |t| t - now).min(Duration::from_secs(1));
+        let wait = next
+            .map_or(Duration::from_secs(1), |t| t - now)
+            .min(Duration::from_secs(1));
         let mut st = st;
         st.planned_wake = Some(now + wait);
         let (mut st, _) = shared

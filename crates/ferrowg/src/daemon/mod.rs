@@ -49,7 +49,10 @@ pub enum DaemonError {
 }
 
 fn os(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> DaemonError {
-    DaemonError::Os { what: what.into(), source: Box::new(e) }
+    DaemonError::Os {
+        what: what.into(),
+        source: Box::new(e),
+    }
 }
 
 /// Validates an interface name like the kernel does (1–15 bytes, no '/', no whitespace).
@@ -58,7 +61,9 @@ pub fn valid_iface_name(name: &str) -> bool {
         && name.len() < 16
         && name != "."
         && name != ".."
-        && !name.bytes().any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace())
+        && !name
+            .bytes()
+            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace())
 }
 
 /// Starts the daemon in the background and returns once the UAPI socket is up.
@@ -76,14 +81,20 @@ pub fn spawn_detached(iface: &str) -> Result<(), DaemonError> {
     let path = uapi::socket_path(iface);
     for _ in 0..200 {
         if let Ok(Some(status)) = child.try_wait() {
-            return Err(os("daemon", std::io::Error::other(format!("exited early: {status}"))));
+            return Err(os(
+                "daemon",
+                std::io::Error::other(format!("exited early: {status}")),
+            ));
         }
         if std::os::unix::net::UnixStream::connect(&path).is_ok() {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    Err(os("daemon", std::io::Error::other("UAPI socket did not appear within 5 s")))
+    Err(os(
+        "daemon",
+        std::io::Error::other("UAPI socket did not appear within 5 s"),
+    ))
 }
 
 use std::os::unix::process::CommandExt as _;
@@ -92,16 +103,27 @@ use std::os::unix::process::CommandExt as _;
 pub fn run(iface: &str) -> Result<(), DaemonError> {
     let tun = Tun::open(&TunConfig::new(iface)).map_err(|e| {
         if e.raw_os_error() == Some(1) {
-            DaemonError::Privilege { iface: iface.to_string(), source: e }
+            DaemonError::Privilege {
+                iface: iface.to_string(),
+                source: e,
+            }
         } else if e.raw_os_error() == Some(2) {
             DaemonError::NoTun(e)
         } else {
             os(format!("cannot create TUN device {iface}"), e)
         }
     })?;
-    let socket = state::bind_socket(0, 0)
-        .map_err(|e| os("cannot bind a UDP socket", std::io::Error::other(e.to_string())))?;
-    let device = Device::new(Box::new(NoKey), Box::new(RingCrypto), Box::new(rand_core::OsRng));
+    let socket = state::bind_socket(0, 0).map_err(|e| {
+        os(
+            "cannot bind a UDP socket",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    let device = Device::new(
+        Box::new(NoKey),
+        Box::new(RingCrypto),
+        Box::new(rand_core::OsRng),
+    );
     let mut st = State::new(device, socket);
     let now = state::now();
     st.device.set_clock(now, state::unix_nanos());
@@ -116,10 +138,18 @@ pub fn run(iface: &str) -> Result<(), DaemonError> {
         reason: Mutex::new(None),
     });
     let term = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
-        signal_hook::flag::register(sig, term.clone()).map_err(|e| os("cannot install signal handlers", e))?;
+    for sig in [
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, term.clone())
+            .map_err(|e| os("cannot install signal handlers", e))?;
     }
-    log::info!("{iface}: ferrowg {} started (crypto backend: ring)", env!("CARGO_PKG_VERSION"));
+    log::info!(
+        "{iface}: ferrowg {} started (crypto backend: ring)",
+        env!("CARGO_PKG_VERSION")
+    );
 
     let queues = tun.into_queues();
     let mut handles = Vec::new();
@@ -162,6 +192,12 @@ pub fn run(iface: &str) -> Result<(), DaemonError> {
     Ok(())
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<std::thread::JoinHandle<()>, DaemonError> {
-    std::thread::Builder::new().name(name.into()).spawn(f).map_err(|e| os("cannot start a thread", e))
+fn spawn(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, DaemonError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| os("cannot start a thread", e))
 }

@@ -156,8 +156,15 @@ impl State {
                 Errno::EADDRINUSE
             })?;
         }
-        let replacing = req.interface.iter().any(|op| matches!(op, InterfaceOp::ReplacePeers));
-        let mut count = if replacing { 0 } else { self.device.peer_count() };
+        let replacing = req
+            .interface
+            .iter()
+            .any(|op| matches!(op, InterfaceOp::ReplacePeers));
+        let mut count = if replacing {
+            0
+        } else {
+            self.device.peer_count()
+        };
         for ps in &req.peers {
             let exists = !replacing && self.device.peer_by_key(ps.public_key.as_bytes()).is_some();
             let removing = ps.ops.iter().any(|o| matches!(o, PeerOp::Remove));
@@ -202,7 +209,9 @@ impl State {
             return;
         }
         match &key {
-            Some(k) => self.device.set_static_key(Box::new(SecretKey::from_bytes(*k.as_bytes()))),
+            Some(k) => self
+                .device
+                .set_static_key(Box::new(SecretKey::from_bytes(*k.as_bytes()))),
             None => self.device.set_static_key(Box::new(NoKey)),
         }
         self.private_key = key;

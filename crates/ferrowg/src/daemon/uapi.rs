@@ -70,7 +70,9 @@ fn handle(shared: &Shared, conn: UnixStream) {
     let _ = conn.set_nonblocking(false);
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
     let _ = conn.set_write_timeout(Some(Duration::from_secs(30)));
-    let Ok(mut writer) = conn.try_clone() else { return };
+    let Ok(mut writer) = conn.try_clone() else {
+        return;
+    };
     let mut reader = BufReader::new(conn);
     let limits = Limits::default();
     loop {
