@@ -23,6 +23,9 @@ Available subcommands (as in wg(8) and wg-quick(8)):
   genkey: Generates a new private key and writes it to stdout
   genpsk: Generates a new preshared key and writes it to stdout
   pubkey: Reads a private key from stdin and writes a public key to stdout
+  genkey --pkcs11 URI: Generates a key in a PKCS#11 token and writes its public key to stdout
+  pubkey --pkcs11 URI: Writes the public key of a key in a PKCS#11 token to stdout
+  key: Rotates, imports or describes keys: key rotate INTERFACE [--pkcs11 URI | --file PATH]
   strip: Prints a wg-quick configuration file without the wg-quick keys
   up: Brings up an interface from a wg-quick configuration file (CONFIG_FILE | INTERFACE)
   down: Takes down an interface brought up with `up'
@@ -35,7 +38,8 @@ pub fn main(args: Vec<String>) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             if !e.0.is_empty() {
-                eprintln!("{}", e.0);
+                // Not eprintln!: a detached daemon's standard error may be a closed pipe.
+                let _ = writeln!(std::io::stderr(), "{}", e.0);
             }
             1
         }
@@ -65,7 +69,7 @@ fn dispatch(args: &[String]) -> Result<(), CliError> {
         ["show", rest @ ..] => show_cmd(rest),
         ["showconf", iface] => {
             let st = wgctl::get(iface)?;
-            print!("{}", config::showconf(&st));
+            print!("{}", crate::keycmd::showconf(iface, &st, None));
             Ok(())
         }
         ["showconf", ..] => Err(usage("Usage: ferrowg showconf <interface>")),
@@ -86,6 +90,9 @@ fn dispatch(args: &[String]) -> Result<(), CliError> {
         [cmd @ ("setconf" | "addconf" | "syncconf"), ..] => {
             Err(usage(&format!("Usage: ferrowg {cmd} <interface> <configuration filename>")))
         }
+        ["genkey", "--pkcs11", uri] => crate::keycmd::genkey(uri),
+        ["pubkey", "--pkcs11", uri] => crate::keycmd::pubkey(uri),
+        ["key", rest @ ..] => crate::keycmd::key_cmd(rest),
         ["genkey"] => {
             warn_world_readable_stdout();
             let k = PrivateKey::generate().map_err(|e| CliError::new(format!("Unable to generate a key: {e}")))?;
@@ -156,8 +163,12 @@ fn daemon_cmd(args: &[&str]) -> Result<(), CliError> {
             "`{iface}' is not a valid interface name"
         )));
     }
-    if foreground || std::env::var_os("FERROWG_DETACHED").is_some() {
-        let env = env_logger::Env::default().default_filter_or("info");
+    let detached = std::env::var_os("FERROWG_DETACHED").is_some();
+    if foreground || detached {
+        // A detached daemon's log goes nowhere once its parent returns: only warnings and
+        // errors, which the parent relays while it waits for the start-up.
+        let env =
+            env_logger::Env::default().default_filter_or(if detached { "warn" } else { "info" });
         let _ = env_logger::Builder::from_env(env)
             .format_target(false)
             .try_init();

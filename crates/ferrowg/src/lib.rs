@@ -14,6 +14,8 @@
 //! - [`daemon`]: the userspace WireGuard daemon (TUN + UDP + UAPI socket).
 //! - [`wgctl`]: the UAPI client and the wg(8) commands built on it.
 //! - [`quick`]: wg-quick(8)'s `up` and `down`.
+//! - [`pkcs11`]: static keys in PKCS#11 tokens (the private key never in memory).
+//! - [`keycmd`]: `genkey --pkcs11`, `pubkey --pkcs11`, `key rotate`, private key files.
 //! - [`cli`]: the command line.
 
 pub mod addr;
@@ -21,6 +23,8 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod key;
+pub mod keycmd;
+pub mod pkcs11;
 pub mod quick;
 pub mod show;
 pub mod uapi;

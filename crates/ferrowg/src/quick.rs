@@ -383,7 +383,8 @@ fn save_config(qf: &QuickFile) -> Result<(), CliError> {
         }
     }
     text += "SaveConfig = true\n";
-    let conf = crate::config::showconf(&state);
+    // With a token key, `PrivateKey = pkcs11:…` (ferrowg's showconf keeps it).
+    let conf = crate::keycmd::showconf(iface, &state, Some(&qf.config));
     text += conf.strip_prefix("[Interface]\n").unwrap_or(&conf);
     eprintln!("[#] saving configuration to {}", qf.path.display());
     let tmp = qf.path.with_extension("conf.tmp");

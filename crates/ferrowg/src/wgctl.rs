@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::addr::{AllowedIp, Endpoint};
 use crate::config::{self, Config, Dialect};
-use crate::key::{PresharedKey, PrivateKey, PublicKey};
+use crate::key::{PresharedKey, PublicKey};
 use crate::uapi::client::{parse_get_response, parse_set_response, ConfMode};
 use crate::uapi::{DeviceState, InterfaceOp, PeerOp, PeerSet, SetRequest};
 
@@ -69,13 +69,19 @@ fn connect(iface: &str) -> Result<UnixStream, CliError> {
 
 /// `get=1`: the interface's state.
 pub fn get(iface: &str) -> Result<DeviceState, CliError> {
+    let text = get_raw(iface)?;
+    parse_get_response(&text)
+        .map_err(|e| CliError::new(format!("Unable to access interface {iface}: {e}")))
+}
+
+/// `get=1`: the reply as received (for the extension lines [`get`] does not keep).
+pub fn get_raw(iface: &str) -> Result<Vec<u8>, CliError> {
     let mut s = connect(iface)?;
     s.write_all(b"get=1\n\n")
         .map_err(|e| CliError::new(format!("Unable to access interface {iface}: {e}")))?;
     let mut text = Vec::new();
     read_reply(&mut s, &mut text)?;
-    parse_get_response(&text)
-        .map_err(|e| CliError::new(format!("Unable to access interface {iface}: {e}")))
+    Ok(text)
 }
 
 /// Reads one reply (up to and including its empty line) with a size bound.
@@ -108,8 +114,25 @@ pub fn set(iface: &str, req: &SetRequest) -> Result<(), CliError> {
         .map_err(|e| CliError::new(format!("Unable to modify interface {iface}: {e}")))?;
     let mut text = Vec::new();
     read_reply(&mut s, &mut text)?;
-    parse_set_response(&text)
-        .map_err(|e| CliError::new(format!("Unable to modify interface {iface}: {e}")))
+    parse_set_response(&text).map_err(|e| {
+        // A refused token key: say which part failed (the daemon's log has the details).
+        let uri = req
+            .interface
+            .iter()
+            .any(|op| matches!(op, InterfaceOp::PrivateKeyUri(_)));
+        let why = match &e {
+            crate::uapi::client::GetError::Remote(errno) if uri => {
+                crate::pkcs11::Pkcs11Error::explain_errno(errno.0)
+            }
+            _ => None,
+        };
+        match why {
+            Some(why) => CliError::new(format!(
+                "Unable to modify interface {iface}: {why} ({e}; the daemon's log says more)"
+            )),
+            None => CliError::new(format!("Unable to modify interface {iface}: {e}")),
+        }
+    })
 }
 
 /// Resolves a host-name endpoint like wg(8) (first address; IPv4 preferred).
@@ -144,7 +167,10 @@ pub fn apply_config(iface: &str, cfg: &Config, mode: &str) -> Result<(), CliErro
             ConfMode::Sync(&running)
         }
     };
-    let req = SetRequest::from_config(cfg, mode, resolve)?;
+    // A PKCS#11 key is opened here first, so a wrong PIN or a missing module or object is
+    // reported with its cause before the request is sent.
+    let cfg = crate::keycmd::config_with_checked_key(cfg)?;
+    let req = SetRequest::from_config(&cfg, mode, resolve)?;
     set(iface, &req)
 }
 
@@ -165,10 +191,15 @@ pub fn parse_set_args(args: &[String]) -> Result<SetRequest, CliError> {
                     CliError::new(format!("Unable to parse port: `{v}'"))
                 })?)),
             "fwmark" => req.interface.push(InterfaceOp::FwMark(parse_fwmark(v)?)),
+            // ferrowg's extension: a key in a PKCS#11 token, checked here.
+            "private-key" if crate::pkcs11::uri::is_pkcs11_uri(v) => {
+                let uri = crate::keycmd::parse_uri_arg(v)?;
+                crate::keycmd::check_token_key(&uri)?;
+                req.interface
+                    .push(InterfaceOp::PrivateKeyUri(Box::new(uri)));
+            }
             "private-key" => {
-                let k = PrivateKey::from_base64(read_key_file(v)?.trim()).map_err(|_| {
-                    CliError::new(format!("Key is not the correct length or format: `{v}'"))
-                })?;
+                let k = crate::keycmd::read_private_key_file(v)?;
                 req.interface
                     .push(InterfaceOp::PrivateKey(Some(k).filter(|k| !k.is_zero())));
             }

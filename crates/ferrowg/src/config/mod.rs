@@ -46,8 +46,11 @@ pub struct Config {
 /// The `[Interface]` keys. `None` means "not in the file", which matters for `addconf`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Interface {
-    /// `PrivateKey`.
+    /// `PrivateKey` given as a key.
     pub private_key: Option<PrivateKey>,
+    /// `PrivateKey` given as a PKCS#11 URI (ferrowg's extension: the key stays in a token).
+    /// At most one of `private_key` and `private_key_uri` is set: the later line wins.
+    pub private_key_uri: Option<crate::pkcs11::Pkcs11Uri>,
     /// `ListenPort`.
     pub listen_port: Option<u16>,
     /// `FwMark`; `Some(0)` for `off`.

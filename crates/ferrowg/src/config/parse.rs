@@ -76,6 +76,15 @@ pub enum ConfigErrorKind {
         /// Why it does not decode.
         error: KeyError,
     },
+    /// A `PrivateKey` PKCS#11 URI that does not parse; its text is not repeated (it may hold a
+    /// PIN).
+    #[error("{field}: not a valid PKCS#11 URI: {error}")]
+    InvalidKeyUri {
+        /// The key name.
+        field: &'static str,
+        /// What is wrong with it.
+        error: crate::pkcs11::UriError,
+    },
     /// `Key =` with nothing after it (wg rejects these as unrecognized lines).
     #[error("{field}: empty value")]
     EmptyValue {
@@ -352,10 +361,17 @@ impl Parser {
                     invalid(field, value, "a valid fwmark (0-0xffffffff or off)")
                 })?);
             }
+            _ if crate::pkcs11::uri::is_pkcs11_uri(value) => {
+                let uri = crate::pkcs11::Pkcs11Uri::parse(value)
+                    .map_err(|error| ConfigErrorKind::InvalidKeyUri { field, error })?;
+                iface.private_key = None;
+                iface.private_key_uri = Some(uri);
+            }
             _ => {
                 let key = PrivateKey::from_base64(value)
                     .map_err(|error| ConfigErrorKind::InvalidSecretKey { field, error })?;
                 iface.private_key = Some(key);
+                iface.private_key_uri = None;
             }
         }
         Ok(())

@@ -35,6 +35,7 @@ impl From<&DeviceState> for Config {
         Self {
             interface: Interface {
                 private_key: state.private_key.clone().filter(|k| !k.is_zero()),
+                private_key_uri: None,
                 listen_port: Some(state.listen_port).filter(|&p| p != 0),
                 fwmark: Some(state.fwmark).filter(|&m| m != 0),
                 quick: Default::default(),
@@ -112,6 +113,8 @@ impl Config {
         }
         if let Some(key) = &iface.private_key {
             let _ = writeln!(out, "PrivateKey = {}", key.to_base64());
+        } else if let Some(uri) = &iface.private_key_uri {
+            let _ = writeln!(out, "PrivateKey = {}", uri.to_uri_string(true));
         }
         out.push('\n');
     }

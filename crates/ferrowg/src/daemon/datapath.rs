@@ -1,24 +1,38 @@
-//! The daemon's threads: TUN → encrypt → UDP, UDP → decrypt → TUN, and the protocol timers.
+//! The daemon's threads: TUN → encrypt → UDP (`tx.rs`), UDP → decrypt → TUN (`rx.rs`), and the
+//! protocol timers (here).
 //!
-//! Each data-path thread works in batches of up to [`BATCH`] packets: one batched read, one
-//! lock of the shared state for the whole batch, one batched write. Buffers are allocated once
-//! per thread; the packet is encrypted and decrypted in place at offset
-//! [`TRANSPORT_HEADER_SIZE`], so nothing is copied or allocated per packet on the steady path.
+//! Each data-path thread works in batches: one batched read, one lock of the shared state for
+//! the whole batch, one batched write. Buffers are allocated once per thread; packets are
+//! encrypted and decrypted in place, so nothing is allocated per packet on the steady path.
 //! Handshake messages and packets that waited for a session come out of `poll_transmit`.
+//!
+//! With the TUN device's virtio-net header ([`open_tun`]), the kernel hands over TCP/UDP
+//! super-packets of up to 64 KiB, which are cut into MTU-sized packets ([`offload::gso`]),
+//! encrypted back to back and sent with UDP GSO; received datagrams (UDP GRO) are decrypted and
+//! glued back into super-packets ([`offload::gro`]) before the TUN write.
+//!
+//! [`offload::gso`]: super::offload::gso
+//! [`offload::gro`]: super::offload::gro
+
+mod rx;
+mod tx;
+
+pub use rx::udp_to_tun;
+pub use tx::tun_to_udp;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use ferrowg_proto::device::{Event, Incoming, Outgoing};
+use ferrowg_proto::device::Event;
 use ferrowg_proto::{Instant, TRANSPORT_HEADER_SIZE};
-use ferrowg_sys::{RecvMeta, Transmit, TunQueue, UdpSocket};
+use ferrowg_sys::{Offload, Tun, TunConfig, UdpSocket};
 
 use super::state::{self, State};
 use crate::key::PublicKey;
 
-/// Packets per batch (wireguard-go and the kernel's GRO use 64–128).
+/// Reads or datagrams per batch (wireguard-go and the kernel's GRO use 64–128).
 pub const BATCH: usize = 64;
 /// Room for the largest IP packet a TUN device delivers plus WireGuard framing and padding.
 const BUF_SIZE: usize = TRANSPORT_HEADER_SIZE + 65535 + 64;
@@ -35,6 +49,58 @@ pub struct Shared {
     pub shutdown: AtomicBool,
     /// Why the daemon stops, when a thread decided it.
     pub reason: Mutex<Option<String>>,
+    /// Packets the data path dropped, by cause.
+    pub stats: DatapathStats,
+}
+
+/// Packets the data path itself dropped (the protocol core counts its own drops), so that a
+/// test or an operator can tell "none lost here" from "lost somewhere".
+#[derive(Debug, Default)]
+pub struct DatapathStats {
+    /// TUN reads that could not be split (bad virtio-net header) or did not fit the buffers.
+    pub tun_read_errors: AtomicU64,
+    /// Packets (or super-packets) the TUN device refused or that timed out on write.
+    pub tun_write_errors: AtomicU64,
+    /// Datagrams that could not be sent.
+    pub udp_send_errors: AtomicU64,
+    /// Datagrams received truncated (larger than the receive buffer).
+    pub udp_truncated: AtomicU64,
+}
+
+impl DatapathStats {
+    fn count(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A one-line summary for the log.
+    pub fn summary(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "tun read errors {}, tun write errors {}, udp send errors {}, udp truncated {}",
+            get(&self.tun_read_errors),
+            get(&self.tun_write_errors),
+            get(&self.udp_send_errors),
+            get(&self.udp_truncated)
+        )
+    }
+}
+
+/// Opens TUN device `iface` with a virtio-net header and TCP/UDP segmentation offloads, so that
+/// the kernel hands over 64 KiB super-packets; falls back to a plain device if the kernel
+/// refuses (or if `FERROWG_OFFLOAD=0` is set, to compare). Returns the offloads in force.
+pub fn open_tun(iface: &str) -> ferrowg_sys::Result<(Tun, Offload)> {
+    if std::env::var_os("FERROWG_OFFLOAD").is_some_and(|v| v == "0") {
+        return Ok((Tun::open(&TunConfig::new(iface))?, Offload::default()));
+    }
+    let tun = Tun::open(&TunConfig::new(iface).vnet_hdr(true))?;
+    match tun.set_offload(Offload::ALL) {
+        Ok(offload) => Ok((tun, offload)),
+        Err(e) => {
+            log::warn!("{iface}: TUN offloads unavailable ({e}); using plain packets");
+            drop(tun);
+            Ok((Tun::open(&TunConfig::new(iface))?, Offload::default()))
+        }
+    }
 }
 
 impl Shared {
@@ -127,148 +193,6 @@ fn send_outbox(sock: &UdpSocket, out: &mut Outbox) {
     }
 }
 
-fn alloc_bufs() -> Vec<Vec<u8>> {
-    (0..BATCH).map(|_| vec![0u8; BUF_SIZE]).collect()
-}
-
-/// TUN → device → UDP.
-pub fn tun_to_udp(shared: Arc<Shared>, tun: Arc<TunQueue>) {
-    let mut bufs = alloc_bufs();
-    let mut sizes = [0usize; BATCH];
-    let mut results: Vec<(usize, SocketAddr, usize)> = Vec::with_capacity(BATCH);
-    let mut scratch = vec![0u8; BUF_SIZE];
-    let mut out = Outbox::default();
-    while !shared.stopping() {
-        let n = {
-            let mut views: Vec<&mut [u8]> = bufs
-                .iter_mut()
-                .map(|b| &mut b[TRANSPORT_HEADER_SIZE..])
-                .collect();
-            match tun.read_batch(&mut views, &mut sizes, Some(POLL)) {
-                Ok(n) => n,
-                Err(e) if e.is_interface_gone() => {
-                    shared.stop(format!("interface {} was removed", tun.name()));
-                    break;
-                }
-                Err(e) => {
-                    log::warn!("TUN read: {e}");
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
-            }
-        };
-        if n == 0 {
-            continue;
-        }
-        results.clear();
-        let sock = {
-            let mut st = shared.lock();
-            let now = state::now();
-            for (i, buf) in bufs.iter_mut().enumerate().take(n) {
-                match st.device.handle_packet(now, buf, sizes[i]) {
-                    Outgoing::Send { endpoint, len, .. } => results.push((i, endpoint, len)),
-                    Outgoing::Queued { .. } => {}
-                    Outgoing::Dropped(r) => log::trace!("outgoing packet dropped: {r}"),
-                }
-            }
-            drain(&mut st, &mut out, &mut scratch);
-            nudge_timer(&shared, &st);
-            st.socket.clone()
-        };
-        let msgs: Vec<Transmit<'_>> = results
-            .iter()
-            .map(|&(i, dst, len)| Transmit::new(dst, &bufs[i][..len]))
-            .collect();
-        send_all(&sock, &msgs);
-        send_outbox(&sock, &mut out);
-    }
-}
-
-/// Sends a batch, skipping a destination that fails so one bad endpoint cannot stall others.
-fn send_all(sock: &UdpSocket, msgs: &[Transmit<'_>]) {
-    let mut done = 0;
-    while done < msgs.len() {
-        match sock.send_batch(&msgs[done..], Some(Duration::from_secs(1))) {
-            Ok(0) => break,
-            Ok(k) => done += k,
-            Err(e) => {
-                log::debug!("send to {}: {e}", msgs[done].dst);
-                done += 1;
-            }
-        }
-    }
-}
-
-/// UDP → device → TUN.
-pub fn udp_to_tun(shared: Arc<Shared>, tun: Arc<TunQueue>) {
-    let mut bufs = alloc_bufs();
-    let mut metas = [RecvMeta::default(); BATCH];
-    let mut deliver: Vec<(usize, usize)> = Vec::with_capacity(BATCH);
-    let mut scratch = vec![0u8; BUF_SIZE];
-    let mut out = Outbox::default();
-    let (mut sock, mut generation) = {
-        let st = shared.lock();
-        (st.socket.clone(), st.socket_generation)
-    };
-    while !shared.stopping() {
-        let n = match sock.recv_batch(&mut bufs, &mut metas, Some(POLL)) {
-            Ok(n) => n,
-            Err(e) => {
-                log::warn!("UDP receive: {e}");
-                std::thread::sleep(Duration::from_millis(10));
-                0
-            }
-        };
-        deliver.clear();
-        {
-            let mut st = shared.lock();
-            if st.socket_generation != generation {
-                sock = st.socket.clone();
-                generation = st.socket_generation;
-            }
-            let now = state::now();
-            for (i, m) in metas.iter().enumerate().take(n) {
-                if m.truncated {
-                    continue;
-                }
-                match st.device.handle_datagram(now, m.src, &mut bufs[i][..m.len]) {
-                    Incoming::Packet { len, .. } => deliver.push((i, len)),
-                    Incoming::Dropped(r) => log::trace!("datagram from {} dropped: {r}", m.src),
-                    _ => {}
-                }
-            }
-            drain(&mut st, &mut out, &mut scratch);
-            nudge_timer(&shared, &st);
-        }
-        if !deliver.is_empty() {
-            let packets: Vec<&[u8]> = deliver
-                .iter()
-                .map(|&(i, len)| &bufs[i][TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + len])
-                .collect();
-            write_all(&shared, &tun, &packets);
-        }
-        send_outbox(&sock, &mut out);
-    }
-}
-
-fn write_all(shared: &Shared, tun: &TunQueue, packets: &[&[u8]]) {
-    let mut done = 0;
-    while done < packets.len() {
-        match tun.write_batch(&packets[done..], Some(Duration::from_secs(1))) {
-            Ok(0) => break,
-            Ok(k) => done += k,
-            Err(e) if e.is_interface_gone() => {
-                shared.stop(format!("interface {} was removed", tun.name()));
-                return;
-            }
-            Err(e) => {
-                log::debug!("TUN write: {e}");
-                done += 1;
-            }
-        }
-    }
-}
-
 /// Runs the protocol timers.
 pub fn timers(shared: Arc<Shared>) {
     let mut scratch = vec![0u8; BUF_SIZE];
@@ -279,6 +203,7 @@ pub fn timers(shared: Arc<Shared>) {
             let now = state::now();
             st.device.set_clock(now, state::unix_nanos());
             st.device.handle_timeout(now);
+            st.poll_rekeys(now);
             drain(&mut st, &mut out, &mut scratch);
             st.socket.clone()
         };

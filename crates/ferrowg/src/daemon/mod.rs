@@ -9,6 +9,7 @@
 //! protocol timers, one for the UAPI socket, and the main thread watching for the end.
 
 pub mod datapath;
+pub mod offload;
 pub mod state;
 pub mod uapi;
 
@@ -19,7 +20,6 @@ use std::time::Duration;
 
 use ferrowg_proto::crypto::RingCrypto;
 use ferrowg_proto::Device;
-use ferrowg_sys::{Tun, TunConfig};
 
 use datapath::Shared;
 use state::{NoKey, State};
@@ -67,6 +67,13 @@ pub fn valid_iface_name(name: &str) -> bool {
 }
 
 /// Starts the daemon in the background and returns once the UAPI socket is up.
+///
+/// The daemon outlives the caller, so it must not keep the caller's standard error open: a
+/// caller that captures it (`out=$(wg-quick up wg0 2>&1)`, a test harness, a pipe to `tee`)
+/// would otherwise wait for the daemon to exit. Its standard error is a pipe instead, relayed
+/// to ours while we wait, so start-up errors are still shown; once we return, the pipe closes
+/// and later messages are dropped (as wireguard-go drops them unless LOG_LEVEL is set). Run
+/// `daemon --foreground` to keep the log.
 pub fn spawn_detached(iface: &str) -> Result<(), DaemonError> {
     let exe = std::env::current_exe().map_err(|e| os("cannot find own executable", e))?;
     let mut child = Command::new(exe)
@@ -74,13 +81,21 @@ pub fn spawn_detached(iface: &str) -> Result<(), DaemonError> {
         .env("FERROWG_DETACHED", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .process_group(0)
         .spawn()
         .map_err(|e| os("cannot start the daemon", e))?;
+    let relay = child
+        .stderr
+        .take()
+        .map(|from| std::thread::spawn(move || relay_lines(from)));
     let path = uapi::socket_path(iface);
     for _ in 0..200 {
         if let Ok(Some(status)) = child.try_wait() {
+            // The pipe is at its end now: let the daemon's own message come out first.
+            if let Some(r) = relay {
+                let _ = r.join();
+            }
             return Err(os(
                 "daemon",
                 std::io::Error::other(format!("exited early: {status}")),
@@ -97,12 +112,23 @@ pub fn spawn_detached(iface: &str) -> Result<(), DaemonError> {
     ))
 }
 
+/// Copies the detached daemon's standard error to ours, line by line, until it closes.
+fn relay_lines(from: std::process::ChildStderr) {
+    use std::io::{BufRead, Write};
+    for line in std::io::BufReader::new(from).lines() {
+        let Ok(line) = line else { return };
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+}
+
 use std::os::unix::process::CommandExt as _;
 
 /// Runs the daemon in this process until it is told to stop.
 pub fn run(iface: &str) -> Result<(), DaemonError> {
-    let tun = Tun::open(&TunConfig::new(iface)).map_err(|e| {
-        if e.raw_os_error() == Some(1) {
+    let (tun, offload) = datapath::open_tun(iface).map_err(|e| {
+        // EPERM: TUNSETIFF without CAP_NET_ADMIN. EACCES: /dev/net/tun's mode does not let
+        // the user open it (0600 or 0660 on many systems).
+        if matches!(e.raw_os_error(), Some(1 | 13)) {
             DaemonError::Privilege {
                 iface: iface.to_string(),
                 source: e,
@@ -129,6 +155,7 @@ pub fn run(iface: &str) -> Result<(), DaemonError> {
     st.device.set_clock(now, state::unix_nanos());
     if let Ok(mtu) = tun.mtu() {
         st.device.set_mtu(mtu as usize);
+        st.device_mtu = mtu;
     }
     let listener = uapi::listen(iface).map_err(|e| os("cannot create the UAPI socket", e))?;
     let shared = Arc::new(Shared {
@@ -136,6 +163,7 @@ pub fn run(iface: &str) -> Result<(), DaemonError> {
         timer_wake: Condvar::new(),
         shutdown: AtomicBool::new(false),
         reason: Mutex::new(None),
+        stats: Default::default(),
     });
     let term = Arc::new(AtomicBool::new(false));
     for sig in [
@@ -147,7 +175,7 @@ pub fn run(iface: &str) -> Result<(), DaemonError> {
             .map_err(|e| os("cannot install signal handlers", e))?;
     }
     log::info!(
-        "{iface}: ferrowg {} started (crypto backend: ring)",
+        "{iface}: ferrowg {} started (crypto backend: ring, TUN offloads: {offload:?})",
         env!("CARGO_PKG_VERSION")
     );
 
@@ -159,7 +187,9 @@ pub fn run(iface: &str) -> Result<(), DaemonError> {
         let s = shared.clone();
         handles.push(spawn("tun-rx", move || datapath::tun_to_udp(s, q))?);
         let s = shared.clone();
-        handles.push(spawn("udp-rx", move || datapath::udp_to_tun(s, q2))?);
+        handles.push(spawn("udp-rx", move || {
+            datapath::udp_to_tun(s, q2, offload)
+        })?);
     }
     let s = shared.clone();
     handles.push(spawn("timers", move || datapath::timers(s))?);
@@ -168,11 +198,13 @@ pub fn run(iface: &str) -> Result<(), DaemonError> {
 
     let path = uapi::socket_path(iface);
     let mut tick = 0u32;
+    let mut mtu = shared.lock().device_mtu;
     while !shared.shutdown.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         if term.load(Ordering::Relaxed) {
             shared.stop("signal received");
         }
+        follow_mtu(&shared, iface, &mut mtu);
         tick += 1;
         if tick % 5 == 0 {
             if !path.exists() {
@@ -188,8 +220,26 @@ pub fn run(iface: &str) -> Result<(), DaemonError> {
     for h in handles {
         let _ = h.join();
     }
+    log::info!("{iface}: data-path drops: {}", shared.stats.summary());
     let _ = std::fs::remove_file(&path);
     Ok(())
+}
+
+/// Keeps the device's MTU (which caps the padding of transport messages, whitepaper §5.4.6) in
+/// step with the interface's: wg-quick and users set it after the daemon has started. With a
+/// stale 1500, a full-size 1420-byte packet is padded to 1424 and its datagram no longer fits a
+/// 1500-byte IPv6 underlay, so every one of them is fragmented.
+fn follow_mtu(shared: &Shared, iface: &str, known: &mut u32) {
+    let Ok(mtu) = ferrowg_sys::netdev::mtu(iface) else {
+        return;
+    };
+    if mtu != *known {
+        log::info!("{iface}: MTU {known} -> {mtu}");
+        let mut st = shared.lock();
+        st.device.set_mtu(mtu as usize);
+        st.device_mtu = mtu;
+        *known = mtu;
+    }
 }
 
 fn spawn(

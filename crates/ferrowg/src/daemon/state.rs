@@ -17,7 +17,9 @@ use ferrowg_sys::UdpSocket;
 
 use crate::addr::AllowedIp;
 use crate::key::{PresharedKey, PrivateKey, PublicKey};
+use crate::pkcs11::{Pkcs11Key, Pkcs11Uri};
 use crate::uapi::{DeviceState, Errno, InterfaceOp, PeerOp, PeerState, SetRequest};
+use ferrowg_proto::messages::REKEY_ATTEMPT_TIME;
 
 /// Socket buffer size asked of the kernel (the namespace sysctls cannot be raised).
 pub const SOCKET_BUFFER: usize = 8 << 20;
@@ -38,8 +40,13 @@ impl StaticKey for NoKey {
 pub struct State {
     /// The protocol state machine.
     pub device: Device,
-    /// The private key as configured (for `get`); `None` when unset.
+    /// The private key as configured (for `get`); `None` when unset or in a token.
     pub private_key: Option<PrivateKey>,
+    /// The PKCS#11 URI of the private key when it is in a token (ferrowg's UAPI extension).
+    pub key_uri: Option<Pkcs11Uri>,
+    /// Peers (by public key) that had a session when the private key changed and have not
+    /// completed a handshake with the new key since (see [`State::poll_rekeys`]).
+    pub rekey_pending: Vec<([u8; 32], Instant)>,
     /// The bound UDP socket.
     pub socket: Arc<UdpSocket>,
     /// Incremented whenever `socket` is replaced, so readers pick up the new one.
@@ -48,6 +55,8 @@ pub struct State {
     pub fwmark: u32,
     /// When the timer thread plans to wake next.
     pub planned_wake: Option<Instant>,
+    /// The interface MTU the device was last told (0 = never).
+    pub device_mtu: u32,
 }
 
 /// The process-wide monotonic clock as a protocol [`Instant`].
@@ -90,10 +99,13 @@ impl State {
         State {
             device,
             private_key: None,
+            key_uri: None,
+            rekey_pending: Vec::new(),
             socket: Arc::new(socket),
             socket_generation: 0,
             fwmark: 0,
             planned_wake: None,
+            device_mtu: 0,
         }
     }
 
@@ -134,8 +146,26 @@ impl State {
 
     /// Applies a validated `set=1` request; on error nothing has changed.
     pub fn apply(&mut self, req: &SetRequest) -> Result<(), Errno> {
+        self.apply_with_key(req, None)
+    }
+
+    /// [`State::apply`] for a request that may name a token key: `token_key` is that key,
+    /// opened beforehand by [`open_token_key`] (without the lock held: a token is slow).
+    pub fn apply_with_key(
+        &mut self,
+        req: &SetRequest,
+        mut token_key: Option<Pkcs11Key>,
+    ) -> Result<(), Errno> {
         let now = now();
         // Phase 1: everything that can fail, without touching the device.
+        let last_uri = last_key_uri(req);
+        if let Some(uri) = last_uri {
+            let opened = token_key.as_ref().is_some_and(|k| k.uri() == uri);
+            if !opened && self.key_uri.as_ref() != Some(uri) {
+                log::error!("UAPI set: the token key {uri} was not opened");
+                return Err(Errno::EINVAL);
+            }
+        }
         let mut port = None;
         let mut fwmark = None;
         for op in &req.interface {
@@ -184,9 +214,15 @@ impl State {
             self.socket_generation += 1;
         }
         self.fwmark = new_fwmark;
+        let mut key_changed = false;
         for op in &req.interface {
             match op {
-                InterfaceOp::PrivateKey(k) => self.set_private_key(k.clone()),
+                InterfaceOp::PrivateKey(k) => key_changed |= self.set_private_key(k.clone()),
+                // Only the last URI counts (it is the one opened); a later PrivateKey wins.
+                InterfaceOp::PrivateKeyUri(uri) if Some(&**uri) == last_uri => {
+                    key_changed |= self.set_token_key(uri, token_key.take());
+                }
+                InterfaceOp::PrivateKeyUri(_) => {}
                 InterfaceOp::ReplacePeers => self.device.clear_peers(),
                 InterfaceOp::ListenPort(_) | InterfaceOp::FwMark(_) => {}
             }
@@ -194,19 +230,24 @@ impl State {
         for ps in &req.peers {
             self.apply_peer(ps.public_key.as_bytes(), &ps.ops, now);
         }
+        if key_changed {
+            self.rekey_sessions(now);
+        }
         Ok(())
     }
 
-    fn set_private_key(&mut self, key: Option<PrivateKey>) {
+    /// Returns whether the key changed.
+    fn set_private_key(&mut self, key: Option<PrivateKey>) -> bool {
         // Stored clamped, as wireguard-go does, so `get` reports what X25519 uses.
         let key = key.map(|k| k.clamped());
-        let same = match (&key, &self.private_key) {
-            (Some(a), Some(b)) => a.as_key() == b.as_key(),
-            (None, None) => true,
-            _ => false,
-        };
+        let same = self.key_uri.is_none()
+            && match (&key, &self.private_key) {
+                (Some(a), Some(b)) => a.as_key() == b.as_key(),
+                (None, None) => true,
+                _ => false,
+            };
         if same {
-            return;
+            return false;
         }
         match &key {
             Some(k) => self
@@ -215,6 +256,75 @@ impl State {
             None => self.device.set_static_key(Box::new(NoKey)),
         }
         self.private_key = key;
+        self.key_uri = None;
+        true
+    }
+
+    /// Switches to the token key `key` opened for `uri`; `None` means the URI is the one in
+    /// use already (nothing to do). Returns whether the key changed.
+    fn set_token_key(&mut self, uri: &Pkcs11Uri, key: Option<Pkcs11Key>) -> bool {
+        let Some(key) = key else { return false };
+        log::info!(
+            "private key is now {uri} (public key {})",
+            PublicKey::from_bytes(key.public_key())
+        );
+        self.device.set_static_key(Box::new(key));
+        self.private_key = None;
+        self.key_uri = Some(uri.clone());
+        true
+    }
+
+    /// After a key change: sessions keep running on their keys (the core keeps them), and a
+    /// handshake with the new key is started for every peer that has one, and retried (see
+    /// [`State::poll_rekeys`]) until the peer knows the new key. The tunnel then moves to the
+    /// new key within one handshake attempt of the peer learning it, and carries traffic on
+    /// the old session while it does not.
+    fn rekey_sessions(&mut self, now: Instant) {
+        let dev = &self.device;
+        self.rekey_pending = dev
+            .peers()
+            .filter(|&id| dev.has_keys(id))
+            .filter_map(|id| dev.peer_info(id))
+            .map(|info| (info.public_key, now))
+            .collect();
+        self.poll_rekeys(now);
+    }
+
+    /// Starts a handshake with the new key for every peer in [`State::rekey_pending`] that has
+    /// not completed one since the key changed (the core limits this to one initiation per
+    /// REKEY_TIMEOUT, so the timer thread may call it as often as it likes). Peers are dropped
+    /// from the list on success, on removal, or after REKEY_ATTEMPT_TIME.
+    pub fn poll_rekeys(&mut self, now: Instant) {
+        let dev = &mut self.device;
+        self.rekey_pending.retain(|(key, since)| {
+            let Some(id) = dev.peer_by_key(key) else {
+                return false;
+            };
+            let done = dev
+                .peer_info(id)
+                .and_then(|i| i.last_handshake)
+                .is_some_and(|t| t > *since);
+            if done || now.saturating_duration_since(*since) > REKEY_ATTEMPT_TIME {
+                return false;
+            }
+            dev.initiate_handshake(id, now);
+            true
+        });
+    }
+
+    /// The ferrowg-specific lines of the `get=1` reply: a token key's URI (without its PIN)
+    /// and public key, which wg(8) cannot derive.
+    pub fn uapi_extensions(&self) -> Vec<(&'static str, String)> {
+        match &self.key_uri {
+            Some(uri) => vec![
+                (crate::pkcs11::UAPI_KEY_URI, uri.to_string()),
+                (
+                    crate::pkcs11::UAPI_KEY_PUBLIC,
+                    PublicKey::from_bytes(self.device.public_key()).to_hex(),
+                ),
+            ],
+            None => Vec::new(),
+        }
     }
 
     fn apply_peer(&mut self, public_key: &[u8; 32], ops: &[PeerOp], now: Instant) {
@@ -258,4 +368,31 @@ impl State {
 
 fn canonical(a: SocketAddr) -> SocketAddr {
     ferrowg_sys::canonical(a)
+}
+
+/// The URI of the last `ferrowg_private_key_uri=` of a request (the one that takes effect).
+fn last_key_uri(req: &SetRequest) -> Option<&Pkcs11Uri> {
+    req.interface.iter().rev().find_map(|op| match op {
+        InterfaceOp::PrivateKeyUri(u) => Some(&**u),
+        _ => None,
+    })
+}
+
+/// Opens the token key a `set` request names, unless it is `current` (the one in use). Call
+/// without the state lock: loading a module and logging in take a while. The errno tells the
+/// client which part failed (see [`crate::pkcs11::Pkcs11Error::errno`]).
+pub fn open_token_key(
+    req: &SetRequest,
+    current: Option<&Pkcs11Uri>,
+) -> Result<Option<Pkcs11Key>, Errno> {
+    let Some(uri) = last_key_uri(req) else {
+        return Ok(None);
+    };
+    if current == Some(uri) {
+        return Ok(None);
+    }
+    Pkcs11Key::open(uri).map(Some).map_err(|e| {
+        log::error!("cannot use the private key {uri}: {e}");
+        e.errno()
+    })
 }

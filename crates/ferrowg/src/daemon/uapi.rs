@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::datapath::Shared;
-use crate::uapi::server::{errno_reply, read_request, write_get_response, Request};
+use super::state::open_token_key;
+use crate::uapi::server::{errno_reply, read_request, write_get_response_ext, Request};
 use crate::uapi::Limits;
 
 /// Where UAPI sockets live (shared by every network namespace on the machine).
@@ -79,9 +80,15 @@ fn handle(shared: &Shared, conn: UnixStream) {
         let reply = match read_request(&mut reader, &limits) {
             Ok(None) => return,
             // The reply ends with errno=0.
-            Ok(Some(Request::Get)) => write_get_response(&shared.lock().snapshot()),
+            Ok(Some(Request::Get)) => {
+                let st = shared.lock();
+                write_get_response_ext(&st.snapshot(), &st.uapi_extensions())
+            }
             Ok(Some(Request::Set(req))) => {
-                let result = shared.lock().apply(&req);
+                // A token key is opened before taking the lock (loading and login are slow).
+                let current = shared.lock().key_uri.clone();
+                let result = open_token_key(&req, current.as_ref())
+                    .and_then(|key| shared.lock().apply_with_key(&req, key));
                 shared.timer_wake.notify_one();
                 match result {
                     Ok(()) => errno_reply(None),

@@ -232,7 +232,10 @@ impl SetRequest {
         let iface = &config.interface;
         let mut interface = Vec::new();
         let replace = !matches!(mode, ConfMode::Add);
-        if replace || iface.private_key.is_some() {
+        if let Some(uri) = &iface.private_key_uri {
+            // ferrowg's extension: the key is in a PKCS#11 token.
+            interface.push(InterfaceOp::PrivateKeyUri(Box::new(uri.clone())));
+        } else if replace || iface.private_key.is_some() {
             let key = iface.private_key.clone().filter(|k| !k.is_zero());
             interface.push(InterfaceOp::PrivateKey(key));
         }
@@ -288,6 +291,12 @@ impl SetRequest {
                 InterfaceOp::ListenPort(p) => writeln!(out, "listen_port={p}"),
                 InterfaceOp::FwMark(m) => writeln!(out, "fwmark={m}"),
                 InterfaceOp::ReplacePeers => writeln!(out, "replace_peers=true"),
+                InterfaceOp::PrivateKeyUri(uri) => writeln!(
+                    out,
+                    "{}={}",
+                    crate::pkcs11::UAPI_KEY_URI,
+                    uri.to_uri_string(true)
+                ),
             };
         }
         for peer in &self.peers {

@@ -166,6 +166,9 @@ pub enum InterfaceOp {
     FwMark(u32),
     /// `replace_peers=true`: remove every peer before adding the ones that follow.
     ReplacePeers,
+    /// `ferrowg_private_key_uri=` (ferrowg's extension, [`crate::pkcs11::UAPI_KEY_URI`]): use
+    /// the X25519 key in a PKCS#11 token, named by this URI, as the private key.
+    PrivateKeyUri(Box<crate::pkcs11::Pkcs11Uri>),
 }
 
 /// The operations on one peer, introduced by `public_key=`.

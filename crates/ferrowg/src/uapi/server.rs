@@ -127,6 +127,10 @@ pub enum SetErrorKind {
     /// Reading failed (the kind of the I/O error).
     #[error("read failed: {0:?}")]
     Io(io::ErrorKind),
+    /// `ferrowg_private_key_uri=` that is not a valid PKCS#11 URI (the value is not repeated:
+    /// it may hold a PIN).
+    #[error("ferrowg_private_key_uri: {0}")]
+    InvalidKeyUri(crate::pkcs11::UriError),
 }
 
 /// The result of one bounded line read.
@@ -348,6 +352,9 @@ fn interface_op(key: &str, value: &str) -> Result<InterfaceOp, SetErrorKind> {
             flag("replace_peers", value)?;
             InterfaceOp::ReplacePeers
         }
+        crate::pkcs11::UAPI_KEY_URI => InterfaceOp::PrivateKeyUri(Box::new(
+            crate::pkcs11::Pkcs11Uri::parse(value).map_err(SetErrorKind::InvalidKeyUri)?,
+        )),
         _ => return Err(SetErrorKind::UnknownInterfaceKey(key.to_owned())),
     })
 }
@@ -446,6 +453,12 @@ fn number<T: TryFrom<u64>>(value: &str) -> Option<T> {
 /// `persistent_keepalive_interval` and one `allowed_ip` per prefix. Addresses are formatted as Go
 /// formats them (RFC 5952).
 pub fn write_get_response(state: &DeviceState) -> String {
+    write_get_response_ext(state, &[])
+}
+
+/// [`write_get_response`] with extension lines (`key`, `value`) after the interface's own
+/// lines and before the first peer. wg(8) ignores keys it does not know.
+pub fn write_get_response_ext(state: &DeviceState, extensions: &[(&str, String)]) -> String {
     let mut out = String::with_capacity(128 + state.peers.len() * 400);
     if let Some(key) = state.private_key.as_ref().filter(|k| !k.is_zero()) {
         let _ = writeln!(out, "private_key={}", key.to_hex());
@@ -455,6 +468,9 @@ pub fn write_get_response(state: &DeviceState) -> String {
     }
     if state.fwmark != 0 {
         let _ = writeln!(out, "fwmark={}", state.fwmark);
+    }
+    for (key, value) in extensions {
+        let _ = writeln!(out, "{key}={value}");
     }
     for peer in &state.peers {
         write_peer(&mut out, peer);

@@ -1,0 +1,147 @@
+//! UDP → decrypt → TUN.
+//!
+//! One `recvmmsg` fills up to [`BATCH`] 64 KiB buffers; with UDP GRO on, each may hold many
+//! datagrams of one sender glued together, cut apart again by the `stride` the kernel reports.
+//! Every datagram is decrypted in place under one lock of the state. Then, with the TUN
+//! device's virtio-net header, the packets go through the [`Coalescer`] (TCP runs and, with
+//! USO, UDP runs become super-packets) and each frame is one `write(2)`; without it, each
+//! packet is written as it lies in the receive buffer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrowg_proto::device::Incoming;
+use ferrowg_proto::TRANSPORT_HEADER_SIZE;
+use ferrowg_sys::{Offload, RecvMeta, TunQueue, UdpSocket};
+
+use super::{
+    drain, nudge_timer, send_outbox, DatapathStats, Outbox, Shared, BATCH, BUF_SIZE, POLL,
+};
+use crate::daemon::offload::Coalescer;
+use crate::daemon::state;
+
+/// UDP → device → TUN. `offload` is what the TUN device accepts (USO decides whether UDP is
+/// coalesced).
+pub fn udp_to_tun(shared: Arc<Shared>, tun: Arc<TunQueue>, offload: Offload) {
+    let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; BUF_SIZE]).collect();
+    let mut metas = [RecvMeta::default(); BATCH];
+    // (buffer, offset of the datagram, length of the IP packet) of each decrypted packet.
+    let mut deliver: Vec<(usize, usize, usize)> = Vec::with_capacity(BATCH * 64);
+    let mut coalescer = tun
+        .has_vnet_hdr()
+        .then(|| Coalescer::new(BATCH, offload.uso));
+    let mut scratch = vec![0u8; BUF_SIZE];
+    let mut out = Outbox::default();
+    let (mut sock, mut generation) = {
+        let st = shared.lock();
+        (st.socket.clone(), st.socket_generation)
+    };
+    enable_gro(&sock);
+    while !shared.stopping() {
+        let n = match sock.recv_batch(&mut bufs, &mut metas, Some(POLL)) {
+            Ok(n) => n,
+            Err(e) => {
+                log::warn!("UDP receive: {e}");
+                std::thread::sleep(Duration::from_millis(10));
+                0
+            }
+        };
+        deliver.clear();
+        {
+            let mut st = shared.lock();
+            if st.socket_generation != generation {
+                sock = st.socket.clone();
+                generation = st.socket_generation;
+                enable_gro(&sock);
+            }
+            let now = state::now();
+            for (i, m) in metas.iter().enumerate().take(n) {
+                if m.truncated {
+                    DatapathStats::count(&shared.stats.udp_truncated, 1);
+                    continue;
+                }
+                let stride = if m.stride == 0 { m.len } else { m.stride };
+                let mut off = 0;
+                while off < m.len {
+                    let end = (off + stride).min(m.len);
+                    match st
+                        .device
+                        .handle_datagram(now, m.src, &mut bufs[i][off..end])
+                    {
+                        Incoming::Packet { len, .. } => deliver.push((i, off, len)),
+                        Incoming::Dropped(r) => {
+                            log::trace!("datagram from {} dropped: {r}", m.src)
+                        }
+                        _ => {}
+                    }
+                    off = end;
+                }
+            }
+            drain(&mut st, &mut out, &mut scratch);
+            nudge_timer(&shared, &st);
+        }
+        let packet = |&(i, off, len): &(usize, usize, usize)| {
+            let at = off + TRANSPORT_HEADER_SIZE;
+            &bufs[i][at..at + len]
+        };
+        match coalescer.as_mut() {
+            Some(c) => {
+                for d in &deliver {
+                    if !c.push(packet(d)) {
+                        write_frames(&shared, &tun, c);
+                        // An empty coalescer always takes a packet.
+                        c.push(packet(d));
+                    }
+                }
+                if !c.is_empty() {
+                    write_frames(&shared, &tun, c);
+                }
+            }
+            None => {
+                for d in &deliver {
+                    if !write_one(&shared, &tun, packet(d)) {
+                        break;
+                    }
+                }
+            }
+        }
+        send_outbox(&sock, &mut out);
+    }
+}
+
+/// Asks for UDP GRO on `sock` (the receive buffers are 64 KiB, enough for any GRO batch).
+fn enable_gro(sock: &UdpSocket) {
+    if let Err(e) = sock.set_gro(true) {
+        log::debug!("UDP GRO unavailable: {e}");
+    }
+}
+
+/// Writes every frame of the coalescer to the TUN device and empties it.
+fn write_frames(shared: &Shared, tun: &TunQueue, c: &mut Coalescer) {
+    for frame in c.finish() {
+        if !write_one(shared, tun, frame) {
+            break;
+        }
+    }
+    c.clear();
+}
+
+/// Writes one packet (or frame); false once the interface is gone.
+fn write_one(shared: &Shared, tun: &TunQueue, packet: &[u8]) -> bool {
+    match tun.write_batch(std::slice::from_ref(&packet), Some(Duration::from_secs(1))) {
+        Ok(1) => true,
+        Ok(_) => {
+            DatapathStats::count(&shared.stats.tun_write_errors, 1);
+            true
+        }
+        Err(e) if e.is_interface_gone() => {
+            shared.stop(format!("interface {} was removed", tun.name()));
+            false
+        }
+        Err(e) => {
+            log::debug!("TUN write: {e}");
+            DatapathStats::count(&shared.stats.tun_write_errors, 1);
+            true
+        }
+    }
+}

@@ -1,0 +1,603 @@
+//! Coalescing of decrypted packets before they go to the TUN device (receive offload): runs of
+//! TCP segments of one flow, or same-sized UDP datagrams of one flow, become one super-packet
+//! with a virtio-net header (`gso_type`, `gso_size`, `NEEDS_CSUM` with the pseudo-header sum
+//! in the checksum field), which the kernel takes in one `write(2)` as if a NIC's GRO had built
+//! it. Every other packet goes out alone behind an all-zero header.
+//!
+//! A TCP segment joins the flow's open super-packet only if (Linux `tcp_gro_receive`, as
+//! wireguard-go's `tcpPacketsCanCoalesce` applies it): same addresses, ports and ACK number;
+//! same TOS/traffic class, TTL/hop limit and IPv4 DF bit; same TCP header length and options;
+//! flags ACK or ACK|PSH and a payload; its sequence number follows the last one; its payload is
+//! no larger than the first (`gso_size`), and nothing follows a shorter segment or one with PSH;
+//! the result stays within 64 KiB. UDP: same addresses, ports and IP fields, non-zero checksum,
+//! same size except a shorter last datagram. IPv4 with options or fragments and IPv6 with
+//! extension headers are never coalesced. Because the kernel will compute a new checksum for
+//! the whole super-packet, every packet's own checksum is verified before it is merged, so a
+//! corrupt packet is never laundered.
+//!
+//! Order: each packet is compared only with the newest item of its flow (among the last
+//! [`WINDOW`] items); if it cannot join, it starts a new item, which closes the old one. So a
+//! flow's packets leave in the order they arrived.
+
+use ferrowg_sys::{
+    VirtioNetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6,
+    VIRTIO_NET_HDR_GSO_UDP_L4, VIRTIO_NET_HDR_LEN,
+};
+
+use super::{
+    be16, be32, checksum, checksum_fold, pseudo_header, put16, set_ipv4_checksum, IPV6_HDR_LEN,
+    PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_ACK_FLAG, TCP_CSUM, TCP_DATA_OFFSET, TCP_FLAGS, TCP_PSH,
+    TCP_SEQ, UDP_CSUM, UDP_HDR_LEN, UDP_LEN,
+};
+
+/// Largest IP packet, and so largest super-packet.
+const MAX_IP_LEN: usize = 65535;
+/// Room for one frame: virtio-net header plus the largest IP packet.
+pub const FRAME_SIZE: usize = VIRTIO_NET_HDR_LEN + MAX_IP_LEN;
+/// Most segments in one super-packet (the kernel's `UDP_MAX_SEGMENTS` on older kernels; TCP
+/// allows more, but 64 segments already fill 64 KiB at a 1 KiB MSS).
+const MAX_SEGMENTS: u16 = 64;
+/// How many of the newest items a packet is compared against.
+pub const WINDOW: usize = 16;
+
+/// The flow of a packet that may be coalesced, and what must match to coalesce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Flow {
+    v6: bool,
+    proto: u8,
+    /// Source and destination address (IPv4: the first 8 bytes).
+    addrs: [u8; 32],
+    /// Source and destination port.
+    ports: [u8; 4],
+}
+
+/// One output packet under construction in its own buffer.
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    /// Bytes of the IP packet in the buffer (after the virtio-net header).
+    len: usize,
+    /// The flow, if the packet is TCP or UDP.
+    flow: Option<Flow>,
+    /// Nothing more may be appended.
+    closed: bool,
+    /// IP header length (20 or 40).
+    ip_len: usize,
+    /// Transport header length.
+    l4_len: usize,
+    /// Payload bytes of the first segment.
+    gso_size: usize,
+    /// Segments so far.
+    segments: u16,
+    /// TCP: the sequence number the next segment must have.
+    next_seq: u32,
+    /// The first packet's checksum has been verified (done before the first merge).
+    verified: bool,
+}
+
+/// What a parsed candidate packet brings.
+struct Candidate {
+    flow: Flow,
+    ip_len: usize,
+    l4_len: usize,
+    payload: usize,
+    seq: u32,
+    /// May join or start a super-packet (else it goes alone and closes its flow's item).
+    mergeable: bool,
+}
+
+/// Builds the frames for one batch of TUN writes. Buffers are allocated once, in
+/// [`Coalescer::new`].
+pub struct Coalescer {
+    bufs: Vec<Box<[u8]>>,
+    items: Vec<Item>,
+    udp: bool,
+}
+
+impl Coalescer {
+    /// Room for `capacity` output frames per batch. `udp`: coalesce UDP too (the device was
+    /// given USO, Linux 6.2+).
+    pub fn new(capacity: usize, udp: bool) -> Self {
+        Coalescer {
+            bufs: (0..capacity.max(1))
+                .map(|_| vec![0u8; FRAME_SIZE].into_boxed_slice())
+                .collect(),
+            items: Vec::with_capacity(capacity.max(1)),
+            udp,
+        }
+    }
+
+    /// True if no packet is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// True if the next packet might not fit: flush first.
+    pub fn is_full(&self) -> bool {
+        self.items.len() == self.bufs.len()
+    }
+
+    /// Forgets every packet (after the frames were written).
+    pub fn clear(&mut self) {
+        self.items.clear();
+    }
+
+    /// Adds a decrypted IP packet. Returns false (and takes nothing) if [`is_full`]; flush and
+    /// retry.
+    ///
+    /// [`is_full`]: Self::is_full
+    pub fn push(&mut self, packet: &[u8]) -> bool {
+        if packet.len() > MAX_IP_LEN {
+            // Cannot happen for a packet that came through WireGuard; not ours to judge.
+            return true;
+        }
+        let cand = parse(packet, self.udp);
+        if let Some(c) = &cand {
+            if self.try_append(c, packet) {
+                return true;
+            }
+        }
+        if self.is_full() {
+            return false;
+        }
+        let i = self.items.len();
+        self.bufs[i][VIRTIO_NET_HDR_LEN..VIRTIO_NET_HDR_LEN + packet.len()].copy_from_slice(packet);
+        let item = match cand {
+            Some(c) => Item {
+                len: packet.len(),
+                flow: Some(c.flow),
+                closed: !c.mergeable,
+                ip_len: c.ip_len,
+                l4_len: c.l4_len,
+                gso_size: c.payload,
+                segments: 1,
+                next_seq: c.seq.wrapping_add(c.payload as u32),
+                verified: false,
+            },
+            None => Item {
+                len: packet.len(),
+                flow: None,
+                closed: true,
+                ip_len: 0,
+                l4_len: 0,
+                gso_size: 0,
+                segments: 1,
+                next_seq: 0,
+                verified: false,
+            },
+        };
+        self.items.push(item);
+        true
+    }
+
+    /// Appends `packet` to its flow's newest item if the rules allow.
+    fn try_append(&mut self, c: &Candidate, packet: &[u8]) -> bool {
+        let start = self.items.len().saturating_sub(WINDOW);
+        let Some(idx) = (start..self.items.len())
+            .rev()
+            .find(|&i| self.items[i].flow == Some(c.flow))
+        else {
+            return false;
+        };
+        let item = self.items[idx];
+        if item.closed || !c.mergeable {
+            return false;
+        }
+        let buf = &self.bufs[idx][VIRTIO_NET_HDR_LEN..];
+        let head = &buf[..item.len];
+        let tcp = c.flow.proto == PROTO_TCP;
+        if c.l4_len != item.l4_len
+            || c.payload > item.gso_size
+            || item.len + c.payload > MAX_IP_LEN
+            || item.segments >= MAX_SEGMENTS
+            || !ip_fields_match(head, packet, c.flow.v6)
+        {
+            return false;
+        }
+        let (ip, hl) = (c.ip_len, c.ip_len + c.l4_len);
+        if tcp
+            && (c.seq != item.next_seq
+                || be32(head, ip + TCP_ACK) != be32(packet, ip + TCP_ACK)
+                || head[ip + 20..hl] != packet[ip + 20..hl])
+        {
+            return false;
+        }
+        if !item.verified && !transport_checksum_ok(head, c.flow.v6, c.flow.proto, ip) {
+            self.items[idx].closed = true;
+            return false;
+        }
+        if !transport_checksum_ok(packet, c.flow.v6, c.flow.proto, ip) {
+            return false;
+        }
+        let end = VIRTIO_NET_HDR_LEN + item.len;
+        let data = &packet[hl..];
+        self.bufs[idx][end..end + data.len()].copy_from_slice(data);
+        let it = &mut self.items[idx];
+        it.len += data.len();
+        it.segments += 1;
+        it.verified = true;
+        it.next_seq = c.seq.wrapping_add(c.payload as u32);
+        let psh = tcp && packet[ip + TCP_FLAGS] & TCP_PSH != 0;
+        if psh {
+            self.bufs[idx][VIRTIO_NET_HDR_LEN + ip + TCP_FLAGS] |= TCP_PSH;
+        }
+        // Nothing may follow a short segment, or a segment with PSH.
+        it.closed = c.payload < it.gso_size || psh;
+        true
+    }
+
+    /// Writes the headers of every frame and returns them, in order, each a virtio-net header
+    /// followed by an IP packet. Call [`clear`](Self::clear) once they are written.
+    pub fn finish(&mut self) -> impl Iterator<Item = &[u8]> + '_ {
+        for (item, buf) in self.items.iter().zip(self.bufs.iter_mut()) {
+            let hdr = if item.segments > 1 {
+                finish_super_packet(item, &mut buf[VIRTIO_NET_HDR_LEN..][..item.len])
+            } else {
+                VirtioNetHdr::default()
+            };
+            buf[..VIRTIO_NET_HDR_LEN].copy_from_slice(&hdr.to_bytes());
+        }
+        self.items
+            .iter()
+            .zip(self.bufs.iter())
+            .map(|(item, buf)| &buf[..VIRTIO_NET_HDR_LEN + item.len])
+    }
+}
+
+/// Fixes the lengths of a coalesced packet and puts the pseudo-header sum in its checksum
+/// field; returns its virtio-net header.
+fn finish_super_packet(item: &Item, p: &mut [u8]) -> VirtioNetHdr {
+    let Some(flow) = item.flow else {
+        return VirtioNetHdr::default();
+    };
+    let ip = item.ip_len;
+    let l4_total = p.len() - ip;
+    if flow.v6 {
+        put16(p, 4, (p.len() - IPV6_HDR_LEN) as u16);
+    } else {
+        put16(p, 2, p.len() as u16);
+        set_ipv4_checksum(&mut p[..ip]);
+    }
+    let (gso_type, csum_offset) = match (flow.proto, flow.v6) {
+        (PROTO_TCP, false) => (VIRTIO_NET_HDR_GSO_TCPV4, TCP_CSUM),
+        (PROTO_TCP, true) => (VIRTIO_NET_HDR_GSO_TCPV6, TCP_CSUM),
+        _ => {
+            put16(p, ip + UDP_LEN, l4_total as u16);
+            (VIRTIO_NET_HDR_GSO_UDP_L4, UDP_CSUM)
+        }
+    };
+    let partial = checksum_fold(pseudo_header(p, flow.v6, flow.proto, l4_total));
+    put16(p, ip + csum_offset, partial);
+    VirtioNetHdr {
+        flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
+        gso_type,
+        hdr_len: (ip + item.l4_len) as u16,
+        gso_size: item.gso_size as u16,
+        csum_start: ip as u16,
+        csum_offset: csum_offset as u16,
+    }
+}
+
+/// Parses a TCP or UDP packet whose IP header has no options or extension headers; `None`
+/// for anything else (it goes out alone).
+fn parse(p: &[u8], udp_allowed: bool) -> Option<Candidate> {
+    let v6 = match p.first()? >> 4 {
+        4 => false,
+        6 => true,
+        _ => return None,
+    };
+    let mut addrs = [0u8; 32];
+    let (ip_len, proto, mut mergeable) = if v6 {
+        if p.len() < IPV6_HDR_LEN || usize::from(be16(p, 4)) + IPV6_HDR_LEN != p.len() {
+            return None;
+        }
+        addrs.copy_from_slice(&p[8..40]);
+        (IPV6_HDR_LEN, p[6], true)
+    } else {
+        if p.len() < 20 || p[0] & 0x0f != 5 || usize::from(be16(p, 2)) != p.len() {
+            return None;
+        }
+        addrs[..8].copy_from_slice(&p[12..20]);
+        // More fragments, or a fragment offset: never merge.
+        let fragment = be16(p, 6) & 0x3fff != 0;
+        (20, p[9], !fragment)
+    };
+    let (l4_len, seq) = match proto {
+        PROTO_TCP => {
+            let off = usize::from(*p.get(ip_len + TCP_DATA_OFFSET)? >> 4) * 4;
+            if off < 20 || p.len() < ip_len + off {
+                return None;
+            }
+            let flags = p[ip_len + TCP_FLAGS];
+            mergeable &= flags == TCP_ACK_FLAG || flags == TCP_ACK_FLAG | TCP_PSH;
+            (off, be32(p, ip_len + TCP_SEQ))
+        }
+        PROTO_UDP => {
+            if p.len() < ip_len + UDP_HDR_LEN {
+                return None;
+            }
+            // IPv4 UDP without a checksum cannot be given one silently.
+            mergeable &= udp_allowed && be16(p, ip_len + UDP_CSUM) != 0;
+            (UDP_HDR_LEN, 0)
+        }
+        _ => return None,
+    };
+    let payload = p.len() - ip_len - l4_len;
+    mergeable &= payload > 0;
+    let mut ports = [0u8; 4];
+    ports.copy_from_slice(&p[ip_len..ip_len + 4]);
+    Some(Candidate {
+        flow: Flow {
+            v6,
+            proto,
+            addrs,
+            ports,
+        },
+        ip_len,
+        l4_len,
+        payload,
+        seq,
+        mergeable,
+    })
+}
+
+/// TOS/traffic class, TTL/hop limit and the IPv4 DF/reserved bits agree.
+fn ip_fields_match(a: &[u8], b: &[u8], v6: bool) -> bool {
+    if v6 {
+        a[0] == b[0] && a[1] >> 4 == b[1] >> 4 && a[7] == b[7]
+    } else {
+        a[1] == b[1] && a[6] >> 5 == b[6] >> 5 && a[8] == b[8]
+    }
+}
+
+/// The transport checksum of a whole packet is right.
+fn transport_checksum_ok(p: &[u8], v6: bool, proto: u8, ip: usize) -> bool {
+    checksum(&p[ip..], pseudo_header(p, v6, proto, p.len() - ip)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testpkt::{payload, verify, Spec};
+    use super::super::{GsoSplit, TCP_FIN};
+    use super::*;
+
+    /// What the kernel would see: frames written, super-packets split again (as the kernel's
+    /// GSO does on the receive path), each checked for lengths and checksums.
+    fn written(c: &mut Coalescer) -> Vec<(VirtioNetHdr, Vec<Vec<u8>>)> {
+        let frames: Vec<Vec<u8>> = c.finish().map(|f| f.to_vec()).collect();
+        c.clear();
+        frames
+            .into_iter()
+            .map(|f| {
+                let hdr = VirtioNetHdr::parse(&f).unwrap();
+                let p = &f[VIRTIO_NET_HDR_LEN..];
+                let segs = if hdr.is_gso() {
+                    let mut s = GsoSplit::new(&hdr, p).unwrap();
+                    let mut buf = vec![0u8; 65536];
+                    let mut v = Vec::new();
+                    while let Some(n) = s.next_into(&mut buf).unwrap() {
+                        v.push(buf[..n].to_vec());
+                    }
+                    v
+                } else {
+                    assert_eq!(hdr, VirtioNetHdr::default());
+                    vec![p.to_vec()]
+                };
+                for s in &segs {
+                    verify(s);
+                }
+                (hdr, segs)
+            })
+            .collect()
+    }
+
+    /// A TCP flow's consecutive segments of the given payload sizes.
+    fn tcp_run(spec: &Spec, sizes: &[usize]) -> Vec<Vec<u8>> {
+        let mut s = spec.clone();
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let p = s.build(&payload(n, i as u8));
+                s.seq = s.seq.wrapping_add(n as u32);
+                s.ip_id = s.ip_id.wrapping_add(1);
+                p
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tcp_run_coalesces_and_resegments_to_the_same_packets() {
+        for v6 in [false, true] {
+            let mut spec = Spec::tcp(v6);
+            spec.tcp_options = vec![1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 3];
+            spec.seq = u32::MAX - 3000;
+            let pkts = tcp_run(&spec, &[1380, 1380, 1380, 1380, 777]);
+            let mut c = Coalescer::new(8, true);
+            for p in &pkts {
+                assert!(c.push(p));
+            }
+            let out = written(&mut c);
+            assert_eq!(out.len(), 1);
+            let (hdr, segs) = &out[0];
+            assert_eq!(hdr.gso_size, 1380);
+            assert_eq!(hdr.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+            let ip = spec.ip_hdr_len();
+            assert_eq!(usize::from(hdr.csum_start), ip);
+            assert_eq!(usize::from(hdr.hdr_len), ip + 32);
+            assert_eq!(segs.len(), 5);
+            for (s, p) in segs.iter().zip(&pkts) {
+                // Same packets again, except the IPv4 ID (re-derived from the first).
+                assert_eq!(s[ip..], p[ip..]);
+            }
+        }
+    }
+
+    #[test]
+    fn psh_ends_a_run_and_short_segment_ends_a_run() {
+        let spec = Spec::tcp(false);
+        let mut pkts = tcp_run(&spec, &[1000, 1000, 1000, 1000, 500, 1000]);
+        // Packet 1 carries PSH: it may end the first run; packet 2 starts another.
+        pkts[1] = {
+            let mut s = spec.clone();
+            s.seq += 1000;
+            s.flags |= TCP_PSH;
+            s.build(&payload(1000, 1))
+        };
+        let mut c = Coalescer::new(8, true);
+        for p in &pkts {
+            assert!(c.push(p));
+        }
+        let out = written(&mut c);
+        let counts: Vec<usize> = out.iter().map(|(_, s)| s.len()).collect();
+        assert_eq!(counts, [2, 3, 1]);
+        assert_ne!(
+            out[0].1[1][20 + TCP_FLAGS] & TCP_PSH,
+            0,
+            "PSH on the merged tail"
+        );
+    }
+
+    #[test]
+    fn mismatches_do_not_coalesce() {
+        let spec = Spec::tcp(false);
+        let base = tcp_run(&spec, &[1000, 1000]);
+        let mut variants = Vec::new();
+        // Gap in sequence numbers.
+        let mut s = spec.clone();
+        s.seq += 1001;
+        variants.push(s.build(&payload(1000, 1)));
+        // Different ACK, TTL, TOS, options length, flags (FIN).
+        let changes: [fn(&mut Spec); 5] = [
+            |s: &mut Spec| s.ack += 1,
+            |s: &mut Spec| s.ttl -= 1,
+            |s: &mut Spec| s.tos = 4,
+            |s: &mut Spec| s.tcp_options = vec![1, 1, 1, 1],
+            |s: &mut Spec| s.flags |= TCP_FIN,
+        ];
+        for f in changes {
+            let mut s = spec.clone();
+            s.seq += 1000;
+            f(&mut s);
+            variants.push(s.build(&payload(1000, 1)));
+        }
+        // Larger than the first segment.
+        let mut s = spec.clone();
+        s.seq += 1000;
+        variants.push(s.build(&payload(1001, 1)));
+        // Bad checksum.
+        let mut bad = base[1].clone();
+        let n = bad.len();
+        bad[n - 1] ^= 0xff;
+        variants.push(bad);
+        for v in &variants {
+            let mut c = Coalescer::new(4, true);
+            assert!(c.push(&base[0]) && c.push(v));
+            let frames: Vec<Vec<u8>> = c.finish().map(|f| f.to_vec()).collect();
+            assert_eq!(frames.len(), 2);
+            assert_eq!(
+                &frames[0][VIRTIO_NET_HDR_LEN..],
+                &base[0][..],
+                "first untouched"
+            );
+            assert_eq!(&frames[1][VIRTIO_NET_HDR_LEN..], &v[..], "second untouched");
+            assert!(frames.iter().all(|f| f[..VIRTIO_NET_HDR_LEN] == [0; 10]));
+        }
+        // A corrupt first packet is not merged into either.
+        let mut c = Coalescer::new(4, true);
+        let mut bad = base[0].clone();
+        bad[40] ^= 1;
+        assert!(c.push(&bad) && c.push(&base[1]));
+        assert_eq!(c.finish().count(), 2);
+    }
+
+    #[test]
+    fn interleaved_flows_keep_per_flow_order() {
+        let a = Spec::tcp(false);
+        let mut b = Spec::tcp(true);
+        b.src_port = 1;
+        let ra = tcp_run(&a, &[1200; 6]);
+        let rb = tcp_run(&b, &[1100; 6]);
+        let mut c = Coalescer::new(8, true);
+        // An ICMP-ish packet that is neither TCP nor UDP, a pure ACK of flow a in the middle.
+        let mut other = a.build(&[]);
+        other[9] = 1;
+        let mut ack = a.clone();
+        ack.seq += 3 * 1200;
+        let pure_ack = ack.build(&[]);
+        let mut order = Vec::new();
+        for i in 0..6 {
+            order.push(&ra[i]);
+            order.push(&rb[i]);
+            if i == 2 {
+                order.push(&pure_ack);
+                order.push(&other);
+            }
+        }
+        for p in &order {
+            assert!(c.push(p));
+        }
+        let frames: Vec<Vec<u8>> = c.finish().map(|f| f.to_vec()).collect();
+        // a[0..3], b[0..6], ack, other, a[3..6]
+        assert_eq!(frames.len(), 5);
+        let segs = |f: &Vec<u8>| VirtioNetHdr::parse(f).map_or(0, |h| h.gso_size);
+        assert_eq!(segs(&frames[0]), 1200);
+        assert_eq!(segs(&frames[1]), 1100);
+        assert_eq!(&frames[2][VIRTIO_NET_HDR_LEN..], &pure_ack[..]);
+        assert_eq!(segs(&frames[4]), 1200);
+    }
+
+    #[test]
+    fn udp_coalesces_only_when_allowed_and_same_size() {
+        for v6 in [false, true] {
+            let spec = Spec::udp(v6);
+            let pkts: Vec<Vec<u8>> = [1200, 1200, 1200, 31, 1200]
+                .iter()
+                .enumerate()
+                .map(|(i, &n)| spec.build(&payload(n, i as u8)))
+                .collect();
+            let mut c = Coalescer::new(8, true);
+            for p in &pkts {
+                assert!(c.push(p));
+            }
+            let out = written(&mut c);
+            let counts: Vec<usize> = out.iter().map(|(_, s)| s.len()).collect();
+            assert_eq!(counts, [4, 1]);
+            assert_eq!(out[0].0.gso_type, VIRTIO_NET_HDR_GSO_UDP_L4);
+            let ip = spec.ip_hdr_len();
+            assert_eq!(out[0].1[3][ip..], pkts[3][ip..]);
+            let mut c = Coalescer::new(8, false);
+            for p in &pkts {
+                assert!(c.push(p));
+            }
+            assert_eq!(written(&mut c).len(), 5);
+        }
+        // IPv4 UDP without a checksum goes alone.
+        let mut p = Spec::udp(false).build(&payload(100, 0));
+        put16(&mut p, 20 + UDP_CSUM, 0);
+        let mut c = Coalescer::new(8, true);
+        assert!(c.push(&p) && c.push(&p));
+        assert_eq!(c.finish().count(), 2);
+    }
+
+    #[test]
+    fn size_and_capacity_limits() {
+        let spec = Spec::tcp(false);
+        // 60 x 1400 bytes exceed 64 KiB: two frames.
+        let pkts = tcp_run(&spec, &[1400; 60]);
+        let mut c = Coalescer::new(8, true);
+        for p in &pkts {
+            assert!(c.push(p));
+        }
+        let out = written(&mut c);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].1.len() + out[1].1.len(), 60);
+        // Full: push refuses a packet that needs a new frame, accepts one that merges.
+        let mut c = Coalescer::new(1, true);
+        assert!(c.push(&pkts[0]));
+        assert!(c.is_full());
+        assert!(c.push(&pkts[1]));
+        let mut other = spec.clone();
+        other.src_port = 9;
+        assert!(!c.push(&other.build(&[1])));
+    }
+}
