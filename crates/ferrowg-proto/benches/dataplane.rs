@@ -3,17 +3,21 @@
 //! backend, next to boringtun 0.7.1's `Tunn::encapsulate`/`decapsulate` measured the same way.
 //!
 //! Run: `cargo bench -p ferrowg-proto --features ring --bench dataplane` (without `ring` the
-//! ring rows are skipped). Throughput is reported in bytes of IP packet per second; packets per
-//! second are the inverse of the time per packet.
+//! ring rows are skipped); pin it to one CPU (`taskset -c 1`). Times are the benchmark thread's
+//! CPU time, or wall-clock time with `FERROWG_BENCH_CLOCK=wall` (see `common`). Throughput is
+//! reported in bytes of IP packet per second; packets per second are the inverse of the time per
+//! packet.
 //!
 //! What each iteration does, so that the rows compare like with like:
 //! - encapsulate: copy the IP packet into the buffer (ferrowg encrypts in place; boringtun
 //!   copies `src` into `dst` itself), then pad, encrypt and frame it.
-//! - decapsulate: authenticate and decrypt one datagram with a fresh counter (sealed outside the
-//!   timed part), check the replay window, and (ferrowg only) the allowed-IPs source check.
+//! - decapsulate: authenticate and decrypt one datagram with a fresh counter, check the replay
+//!   window, and (ferrowg only) the allowed-IPs source check. The datagrams of a sample are
+//!   sealed before it, outside the timed part, in one batch (so that each timed stretch is long
+//!   enough for the CPU-time clock, see `common`).
 
-// criterion_group! expands to an undocumented `pub fn`.
-#![allow(missing_docs)]
+#[macro_use]
+mod common;
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -23,7 +27,8 @@ use std::time::Duration;
 use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
-use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use criterion::measurement::Measurement;
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use ferrowg_proto::crypto::{clamp, Crypto, RustCrypto, SecretKey};
 use ferrowg_proto::{
     Device, DropReason, Incoming, Instant, Outgoing, PeerConfig, TRANSPORT_HEADER_SIZE,
@@ -117,13 +122,16 @@ fn ferrowg_open(b: &mut Device, now: Instant, d: &mut [u8]) -> usize {
     }
 }
 
-fn bench_ferrowg(c: &mut Criterion, name: &str, crypto: fn() -> Box<dyn Crypto>) {
+fn bench_ferrowg<M: Measurement>(
+    c: &mut Criterion<M>,
+    name: &str,
+    crypto: fn() -> Box<dyn Crypto>,
+) {
     for size in SIZES {
         let ip = ipv4(size);
         let (mut a, mut b, now) = ferrowg_pair(crypto);
 
-        let mut g = c.benchmark_group("encap_single");
-        g.throughput(Throughput::Bytes(size as u64));
+        let mut g = common::group(c, "encap_single", Throughput::Bytes(size as u64));
         let mut buf = vec![0u8; TRANSPORT_HEADER_SIZE + size + 32];
         g.bench_function(BenchmarkId::new(name, size), |bench| {
             bench.iter(|| {
@@ -136,8 +144,7 @@ fn bench_ferrowg(c: &mut Criterion, name: &str, crypto: fn() -> Box<dyn Crypto>)
         });
         g.finish();
 
-        let mut g = c.benchmark_group("encap_batch64");
-        g.throughput(Throughput::Bytes((size * BATCH) as u64));
+        let mut g = common::group(c, "encap_batch64", Throughput::Bytes((size * BATCH) as u64));
         let mut bufs = vec![vec![0u8; TRANSPORT_HEADER_SIZE + size + 32]; BATCH];
         let mut refs: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
         let lens = vec![size; BATCH];
@@ -154,19 +161,17 @@ fn bench_ferrowg(c: &mut Criterion, name: &str, crypto: fn() -> Box<dyn Crypto>)
         });
         g.finish();
 
-        let mut g = c.benchmark_group("decap_single");
-        g.throughput(Throughput::Bytes(size as u64));
+        let mut g = common::group(c, "decap_single", Throughput::Bytes(size as u64));
         g.bench_function(BenchmarkId::new(name, size), |bench| {
             bench.iter_batched_ref(
                 || ferrowg_seal(&mut a, now, &ip),
                 |d| black_box(ferrowg_open(&mut b, now, d)),
-                BatchSize::SmallInput,
+                BatchSize::NumBatches(1),
             )
         });
         g.finish();
 
-        let mut g = c.benchmark_group("decap_batch64");
-        g.throughput(Throughput::Bytes((size * BATCH) as u64));
+        let mut g = common::group(c, "decap_batch64", Throughput::Bytes((size * BATCH) as u64));
         g.bench_function(BenchmarkId::new(name, size), |bench| {
             bench.iter_batched_ref(
                 || {
@@ -179,7 +184,7 @@ fn bench_ferrowg(c: &mut Criterion, name: &str, crypto: fn() -> Box<dyn Crypto>)
                         black_box(ferrowg_open(&mut b, now, d));
                     }
                 },
-                BatchSize::SmallInput,
+                BatchSize::NumBatches(1),
             )
         });
         g.finish();
@@ -241,7 +246,7 @@ fn boringtun_open(b: &mut Tunn, d: &[u8], dst: &mut [u8]) -> usize {
     }
 }
 
-fn bench_boringtun(c: &mut Criterion) {
+fn bench_boringtun<M: Measurement>(c: &mut Criterion<M>) {
     let name = "boringtun";
     for size in SIZES {
         let ip = ipv4(size);
@@ -249,8 +254,7 @@ fn bench_boringtun(c: &mut Criterion) {
         let mut dst = vec![0u8; size + 32 + 148];
         let mut out = vec![0u8; size + 32 + 148];
 
-        let mut g = c.benchmark_group("encap_single");
-        g.throughput(Throughput::Bytes(size as u64));
+        let mut g = common::group(c, "encap_single", Throughput::Bytes(size as u64));
         g.bench_function(BenchmarkId::new(name, size), |bench| {
             bench.iter(|| match a.encapsulate(&ip, &mut dst) {
                 TunnResult::WriteToNetwork(p) => black_box(p.len()),
@@ -259,8 +263,7 @@ fn bench_boringtun(c: &mut Criterion) {
         });
         g.finish();
 
-        let mut g = c.benchmark_group("encap_batch64");
-        g.throughput(Throughput::Bytes((size * BATCH) as u64));
+        let mut g = common::group(c, "encap_batch64", Throughput::Bytes((size * BATCH) as u64));
         let mut dsts = vec![vec![0u8; size + 32 + 148]; BATCH];
         g.bench_function(BenchmarkId::new(name, size), |bench| {
             bench.iter(|| {
@@ -274,19 +277,17 @@ fn bench_boringtun(c: &mut Criterion) {
         });
         g.finish();
 
-        let mut g = c.benchmark_group("decap_single");
-        g.throughput(Throughput::Bytes(size as u64));
+        let mut g = common::group(c, "decap_single", Throughput::Bytes(size as u64));
         g.bench_function(BenchmarkId::new(name, size), |bench| {
             bench.iter_batched_ref(
                 || boringtun_seal(&mut a, &ip, &mut dst),
                 |d| black_box(boringtun_open(&mut b, d, &mut out)),
-                BatchSize::SmallInput,
+                BatchSize::NumBatches(1),
             )
         });
         g.finish();
 
-        let mut g = c.benchmark_group("decap_batch64");
-        g.throughput(Throughput::Bytes((size * BATCH) as u64));
+        let mut g = common::group(c, "decap_batch64", Throughput::Bytes((size * BATCH) as u64));
         g.bench_function(BenchmarkId::new(name, size), |bench| {
             bench.iter_batched_ref(
                 || {
@@ -299,26 +300,22 @@ fn bench_boringtun(c: &mut Criterion) {
                         black_box(boringtun_open(&mut b, d, &mut out));
                     }
                 },
-                BatchSize::SmallInput,
+                BatchSize::NumBatches(1),
             )
         });
         g.finish();
     }
 }
 
-fn dataplane(c: &mut Criterion) {
+fn dataplane<M: Measurement>(c: &mut Criterion<M>) {
     bench_ferrowg(c, "ferrowg-rustcrypto", rustcrypto);
     #[cfg(feature = "ring")]
     bench_ferrowg(c, "ferrowg-ring", ring);
     bench_boringtun(c);
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-        .sample_size(30);
-    targets = dataplane
-}
-criterion_main!(benches);
+bench_main!(
+    measurement = Duration::from_secs(3),
+    samples = 30,
+    targets = dataplane,
+);

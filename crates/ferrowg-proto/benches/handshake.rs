@@ -1,15 +1,16 @@
 //! Handshake rate: a full handshake (initiation created, consumed and answered, response
 //! consumed) per iteration, for ferrowg and for boringtun 0.7.1.
 //!
-//! Run: `cargo bench -p ferrowg-proto --bench handshake`. The rate is criterion's elements/s.
+//! Run: `cargo bench -p ferrowg-proto --bench handshake`, pinned to one CPU. The rate is
+//! criterion's elements/s, by the thread's CPU time unless `FERROWG_BENCH_CLOCK=wall`.
 //! Both sides run in this one thread, so one iteration costs what one initiator and one
 //! responder spend together: ferrowg does 5 X25519 (ephemeral public key, es, ee, se on each
 //! side; ss is precomputed per peer, as in the kernel) plus the BLAKE2s chain, mac1 and the
 //! keepalive the initiator sends at once. The data-path backend does not matter here: the
 //! handshake always uses the built-in X25519 and ChaCha20-Poly1305.
 
-// criterion_group! expands to an undocumented `pub fn`.
-#![allow(missing_docs)]
+#[macro_use]
+mod common;
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -19,7 +20,8 @@ use std::time::Duration;
 use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::measurement::Measurement;
+use criterion::{Criterion, Throughput};
 use ferrowg_proto::crypto::{clamp, RustCrypto, SecretKey};
 use ferrowg_proto::{Device, Incoming, Instant, PeerConfig};
 use rand::SeedableRng;
@@ -30,7 +32,7 @@ const B_EP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))
 /// Past REKEY_TIMEOUT, so that every iteration may start a new handshake.
 const STEP: Duration = Duration::from_secs(6);
 
-fn ferrowg(c: &mut Criterion) {
+fn ferrowg<M: Measurement>(c: &mut Criterion<M>) {
     let mut now = Instant::from_secs(1);
     let dev = |seed: u64| {
         let mut d = Device::new(
@@ -50,8 +52,7 @@ fn ferrowg(c: &mut Criterion) {
     b.add_peer(a.public_key(), PeerConfig::default(), now)
         .unwrap();
     let mut wire = vec![0u8; 256];
-    let mut g = c.benchmark_group("handshake");
-    g.throughput(Throughput::Elements(1));
+    let mut g = common::group(c, "handshake", Throughput::Elements(1));
     g.bench_function("ferrowg", |bench| {
         bench.iter(|| {
             now = now + STEP;
@@ -70,7 +71,7 @@ fn ferrowg(c: &mut Criterion) {
     g.finish();
 }
 
-fn boringtun(c: &mut Criterion) {
+fn boringtun<M: Measurement>(c: &mut Criterion<M>) {
     let ska = StaticSecret::from(clamp([1; 32]));
     let skb = StaticSecret::from(clamp([2; 32]));
     let (pka, pkb) = (PublicKey::from(&ska), PublicKey::from(&skb));
@@ -79,8 +80,7 @@ fn boringtun(c: &mut Criterion) {
     let mut a = Tunn::new(ska, pkb, None, None, 1, Some(rla));
     let mut b = Tunn::new(skb, pka, None, None, 2, Some(rlb));
     let (mut d1, mut d2, mut d3) = (vec![0u8; 256], vec![0u8; 256], vec![0u8; 256]);
-    let mut g = c.benchmark_group("handshake");
-    g.throughput(Throughput::Elements(1));
+    let mut g = common::group(c, "handshake", Throughput::Elements(1));
     g.bench_function("boringtun", |bench| {
         bench.iter(|| {
             let TunnResult::WriteToNetwork(init) = a.format_handshake_initiation(&mut d1, true)
@@ -100,12 +100,9 @@ fn boringtun(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
-        .sample_size(20);
-    targets = ferrowg, boringtun
-}
-criterion_main!(benches);
+bench_main!(
+    measurement = Duration::from_secs(4),
+    samples = 20,
+    targets = ferrowg,
+    boringtun,
+);

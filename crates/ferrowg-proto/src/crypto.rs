@@ -154,7 +154,10 @@ pub fn x25519(secret: &[u8; 32], public: &[u8; 32]) -> Option<Secret> {
 
 /// The public key of `secret` (X25519 with the base point).
 pub fn x25519_public(secret: &[u8; 32]) -> [u8; 32] {
-    x25519_dalek::x25519(*secret, x25519_dalek::X25519_BASEPOINT_BYTES)
+    // The fixed-base path (Edwards basepoint table) is ~2x faster than a Montgomery ladder
+    // on the basepoint and gives the same bytes.
+    let s = x25519_dalek::StaticSecret::from(*secret);
+    x25519_dalek::PublicKey::from(&s).to_bytes()
 }
 
 /// Clamps a random 32-byte string into an X25519 private key, as `wg genkey` does.

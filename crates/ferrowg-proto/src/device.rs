@@ -581,7 +581,7 @@ impl Device {
     /// Encrypts the IP packet at `buf[TRANSPORT_HEADER_SIZE..][..len]` in place into a transport
     /// datagram starting at `buf[0]`. `buf` needs room for padding and the 16-byte tag.
     pub fn handle_packet(&mut self, now: Instant, buf: &mut [u8], len: usize) -> Outgoing {
-        let Some(packet) = buf.get(TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + len) else {
+        let Some(packet) = buf.get(TRANSPORT_HEADER_SIZE..).and_then(|b| b.get(..len)) else {
             return self.drop_out(DropReason::BufferTooSmall);
         };
         let Some(dst) = ip_destination(packet) else {
@@ -906,8 +906,11 @@ impl Device {
         if let Err(r) = self.admit_handshake(now, src, m.bytes(), m.sender_index()) {
             return self.drop_in(r);
         }
-        let Some(IndexEntry::Handshake(id)) = self.indices.get(m.receiver_index()) else {
-            return self.drop_in(DropReason::UnexpectedMessage);
+        let id = match self.indices.get(m.receiver_index()) {
+            Some(IndexEntry::Handshake(id)) => id,
+            // The index names a session, not an initiation in flight (e.g. a replay).
+            Some(IndexEntry::Keypair(_)) => return self.drop_in(DropReason::UnexpectedMessage),
+            None => return self.drop_in(DropReason::UnknownIndex),
         };
         let static_key = &*self.static_key;
         let crypto = &*self.crypto;

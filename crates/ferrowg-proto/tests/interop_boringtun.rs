@@ -209,7 +209,7 @@ fn simultaneous_initiations() {
     p.advance(HOP);
     assert_eq!(
         p.f.recv(&resp_b).0,
-        Incoming::Dropped(DropReason::UnexpectedMessage)
+        Incoming::Dropped(DropReason::UnknownIndex)
     );
     assert_eq!(p.b.recv(&resp_f1).err.as_deref(), Some("UnexpectedPacket"));
     let (r, _, tx) = p.f.recv(&init_b2);
