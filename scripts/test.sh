@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 echo "== no_std build check (ferrowg-proto without std, panic=abort staticlib)"
 cargo build --release --manifest-path nostd-check/Cargo.toml
 
-echo "== all workspace tests"
-cargo test --workspace --all-targets -- --test-threads="${TEST_THREADS:-2}"
+echo "== all workspace tests (benches run once each, in test mode)"
+cargo test --workspace --all-targets
