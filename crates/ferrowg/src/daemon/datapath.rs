@@ -65,6 +65,10 @@ pub struct DatapathStats {
     pub udp_send_errors: AtomicU64,
     /// Datagrams received truncated (larger than the receive buffer).
     pub udp_truncated: AtomicU64,
+    /// Not drops: TUN reads that were TSO/USO super-packets and were split.
+    pub gso_reads: AtomicU64,
+    /// Not drops: coalesced super-packets written to the TUN device.
+    pub gro_writes: AtomicU64,
 }
 
 impl DatapathStats {
@@ -76,13 +80,23 @@ impl DatapathStats {
     pub fn summary(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "tun read errors {}, tun write errors {}, udp send errors {}, udp truncated {}",
+            "tun read errors {}, tun write errors {}, udp send errors {}, udp truncated {} \
+             (super-packets split {}, coalesced {})",
             get(&self.tun_read_errors),
             get(&self.tun_write_errors),
             get(&self.udp_send_errors),
-            get(&self.udp_truncated)
+            get(&self.udp_truncated),
+            get(&self.gso_reads),
+            get(&self.gro_writes),
         )
     }
+}
+
+/// The errno values `open_tun` passes through (ferrowg has no libc dependency of its own).
+mod libc_errno {
+    pub const EPERM: i32 = 1;
+    pub const ENOENT: i32 = 2;
+    pub const EACCES: i32 = 13;
 }
 
 /// Opens TUN device `iface` with a virtio-net header and TCP/UDP segmentation offloads, so that
@@ -92,12 +106,21 @@ pub fn open_tun(iface: &str) -> ferrowg_sys::Result<(Tun, Offload)> {
     if std::env::var_os("FERROWG_OFFLOAD").is_some_and(|v| v == "0") {
         return Ok((Tun::open(&TunConfig::new(iface))?, Offload::default()));
     }
-    let tun = Tun::open(&TunConfig::new(iface).vnet_hdr(true))?;
-    match tun.set_offload(Offload::ALL) {
-        Ok(offload) => Ok((tun, offload)),
+    let offloaded = Tun::open(&TunConfig::new(iface).vnet_hdr(true))
+        .and_then(|tun| tun.set_offload(Offload::ALL).map(|offload| (tun, offload)));
+    match offloaded {
+        Ok(pair) => Ok(pair),
+        // Permission and missing-device errors are the same either way: report them.
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc_errno::EPERM | libc_errno::EACCES | libc_errno::ENOENT)
+            ) =>
+        {
+            Err(e)
+        }
         Err(e) => {
             log::warn!("{iface}: TUN offloads unavailable ({e}); using plain packets");
-            drop(tun);
             Ok((Tun::open(&TunConfig::new(iface))?, Offload::default()))
         }
     }

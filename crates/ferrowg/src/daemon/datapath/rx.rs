@@ -119,6 +119,10 @@ fn enable_gro(sock: &UdpSocket) {
 /// Writes every frame of the coalescer to the TUN device and empties it.
 fn write_frames(shared: &Shared, tun: &TunQueue, c: &mut Coalescer) {
     for frame in c.finish() {
+        // A frame's second byte is its GSO type: non-zero for a super-packet.
+        if frame.get(1).is_some_and(|&t| t != 0) {
+            DatapathStats::count(&shared.stats.gro_writes, 1);
+        }
         if !write_one(shared, tun, frame) {
             break;
         }

@@ -150,7 +150,10 @@ impl Tx {
             let packet = &mut self.reads[i][TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + len];
             let need = if hdr.is_gso() {
                 match GsoSplit::new(&hdr, packet) {
-                    Ok(s) => s.segments() * (s.max_segment_len() + PER_PACKET_OVERHEAD),
+                    Ok(s) => {
+                        DatapathStats::count(&shared.stats.gso_reads, 1);
+                        s.segments() * (s.max_segment_len() + PER_PACKET_OVERHEAD)
+                    }
                     Err(e) => {
                         log::debug!("TUN super-packet dropped: {e}");
                         DatapathStats::count(&shared.stats.tun_read_errors, 1);
@@ -230,26 +233,15 @@ impl Tx {
         let mut msgs: Vec<Transmit<'_>> = Vec::with_capacity(self.sent.len().min(BATCH * 4));
         let mut i = 0;
         while i < self.sent.len() {
+            let (j, end) = gso_run(&self.sent[i..], self.gso);
             let (start, size, dst) = self.sent[i];
-            let (mut end, mut j) = (start + size, i + 1);
-            while self.gso && j < self.sent.len() && j - i < GSO_MAX_SEGMENTS {
-                let (s, l, d) = self.sent[j];
-                if d != dst || s != end || l > size || end - start + l > MAX_GSO_BYTES {
-                    break;
-                }
-                end += l;
-                j += 1;
-                if l < size {
-                    break;
-                }
-            }
             let msg = Transmit::new(dst, &self.arena[start..end]);
-            msgs.push(if j - i > 1 {
+            msgs.push(if j > 1 {
                 msg.with_segment_size(size as u16)
             } else {
                 msg
             });
-            i = j;
+            i += j;
         }
         if !send_all(shared, sock, &msgs) && self.gso {
             log::warn!("UDP GSO refused by the kernel; sending datagrams one by one");
@@ -259,6 +251,29 @@ impl Tx {
         self.used = 0;
         send_outbox(sock, &mut self.out);
     }
+}
+
+/// How many of the datagrams `sent` (start, length, destination) at the front go out as one
+/// UDP GSO send, and where in the arena that send ends: back to back in the arena, to the same
+/// destination, all of the first one's size except a shorter last, at most
+/// [`GSO_MAX_SEGMENTS`] and [`MAX_GSO_BYTES`]. Always at least one; exactly one without `gso`.
+fn gso_run(sent: &[(usize, usize, SocketAddr)], gso: bool) -> (usize, usize) {
+    let Some(&(start, size, dst)) = sent.first() else {
+        return (0, 0);
+    };
+    let (mut end, mut n) = (start + size, 1);
+    while gso && n < sent.len() && n < GSO_MAX_SEGMENTS {
+        let (s, l, d) = sent[n];
+        if d != dst || s != end || l > size || end - start + l > MAX_GSO_BYTES {
+            break;
+        }
+        end += l;
+        n += 1;
+        if l < size {
+            break;
+        }
+    }
+    (n, end)
 }
 
 /// Sends a batch, skipping a destination that fails so one bad endpoint cannot stall others.
@@ -301,4 +316,54 @@ fn send_all(shared: &Shared, sock: &UdpSocket, msgs: &[Transmit<'_>]) -> bool {
 fn datagrams(m: &Transmit<'_>) -> usize {
     m.segment_size
         .map_or(1, |s| m.contents.len().div_ceil(usize::from(s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(sizes: &[(usize, u16)], gso: bool) -> Vec<usize> {
+        let mut sent = Vec::new();
+        let mut at = 0;
+        for &(len, port) in sizes {
+            sent.push((at, len, SocketAddr::from(([10, 0, 0, 1], port))));
+            at += len;
+        }
+        let mut runs = Vec::new();
+        let mut i = 0;
+        while i < sent.len() {
+            let (n, end) = gso_run(&sent[i..], gso);
+            let (start, ..) = sent[i];
+            assert_eq!(
+                end - start,
+                sent[i..i + n].iter().map(|s| s.1).sum::<usize>()
+            );
+            runs.push(n);
+            i += n;
+        }
+        runs
+    }
+
+    #[test]
+    fn runs_split_on_destination_size_and_limits() {
+        // Equal sizes, a shorter last one ends the run, a larger one starts a new run.
+        let v = [
+            (1452, 1),
+            (1452, 1),
+            (1452, 1),
+            (900, 1),
+            (1452, 1),
+            (1452, 2),
+            (1452, 2),
+        ];
+        assert_eq!(run(&v, true), [4, 1, 2]);
+        assert_eq!(run(&v, false), [1; 7]);
+        // A smaller then larger datagram: the larger cannot follow.
+        assert_eq!(run(&[(100, 1), (200, 1)], true), [1, 1]);
+        // Byte limit: 45 x 1452 fit in 64 KiB, 46 do not.
+        assert_eq!(run(&[(1452, 1); 100], true), [45, 45, 10]);
+        // Segment limit.
+        assert_eq!(run(&[(100, 1); 130], true), [64, 64, 2]);
+        assert_eq!(run(&[], true), Vec::<usize>::new());
+    }
 }
