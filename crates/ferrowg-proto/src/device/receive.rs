@@ -1,0 +1,338 @@
+//! The receive path (kernel receive.c): MAC and cookie checks, handshake messages, cookie
+//! replies, and transport data decrypted, replay-checked and source-checked.
+
+use super::*;
+
+impl Device {
+    pub(super) fn handshake_failed(&mut self, id: PeerId, e: HandshakeError) {
+        let r = handshake_drop(e);
+        self.stats.drops.count(r);
+        if r == DropReason::KeyUnavailable {
+            self.push_event(Event::StaticKeyFailed { peer: id });
+        }
+    }
+
+    pub(super) fn under_load(&mut self, now: Instant) -> bool {
+        let (start, count) = self.load_window;
+        if now.saturating_duration_since(start) >= Duration::from_secs(1) {
+            self.load_window = (now, 1);
+        } else {
+            self.load_window.1 = count.saturating_add(1);
+            if self.load_window.1 > self.under_load_threshold {
+                self.under_load_until = Some(now + UNDER_LOAD_HOLD);
+            }
+        }
+        self.forced_under_load || self.under_load_until.is_some_and(|t| now < t)
+    }
+
+    /// Checks MACs, cookies and the rate limit of a handshake message. `Err` = dropped.
+    pub(super) fn admit_handshake(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        msg: &[u8],
+        sender_index: u32,
+    ) -> Result<(), DropReason> {
+        let under_load = self.under_load(now);
+        match self
+            .cookie_checker
+            .check(msg, src, under_load, now, &mut *self.rng)
+        {
+            MacState::InvalidMac1 => Err(DropReason::InvalidMac1),
+            MacState::ValidMac1 if under_load => {
+                let reply =
+                    self.cookie_checker
+                        .create_reply(msg, sender_index, src, now, &mut *self.rng);
+                if self.push_transmit(src, reply.to_vec()) {
+                    self.stats.cookie_replies_sent += 1;
+                }
+                Err(DropReason::CookieSent)
+            }
+            _ if under_load && !self.ratelimiter.allow(now, src.ip()) => {
+                Err(DropReason::RateLimited)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub(super) fn receive_initiation(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        m: &messages::Initiation<'_>,
+    ) -> Incoming {
+        if let Err(r) = self.admit_handshake(now, src, m.bytes(), m.sender_index()) {
+            return self.drop_in(r);
+        }
+        let begin = match noise::begin_consume_initiation(&*self.static_key, m) {
+            Ok(b) => b,
+            Err(e) => return self.drop_in(handshake_drop(e)),
+        };
+        let Some(id) = self.by_key.get(&begin.remote_static).copied() else {
+            return self.drop_in(DropReason::UnknownPeer);
+        };
+        let mut eph = [0u8; 32];
+        self.rng.fill_bytes(&mut eph);
+        let index = self.indices.insert(IndexEntry::Keypair(id), &mut *self.rng);
+        let static_key = &*self.static_key;
+        let crypto = &*self.crypto;
+        let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+            self.indices.remove(index);
+            return self.drop_in(DropReason::UnknownPeer);
+        };
+        if !p.handshake.has_static_static() {
+            p.handshake.set_local_key(static_key);
+        }
+        let pending = p.handshake.pending_local_index();
+        let mut resp = [0u8; HANDSHAKE_RESPONSE_SIZE];
+        let keys = p
+            .handshake
+            .consume_initiation(begin, m, now)
+            .and_then(|()| p.handshake.create_response(crypto, eph, index, &mut resp));
+        let keys = match keys {
+            Ok(k) => k,
+            Err(e) => {
+                self.indices.remove(index);
+                return self.drop_in(handshake_drop(e));
+            }
+        };
+        p.cookie.add_macs(&mut resp, now);
+        let kp = Keypair::new(&keys, crypto, now);
+        let indices = &mut self.indices;
+        if let Some(old) = pending {
+            indices.remove(old);
+        }
+        p.keypairs.insert(kp, |i| indices.remove(i));
+        p.sent_lastminute_handshake = false;
+        p.timers.session_derived(now);
+        p.timers.any_authenticated_packet_received();
+        p.timers.any_authenticated_packet_traversal(now);
+        p.timers.any_authenticated_packet_sent();
+        p.last_sent_handshake = Some(now);
+        self.set_endpoint_from(id, src);
+        self.stats.responses_sent += 1;
+        self.push_transmit(src, resp.to_vec());
+        self.reschedule(id);
+        Incoming::Handshake
+    }
+
+    pub(super) fn receive_response(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        m: &messages::Response<'_>,
+    ) -> Incoming {
+        if let Err(r) = self.admit_handshake(now, src, m.bytes(), m.sender_index()) {
+            return self.drop_in(r);
+        }
+        let id = match self.indices.get(m.receiver_index()) {
+            Some(IndexEntry::Handshake(id)) => id,
+            // The index names a session, not an initiation in flight (e.g. a replay).
+            Some(IndexEntry::Keypair(_)) => return self.drop_in(DropReason::UnexpectedMessage),
+            None => return self.drop_in(DropReason::UnknownIndex),
+        };
+        let static_key = &*self.static_key;
+        let crypto = &*self.crypto;
+        let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+            return self.drop_in(DropReason::UnexpectedMessage);
+        };
+        let keys = match p.handshake.consume_response(static_key, crypto, m) {
+            Ok(k) => k,
+            Err(e) => {
+                self.handshake_failed(id, e);
+                return Incoming::Dropped(handshake_drop(e));
+            }
+        };
+        let kp = Keypair::new(&keys, crypto, now);
+        self.indices.set(keys.local_index, IndexEntry::Keypair(id));
+        let indices = &mut self.indices;
+        p.keypairs.insert(kp, |i| indices.remove(i));
+        p.sent_lastminute_handshake = false;
+        p.timers.session_derived(now);
+        p.timers.handshake_complete();
+        p.timers.any_authenticated_packet_received();
+        p.timers.any_authenticated_packet_traversal(now);
+        p.last_handshake = Some(now);
+        self.set_endpoint_from(id, src);
+        self.push_event(Event::HandshakeCompleted {
+            peer: id,
+            initiator: true,
+        });
+        // Confirms the session to the responder, flushing queued packets first.
+        self.send_keepalive(id, now);
+        self.reschedule(id);
+        Incoming::Handshake
+    }
+
+    pub(super) fn receive_cookie_reply(
+        &mut self,
+        now: Instant,
+        m: &messages::CookieReply<'_>,
+    ) -> Incoming {
+        let Some(id) = self.indices.get(m.receiver_index()).map(IndexEntry::peer) else {
+            return self.drop_in(DropReason::UnknownIndex);
+        };
+        let Ok(p) = self.peer_mut(id) else {
+            return self.drop_in(DropReason::UnknownIndex);
+        };
+        match p.cookie.consume_reply(m, now) {
+            Ok(()) => Incoming::Handshake,
+            Err(crate::cookie::CookieError::Unexpected) => {
+                self.drop_in(DropReason::UnexpectedMessage)
+            }
+            Err(crate::cookie::CookieError::DecryptFailed) => {
+                self.drop_in(DropReason::HandshakeDecryptFailed)
+            }
+        }
+    }
+
+    pub(super) fn set_endpoint_from(&mut self, id: PeerId, src: SocketAddr) {
+        let Ok(p) = self.peer_mut(id) else { return };
+        if p.endpoint != Some(src) {
+            p.endpoint = Some(src);
+            self.push_event(Event::EndpointChanged {
+                peer: id,
+                endpoint: src,
+            });
+        }
+    }
+
+    // ----- the data path: network → OS -----------------------------------------------------
+
+    /// Processes a datagram from `src`. Transport data is decrypted in place; on
+    /// [`Incoming::Packet`] the IP packet is at `buf[TRANSPORT_HEADER_SIZE..][..len]`.
+    pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, buf: &mut [u8]) -> Incoming {
+        let msg = match Message::parse(buf) {
+            Ok(m) => m,
+            Err(e) => return self.drop_in(e.into()),
+        };
+        match msg {
+            Message::Initiation(m) => self.receive_initiation(now, src, &m),
+            Message::Response(m) => self.receive_response(now, src, &m),
+            Message::CookieReply(m) => self.receive_cookie_reply(now, &m),
+            Message::Transport(t) => {
+                let (index, counter) = (t.receiver_index(), t.counter());
+                self.receive_transport(now, src, buf, index, counter)
+            }
+        }
+    }
+
+    pub(super) fn receive_transport(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        buf: &mut [u8],
+        index: u32,
+        counter: u64,
+    ) -> Incoming {
+        let Some(IndexEntry::Keypair(id)) = self.indices.get(index) else {
+            return self.drop_in(DropReason::UnknownIndex);
+        };
+        let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+            return self.drop_in(DropReason::UnknownIndex);
+        };
+        let Some((slot, kp)) = p.keypairs.find_mut(index) else {
+            return self.drop_in(DropReason::UnknownIndex);
+        };
+        if !kp.is_fresh(now) || counter >= REJECT_AFTER_MESSAGES {
+            return self.drop_in(DropReason::ExpiredKeypair);
+        }
+        let total = buf.len();
+        let (body, tag) = buf[TRANSPORT_HEADER_SIZE..]
+            .split_at_mut(total - TRANSPORT_HEADER_SIZE - AEAD_TAG_SIZE);
+        let mut t = [0u8; AEAD_TAG_SIZE];
+        t.copy_from_slice(tag);
+        if kp.recv.open(counter, body, &t).is_err() {
+            return self.drop_in(DropReason::DecryptFailed);
+        }
+        if !kp.replay.check_and_update(counter) {
+            return self.drop_in(DropReason::Replay);
+        }
+        let plain_len = body.len();
+        if slot == Slot::Next {
+            let indices = &mut self.indices;
+            if let Some(i) = p.keypairs.confirm_next() {
+                indices.remove(i);
+            }
+            p.timers.handshake_complete();
+            p.last_handshake = Some(now);
+            self.push_event(Event::HandshakeCompleted {
+                peer: id,
+                initiator: false,
+            });
+            self.send_staged(id, now);
+        }
+        // keep_key_fresh (receive side), judged on the current keypair after any promotion
+        // above, as the kernel does: a just-confirmed responder keypair needs no rekey.
+        let rekey_on_receive = self.peer(id).is_some_and(|p| {
+            !p.sent_lastminute_handshake
+                && p.keypairs.current.as_ref().is_some_and(|k| {
+                    k.is_initiator
+                        && now.saturating_duration_since(k.created)
+                            >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT
+                })
+        });
+        if rekey_on_receive {
+            if let Ok(p) = self.peer_mut(id) {
+                p.sent_lastminute_handshake = true;
+            }
+            self.send_initiation(id, now, false);
+        }
+        self.set_endpoint_from(id, src);
+        let Ok(p) = self.peer_mut(id) else {
+            return Incoming::Dropped(DropReason::UnknownIndex);
+        };
+        p.timers.any_authenticated_packet_received();
+        p.timers.any_authenticated_packet_traversal(now);
+        p.rx_bytes = p.rx_bytes.saturating_add(total as u64);
+        if plain_len == 0 {
+            self.reschedule(id);
+            return Incoming::Keepalive { peer: id };
+        }
+        p.timers.data_received(now);
+        self.reschedule(id);
+        let plain = &buf[TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + plain_len];
+        let Some((ip_len, source)) = ip_length_and_source(plain) else {
+            return self.drop_in(DropReason::InvalidIpPacket);
+        };
+        if self.allowed_ips.lookup(source) != Some(id) {
+            return self.drop_in(DropReason::NotAllowedSource);
+        }
+        Incoming::Packet {
+            peer: id,
+            len: ip_len,
+        }
+    }
+}
+
+pub(super) fn handshake_drop(e: HandshakeError) -> DropReason {
+    match e {
+        HandshakeError::DecryptFailed => DropReason::HandshakeDecryptFailed,
+        HandshakeError::LowOrderPoint => DropReason::LowOrderPoint,
+        HandshakeError::KeyUnavailable | HandshakeError::NoStaticStatic => {
+            DropReason::KeyUnavailable
+        }
+        HandshakeError::StaleTimestamp => DropReason::StaleTimestamp,
+        HandshakeError::Flood => DropReason::InitiationFlood,
+        HandshakeError::UnexpectedResponse => DropReason::UnexpectedMessage,
+    }
+}
+
+/// The length (from the IP header, without padding) and source address of a decrypted packet.
+pub fn ip_length_and_source(p: &[u8]) -> Option<(usize, IpAddr)> {
+    match p.first()? >> 4 {
+        4 if p.len() >= 20 => {
+            let len = usize::from(u16::from_be_bytes([p[2], p[3]]));
+            let b: [u8; 4] = p[12..16].try_into().ok()?;
+            (20..=p.len())
+                .contains(&len)
+                .then_some((len, IpAddr::V4(Ipv4Addr::from(b))))
+        }
+        6 if p.len() >= 40 => {
+            let len = 40 + usize::from(u16::from_be_bytes([p[4], p[5]]));
+            let b: [u8; 16] = p[8..24].try_into().ok()?;
+            (len <= p.len()).then_some((len, IpAddr::V6(Ipv6Addr::from(b))))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,250 @@
+//! The send path (kernel send.c): IP packets from the OS become transport datagrams, packets
+//! wait for a session, keepalives, and handshake initiations.
+
+use super::*;
+
+impl Device {
+    // ----- the data path: OS → network -----------------------------------------------------
+
+    /// Encrypts the IP packet at `buf[TRANSPORT_HEADER_SIZE..][..len]` in place into a transport
+    /// datagram starting at `buf[0]`. `buf` needs room for padding and the 16-byte tag.
+    pub fn handle_packet(&mut self, now: Instant, buf: &mut [u8], len: usize) -> Outgoing {
+        let Some(packet) = buf.get(TRANSPORT_HEADER_SIZE..).and_then(|b| b.get(..len)) else {
+            return self.drop_out(DropReason::BufferTooSmall);
+        };
+        let Some(dst) = ip_destination(packet) else {
+            return self.drop_out(DropReason::InvalidIpPacket);
+        };
+        let Some(id) = self.allowed_ips.lookup(dst) else {
+            return self.drop_out(DropReason::NoRoute);
+        };
+        let mtu = self.mtu;
+        // Invariant: the routing table only holds ids of live peers.
+        let Ok(peer) = self.peer_mut(id) else {
+            return self.drop_out(DropReason::NoRoute);
+        };
+        let Some(endpoint) = peer.endpoint else {
+            return self.drop_out(DropReason::NoEndpoint);
+        };
+        let usable = peer
+            .keypairs
+            .current
+            .as_ref()
+            .is_some_and(|k| k.can_send(now));
+        if !usable || !peer.staged.is_empty() {
+            let packet = buf[TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + len].to_vec();
+            self.stage(id, packet, now);
+            return Outgoing::Queued { peer: id };
+        }
+        match seal_into(peer, now, buf, len, mtu) {
+            Ok(n) => {
+                self.after_send(id, now, true, n);
+                Outgoing::Send {
+                    peer: id,
+                    endpoint,
+                    len: n,
+                }
+            }
+            Err(r) => self.drop_out(r),
+        }
+    }
+
+    /// [`Device::handle_packet`] over a batch; `results[i]` receives the outcome for `bufs[i]`.
+    pub fn handle_packets(
+        &mut self,
+        now: Instant,
+        bufs: &mut [&mut [u8]],
+        lens: &[usize],
+        results: &mut [Outgoing],
+    ) {
+        for ((buf, len), res) in bufs.iter_mut().zip(lens).zip(results.iter_mut()) {
+            *res = self.handle_packet(now, buf, *len);
+        }
+    }
+
+    /// Bookkeeping after a transport datagram of `n` bytes went to the peer.
+    pub(super) fn after_send(&mut self, id: PeerId, now: Instant, is_data: bool, n: usize) {
+        let arm = is_data && self.peer(id).is_some_and(|p| p.timers.new_handshake_idle());
+        let jitter = if arm { self.jitter() } else { Duration::ZERO };
+        let Ok(p) = self.peer_mut(id) else { return };
+        p.tx_bytes = p.tx_bytes.saturating_add(n as u64);
+        if is_data {
+            p.timers.data_sent(now, jitter);
+        }
+        p.timers.any_authenticated_packet_sent();
+        p.timers.any_authenticated_packet_traversal(now);
+        // keep_key_fresh (send side): rekey after REKEY_AFTER_MESSAGES or, as initiator,
+        // REKEY_AFTER_TIME.
+        let stale = p.keypairs.current.as_ref().is_some_and(|k| {
+            k.send_counter > REKEY_AFTER_MESSAGES
+                || (k.is_initiator && now.saturating_duration_since(k.created) >= REKEY_AFTER_TIME)
+        });
+        if stale {
+            self.send_initiation(id, now, false);
+        }
+        self.reschedule(id);
+    }
+
+    pub(super) fn stage(&mut self, id: PeerId, packet: Vec<u8>, now: Instant) {
+        if let Ok(p) = self.peer_mut(id) {
+            if p.staged.len() >= MAX_STAGED_PACKETS {
+                p.staged.pop_front();
+                self.stats.drops.count(DropReason::QueueFull);
+            }
+            if let Ok(p) = self.peer_mut(id) {
+                p.staged.push_back(packet);
+            }
+        }
+        self.send_staged(id, now);
+    }
+
+    /// Sends the staged packets if a session is usable, else starts a handshake.
+    pub(super) fn send_staged(&mut self, id: PeerId, now: Instant) {
+        let mtu = self.mtu;
+        let Ok(p) = self.peer_mut(id) else { return };
+        let usable = p.keypairs.current.as_ref().is_some_and(|k| k.can_send(now));
+        let Some(endpoint) = p.endpoint.filter(|_| usable) else {
+            self.send_initiation(id, now, false);
+            return;
+        };
+        while let Some(pkt) = self.peer_mut(id).ok().and_then(|p| p.staged.pop_front()) {
+            let len = pkt.len();
+            let mut buf = vec![0u8; TRANSPORT_OVERHEAD + padded_len(len, mtu)];
+            buf[TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + len].copy_from_slice(&pkt);
+            let Ok(p) = self.peer_mut(id) else { return };
+            match seal_into(p, now, &mut buf, len, mtu) {
+                Ok(n) => {
+                    buf.truncate(n);
+                    if self.push_transmit(endpoint, buf) {
+                        self.after_send(id, now, len > 0, n);
+                    }
+                }
+                Err(r) => self.stats.drops.count(r),
+            }
+        }
+    }
+
+    /// Sends a keepalive (an empty transport packet), or starts a handshake without a session.
+    pub(super) fn send_keepalive(&mut self, id: PeerId, now: Instant) {
+        let Ok(p) = self.peer_mut(id) else { return };
+        if p.staged.is_empty() {
+            p.staged.push_back(Vec::new());
+        }
+        self.send_staged(id, now);
+    }
+
+    // ----- handshakes ----------------------------------------------------------------------
+
+    /// Starts a handshake with `id` now (rate-limited to one per REKEY_TIMEOUT).
+    pub fn initiate_handshake(&mut self, id: PeerId, now: Instant) {
+        self.send_initiation(id, now, false);
+    }
+
+    /// A random delay in [0, REKEY_TIMEOUT_JITTER_MAX), in whole milliseconds like the kernel's
+    /// jiffies.
+    pub(super) fn jitter(&mut self) -> Duration {
+        let max = REKEY_TIMEOUT_JITTER_MAX.as_millis() as u64;
+        Duration::from_millis(u64::from(self.rng.next_u32()) % max)
+    }
+
+    pub(super) fn timestamp(&self, now: Instant) -> Tai64N {
+        Tai64N::from_unix_nanos(self.unix_nanos(now))
+    }
+
+    pub(super) fn send_initiation(&mut self, id: PeerId, now: Instant, is_retry: bool) {
+        let ts = self.timestamp(now);
+        let mut eph = [0u8; 32];
+        self.rng.fill_bytes(&mut eph);
+        let jitter = self.jitter();
+        let Ok(p) = self.peer_mut(id) else { return };
+        if p.last_sent_handshake
+            .is_some_and(|t| now.saturating_duration_since(t) < REKEY_TIMEOUT)
+        {
+            return;
+        }
+        if !is_retry {
+            p.timers.handshake_attempts = 0;
+        }
+        let Some(endpoint) = p.endpoint else { return };
+        if let Some(old) = p.handshake.pending_local_index() {
+            self.indices.remove(old);
+        }
+        let index = self
+            .indices
+            .insert(IndexEntry::Handshake(id), &mut *self.rng);
+        let static_key = &*self.static_key;
+        let crypto = &*self.crypto;
+        // Invariant: the peer was found just above and nothing removed it since.
+        let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+            return;
+        };
+        if !p.handshake.has_static_static() {
+            p.handshake.set_local_key(static_key);
+        }
+        let mut msg = [0u8; HANDSHAKE_INITIATION_SIZE];
+        let res = p
+            .handshake
+            .create_initiation(static_key, crypto, eph, index, ts, &mut msg);
+        p.last_sent_handshake = Some(now);
+        p.timers.handshake_initiated(now, jitter);
+        match res {
+            Ok(()) => {
+                p.cookie.add_macs(&mut msg, now);
+                p.timers.any_authenticated_packet_sent();
+                p.timers.any_authenticated_packet_traversal(now);
+                self.stats.initiations_sent += 1;
+                self.push_transmit(endpoint, msg.to_vec());
+            }
+            Err(e) => {
+                self.indices.remove(index);
+                self.handshake_failed(id, e);
+            }
+        }
+        self.reschedule(id);
+    }
+}
+
+/// Pads, encrypts and frames the packet at `buf[16..16 + len]` with the peer's current
+/// keypair. Returns the datagram length.
+pub(super) fn seal_into(
+    p: &mut Peer,
+    now: Instant,
+    buf: &mut [u8],
+    len: usize,
+    mtu: usize,
+) -> Result<usize, DropReason> {
+    let kp = match p.keypairs.current.as_mut() {
+        Some(k) if k.can_send(now) => k,
+        _ => return Err(DropReason::ExpiredKeypair),
+    };
+    let padded = padded_len(len, mtu);
+    let total = TRANSPORT_OVERHEAD + padded;
+    if buf.len() < total {
+        return Err(DropReason::BufferTooSmall);
+    }
+    let counter = kp.send_counter;
+    kp.send_counter += 1;
+    buf[TRANSPORT_HEADER_SIZE + len..TRANSPORT_HEADER_SIZE + padded].fill(0);
+    messages::write_transport_header(buf, kp.remote_index, counter);
+    let tag = kp.send.seal(
+        counter,
+        &mut buf[TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + padded],
+    );
+    buf[TRANSPORT_HEADER_SIZE + padded..total].copy_from_slice(&tag);
+    Ok(total)
+}
+
+/// The destination address of an IPv4 or IPv6 packet.
+pub fn ip_destination(p: &[u8]) -> Option<IpAddr> {
+    match p.first()? >> 4 {
+        4 if p.len() >= 20 => {
+            let b: [u8; 4] = p[16..20].try_into().ok()?;
+            Some(IpAddr::V4(Ipv4Addr::from(b)))
+        }
+        6 if p.len() >= 40 => {
+            let b: [u8; 16] = p[24..40].try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(b)))
+        }
+        _ => None,
+    }
+}
