@@ -38,8 +38,9 @@ pub fn choose_mechanism(mechs: &[MechanismType]) -> Option<X25519Mechanism> {
     }
 }
 
-/// A read-write logged-in session on the URI's token, for creating objects.
-fn rw_session(uri: &Pkcs11Uri) -> Result<(FoundToken, Session, bool), Pkcs11Error> {
+/// A read-write session on the URI's token, logged in when the URI gives a PIN; also says
+/// whether it did.
+fn open_rw_logged_in(uri: &Pkcs11Uri) -> Result<(FoundToken, Session, bool), Pkcs11Error> {
     check_names_key(uri)?;
     let t = find_token(uri)?;
     let session = t
@@ -48,6 +49,12 @@ fn rw_session(uri: &Pkcs11Uri) -> Result<(FoundToken, Session, bool), Pkcs11Erro
         .map_err(token_err(&t.label, "C_OpenSession"))?;
     let pin = read_pin(uri)?;
     login(&session, pin.as_ref(), &t.label)?;
+    Ok((t, session, pin.is_some()))
+}
+
+/// A read-write logged-in session on the URI's token, for creating objects.
+fn rw_session(uri: &Pkcs11Uri) -> Result<(FoundToken, Session, bool), Pkcs11Error> {
+    let (t, session, has_pin) = open_rw_logged_in(uri)?;
     let existing = session
         .find_objects(&object_template(uri, None))
         .map_err(token_err(&t.label, "C_FindObjects"))?;
@@ -57,7 +64,7 @@ fn rw_session(uri: &Pkcs11Uri) -> Result<(FoundToken, Session, bool), Pkcs11Erro
             wanted: wanted_object(uri),
         });
     }
-    Ok((t, session, pin.is_some()))
+    Ok((t, session, has_pin))
 }
 
 /// The attributes both halves of a new key carry: label and id (a random 8-byte id when the
@@ -299,14 +306,7 @@ pub fn key_attributes(uri: &Pkcs11Uri) -> Result<KeyAttributes, Pkcs11Error> {
 
 /// Deletes the URI's key pair (private and public objects with its label/id).
 pub fn delete(uri: &Pkcs11Uri) -> Result<usize, Pkcs11Error> {
-    check_names_key(uri)?;
-    let t = find_token(uri)?;
-    let session = t
-        .ctx
-        .open_rw_session(t.slot)
-        .map_err(token_err(&t.label, "C_OpenSession"))?;
-    let pin = read_pin(uri)?;
-    login(&session, pin.as_ref(), &t.label)?;
+    let (t, session, _) = open_rw_logged_in(uri)?;
     let found = session
         .find_objects(&object_template(uri, None))
         .map_err(token_err(&t.label, "C_FindObjects"))?;
