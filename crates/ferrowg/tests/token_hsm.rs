@@ -24,14 +24,28 @@ fn b64(k: &[u8; 32]) -> String {
 #[test]
 fn generated_key_is_sensitive_and_never_extractable() {
     let t = process_token();
-    let _g = in_process();
+    // Exclusive: no other in-process session may hold a stale view of the store meanwhile.
+    let _g = in_process_exclusive();
     let u = t.uri("generated");
     let public = t.ferrowg_ok(&["genkey", "--pkcs11", &u]);
     assert_eq!(public.len(), 44, "{public}");
     assert_eq!(t.ferrowg_ok(&["pubkey", "--pkcs11", &u]), public);
 
-    // Read back in this process (the key was made by another process).
-    let a = tok::key_attributes(&uri(&u)).expect("attributes");
+    // Read back in this process (the key was made by another process). SoftHSM notices objects
+    // that another process wrote when it next rescans its store, which another test's session
+    // in this process can delay: retry a few times (bounded).
+    let mut tries = 0;
+    let a = loop {
+        match tok::key_attributes(&uri(&u)) {
+            Ok(a) => break a,
+            Err(e) if tries < 10 => {
+                eprintln!("attributes not visible yet ({e:?}), retrying");
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("attributes: {e:?}"),
+        }
+    };
     eprintln!("attributes of the generated key: {a:?}");
     assert_eq!(a.sensitive, Some(true), "CKA_SENSITIVE");
     assert_eq!(a.extractable, Some(false), "CKA_EXTRACTABLE");
