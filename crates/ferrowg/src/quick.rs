@@ -301,7 +301,7 @@ fn add_default(iface: &str, fam: &str, prefix: &str) -> Result<(), CliError> {
 pub fn down(arg: &str) -> Result<(), CliError> {
     let qf = locate(arg)?;
     let iface = qf.iface.as_str();
-    if !Path::new(&format!("/var/run/wireguard/{iface}.sock")).exists() {
+    if !crate::daemon::uapi::socket_path(iface).exists() {
         return Err(CliError::new(format!(
             "`{iface}' is not a WireGuard interface"
         )));
@@ -332,7 +332,7 @@ pub fn down(arg: &str) -> Result<(), CliError> {
     }
     // Wait (bounded) for the daemon to notice and remove its socket.
     for _ in 0..100 {
-        if !Path::new(&format!("/var/run/wireguard/{iface}.sock")).exists() {
+        if !crate::daemon::uapi::socket_path(iface).exists() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));

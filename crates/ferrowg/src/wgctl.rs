@@ -5,7 +5,6 @@
 use std::io::{BufReader, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::addr::{AllowedIp, Endpoint};
@@ -14,8 +13,8 @@ use crate::key::{PresharedKey, PublicKey};
 use crate::uapi::client::{parse_get_response, parse_set_response, ConfMode};
 use crate::uapi::{DeviceState, InterfaceOp, PeerOp, PeerSet, SetRequest};
 
-/// Where UAPI sockets live.
-pub const SOCKET_DIR: &str = "/var/run/wireguard";
+use crate::daemon::uapi::socket_path;
+pub use crate::daemon::uapi::SOCKET_DIR;
 
 /// A CLI failure, printed as the one line the user sees.
 #[derive(Debug, thiserror::Error)]
@@ -27,10 +26,6 @@ impl CliError {
     pub fn new(msg: impl Into<String>) -> Self {
         CliError(msg.into())
     }
-}
-
-fn socket_path(iface: &str) -> PathBuf {
-    Path::new(SOCKET_DIR).join(format!("{iface}.sock"))
 }
 
 /// The interfaces with a live UAPI socket, sorted.

@@ -6,7 +6,6 @@
 //! fallible step that touches the OS (binding a new port, the fwmark) is prepared on the side,
 //! then the request is applied to the device, which cannot fail.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -354,7 +353,7 @@ impl State {
                 PeerOp::PresharedKey(k) => {
                     dev.set_preshared_key(id, k.as_ref().map_or([0; 32], |k| *k.as_bytes()))
                 }
-                PeerOp::Endpoint(e) => dev.set_endpoint(id, Some(canonical(*e))),
+                PeerOp::Endpoint(e) => dev.set_endpoint(id, Some(ferrowg_sys::canonical(*e))),
                 PeerOp::PersistentKeepaliveInterval(s) => {
                     dev.set_persistent_keepalive(id, Some(*s), now)
                 }
@@ -364,10 +363,6 @@ impl State {
             };
         }
     }
-}
-
-fn canonical(a: SocketAddr) -> SocketAddr {
-    ferrowg_sys::canonical(a)
 }
 
 /// The URI of the last `ferrowg_private_key_uri=` of a request (the one that takes effect).

@@ -38,6 +38,21 @@ pub fn choose_mechanism(mechs: &[MechanismType]) -> Option<X25519Mechanism> {
     }
 }
 
+/// The attributes of a WireGuard private key in a token: stored, PIN-protected, sensitive,
+/// never extractable, and usable to derive only (no signing, decryption or unwrapping).
+fn protected_private_key() -> Vec<Attribute> {
+    vec![
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Derive(true),
+        Attribute::Sign(false),
+        Attribute::Decrypt(false),
+        Attribute::Unwrap(false),
+    ]
+}
+
 /// A read-write session on the URI's token, logged in when the URI gives a PIN; also says
 /// whether it did.
 fn open_rw_logged_in(uri: &Pkcs11Uri) -> Result<(FoundToken, Session, bool), Pkcs11Error> {
@@ -117,16 +132,7 @@ pub fn generate(uri: &Pkcs11Uri) -> Result<[u8; 32], Pkcs11Error> {
             Attribute::EcParams(p),
         ];
         // Derive only: no signing, decryption or unwrapping with the WireGuard key.
-        let mut private = vec![
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Derive(true),
-            Attribute::Sign(false),
-            Attribute::Decrypt(false),
-            Attribute::Unwrap(false),
-        ];
+        let mut private = protected_private_key();
         if let Some(k) = key_type {
             public.push(Attribute::KeyType(k));
             private.push(Attribute::KeyType(k));
@@ -198,15 +204,8 @@ pub fn import(uri: &Pkcs11Uri, private: &[u8; 32]) -> Result<[u8; 32], Pkcs11Err
             Attribute::KeyType(key_type),
             Attribute::EcParams(params.to_vec()),
             Attribute::Value(private.to_vec()),
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Derive(true),
-            Attribute::Sign(false),
-            Attribute::Decrypt(false),
-            Attribute::Unwrap(false),
         ];
+        template.extend(protected_private_key());
         template.extend(naming(uri));
         let created = session.create_object(&template);
         for a in &mut template {
