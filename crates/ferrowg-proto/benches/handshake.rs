@@ -5,7 +5,7 @@
 //! criterion's elements/s, by the thread's CPU time unless `FERROWG_BENCH_CLOCK=wall`.
 //! Both sides run in this one thread, so one iteration costs what one initiator and one
 //! responder spend together: ferrowg does 5 X25519 (ephemeral public key, es, ee, se on each
-//! side; ss is precomputed per peer, as in the kernel) plus the BLAKE2s chain, mac1 and the
+//! side; ss is computed at the first handshake and kept per peer) plus the BLAKE2s chain, mac1 and the
 //! keepalive the initiator sends at once. The data-path backend does not matter here: the
 //! handshake always uses the built-in X25519 and ChaCha20-Poly1305.
 

@@ -42,6 +42,23 @@ const JUMP_MIN_LEN: usize = 16;
 /// The jump table indexes at most this many bits (2^20 entries, 8 MiB).
 const JUMP_MAX_BITS: u8 = 20;
 
+/// `addr/cidr` with the host bits past `cidr` cleared, as the table stores it.
+///
+/// # Errors
+///
+/// [`InvalidPrefix`] if `cidr` exceeds 32 for IPv4 or 128 for IPv6.
+pub fn canonical_prefix(addr: IpAddr, cidr: u8) -> Result<(IpAddr, u8), InvalidPrefix> {
+    match addr {
+        IpAddr::V4(a) if cidr <= V4_BITS => {
+            Ok((IpAddr::V4(Ipv4Addr::from(u32::from(a).masked(cidr))), cidr))
+        }
+        IpAddr::V6(a) if cidr <= V6_BITS => {
+            Ok((IpAddr::V6(Ipv6Addr::from(u128::from(a).masked(cidr))), cidr))
+        }
+        _ => Err(InvalidPrefix),
+    }
+}
+
 /// The prefix length passed to [`AllowedIps::insert`] is longer than the address: more than 32
 /// for IPv4 or more than 128 for IPv6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -148,8 +148,10 @@ impl CookieChecker {
 
 /// Adds MACs to messages sent to one peer and keeps the cookie it gave us.
 pub struct CookieMaker {
-    mac1_key: [u8; 32],
-    cookie_key: [u8; 32],
+    remote_public: [u8; 32],
+    /// The mac1 and cookie keys, derived at the first handshake message (adding a peer costs no
+    /// hashing).
+    keys: Option<([u8; 32], [u8; 32])>,
     cookie: Option<([u8; COOKIE_LEN], Instant)>,
     last_mac1: Option<([u8; MAC_LEN], Instant)>,
 }
@@ -167,17 +169,28 @@ impl CookieMaker {
     /// For messages to the peer whose static public key is `remote_public`.
     pub fn new(remote_public: &[u8; 32]) -> Self {
         CookieMaker {
-            mac1_key: labelled_key(LABEL_MAC1, remote_public),
-            cookie_key: labelled_key(LABEL_COOKIE, remote_public),
+            remote_public: *remote_public,
+            keys: None,
             cookie: None,
             last_mac1: None,
         }
     }
 
+    /// The mac1 key and the cookie key.
+    fn keys(&mut self) -> &([u8; 32], [u8; 32]) {
+        let public = &self.remote_public;
+        self.keys.get_or_insert_with(|| {
+            (
+                labelled_key(LABEL_MAC1, public),
+                labelled_key(LABEL_COOKIE, public),
+            )
+        })
+    }
+
     /// Writes mac1 and mac2 into the last 32 bytes of `msg`.
     pub fn add_macs(&mut self, msg: &mut [u8], now: Instant) {
         let m1 = mac1_offset(msg.len());
-        let mac1 = mac(&self.mac1_key, &[&msg[..m1]]);
+        let mac1 = mac(&self.keys().0, &[&msg[..m1]]);
         msg[m1..m1 + MAC_LEN].copy_from_slice(&mac1);
         self.last_mac1 = Some((mac1, now));
         let m2 = mac2_offset(msg.len());
@@ -206,7 +219,8 @@ impl CookieMaker {
         cookie.copy_from_slice(&enc[..16]);
         let mut tag = [0u8; 16];
         tag.copy_from_slice(&enc[16..]);
-        crypto::xaead_open(&self.cookie_key, &reply.nonce(), &mut cookie, &mac1, &tag)
+        let cookie_key = self.keys().1;
+        crypto::xaead_open(&cookie_key, &reply.nonce(), &mut cookie, &mac1, &tag)
             .map_err(|_| CookieError::DecryptFailed)?;
         self.cookie = Some((cookie, now));
         self.last_mac1 = None;

@@ -180,8 +180,8 @@ pub enum KeyError {
 /// The device's static private key: its public half and DH with it, nothing else.
 ///
 /// Implementations may keep the private key in hardware. The core calls [`StaticKey::dh`] once per
-/// handshake (`es` as responder, `se` as initiator) and once per peer when the key or the peer
-/// changes (the precomputed `ss`).
+/// handshake (`es` as responder, `se` as initiator) and once per peer at its first handshake
+/// after the peer was added or the key changed (`ss`, then kept).
 pub trait StaticKey: Send + Sync {
     /// The public key.
     fn public_key(&self) -> [u8; 32];

@@ -31,7 +31,7 @@ pub enum HandshakeError {
     Flood,
     /// A response arrived that does not match an initiation we sent.
     UnexpectedResponse,
-    /// No precomputed static-static DH (the peer's key has low order, or the key store failed).
+    /// The static-static DH is not available (the key store failed).
     NoStaticStatic,
 }
 
@@ -110,11 +110,14 @@ pub struct InitiationBegin {
 }
 
 impl Handshake {
-    /// A handshake with `remote_static`, precomputing DH(S_priv, S_pub_remote) like the kernel.
-    pub fn new(local: &dyn StaticKey, remote_static: [u8; 32], preshared_key: [u8; 32]) -> Self {
+    /// A handshake with `remote_static`. DH(S_priv, S_pub_remote) is computed at the first
+    /// handshake with this peer and kept (the kernel computes it when the peer is added): adding
+    /// a peer costs no DH, so a hundred thousand peers apply in a fraction of a second and a
+    /// key in a token is not asked for peers that never connect.
+    pub fn new(remote_static: [u8; 32], preshared_key: [u8; 32]) -> Self {
         Handshake {
             remote_static,
-            precomputed_static_static: local.dh(&remote_static).ok(),
+            precomputed_static_static: None,
             preshared_key: Zeroizing::new(preshared_key),
             state: State::Zeroed,
             hash: [0; 32],
@@ -133,15 +136,27 @@ impl Handshake {
         &self.remote_static
     }
 
-    /// Recomputes the static-static DH (after the local key changed, or a token came back).
-    pub fn set_local_key(&mut self, local: &dyn StaticKey) {
-        self.precomputed_static_static = local.dh(&self.remote_static).ok();
+    /// Forgets the static-static DH and any handshake in progress (the local key changed); the
+    /// next handshake computes it with the new key.
+    pub fn forget_local_key(&mut self) {
+        self.precomputed_static_static = None;
         self.clear();
     }
 
-    /// True when the static-static DH is available.
+    /// True when the static-static DH has been computed.
     pub fn has_static_static(&self) -> bool {
         self.precomputed_static_static.is_some()
+    }
+
+    /// DH(S_priv, S_pub_remote), computed on first use. A failure (low-order peer key, token
+    /// away) is not cached, so the next handshake tries again.
+    fn static_static(&mut self, local: &dyn StaticKey) -> Result<Secret, HandshakeError> {
+        if let Some(ss) = &self.precomputed_static_static {
+            return Ok(ss.clone());
+        }
+        let ss = local.dh(&self.remote_static)?;
+        self.precomputed_static_static = Some(ss.clone());
+        Ok(ss)
     }
 
     /// Replaces the preshared key.
@@ -180,10 +195,7 @@ impl Handshake {
         timestamp: Tai64N,
         out: &mut [u8; HANDSHAKE_INITIATION_SIZE],
     ) -> Result<(), HandshakeError> {
-        let ss = self
-            .precomputed_static_static
-            .as_ref()
-            .ok_or(HandshakeError::NoStaticStatic)?;
+        let ss = self.static_static(local)?;
         let (ck, mut h) = initial_hash_for(&self.remote_static);
         let ephemeral_private = Zeroizing::new(ephemeral_private);
         messages::write_header(out, MESSAGE_HANDSHAKE_INITIATION);
@@ -232,14 +244,12 @@ impl Handshake {
     /// [`Handshake::create_response`].
     pub fn consume_initiation(
         &mut self,
+        local: &dyn StaticKey,
         begin: InitiationBegin,
         msg: &Initiation<'_>,
         now: Instant,
     ) -> Result<(), HandshakeError> {
-        let ss = self
-            .precomputed_static_static
-            .as_ref()
-            .ok_or(HandshakeError::NoStaticStatic)?;
+        let ss = self.static_static(local)?;
         let mut h = begin.hash;
         // ss
         let (ck, k) = kdf2(&begin.chaining_key, &ss[..]);
@@ -410,8 +420,8 @@ mod tests {
     fn pair(psk: [u8; 32]) -> (SecretKey, SecretKey, Handshake, Handshake) {
         let i = SecretKey::from_bytes([1; 32]);
         let r = SecretKey::from_bytes([2; 32]);
-        let hi = Handshake::new(&i, r.public_key(), psk);
-        let hr = Handshake::new(&r, i.public_key(), psk);
+        let hi = Handshake::new(r.public_key(), psk);
+        let hr = Handshake::new(i.public_key(), psk);
         (i, r, hi, hr)
     }
 
@@ -426,7 +436,7 @@ mod tests {
         };
         let begin = begin_consume_initiation(&r, &m).unwrap();
         assert_eq!(begin.remote_static, i.public_key());
-        hr.consume_initiation(begin, &m, Instant::from_secs(1))
+        hr.consume_initiation(&r, begin, &m, Instant::from_secs(1))
             .unwrap();
         let mut resp = [0u8; 92];
         let kr = hr
@@ -484,12 +494,14 @@ mod tests {
             panic!()
         };
         hr.consume_initiation(
+            &r,
             begin_consume_initiation(&r, &m).unwrap(),
             &m,
             Instant::from_secs(1),
         )
         .unwrap();
         let again = hr.consume_initiation(
+            &r,
             begin_consume_initiation(&r, &m).unwrap(),
             &m,
             Instant::from_secs(5),
@@ -505,7 +517,7 @@ mod tests {
         let b = begin_consume_initiation(&r, &m2).unwrap();
         let t = Instant::from_secs(1) + core::time::Duration::from_millis(10);
         assert_eq!(
-            hr.consume_initiation(b, &m2, t).err(),
+            hr.consume_initiation(&r, b, &m2, t).err(),
             Some(HandshakeError::Flood)
         );
     }
@@ -533,8 +545,8 @@ mod tests {
             if let Ok(b) = res {
                 // Only the timestamp region can pass the first half.
                 assert!(byte >= 88, "byte {byte}");
-                let mut hr = Handshake::new(&r, i.public_key(), [0; 32]);
-                assert!(hr.consume_initiation(b, &m, Instant::ZERO).is_err());
+                let mut hr = Handshake::new(i.public_key(), [0; 32]);
+                assert!(hr.consume_initiation(&r, b, &m, Instant::ZERO).is_err());
             }
         }
         // A wrong responder cannot decrypt.

@@ -2,9 +2,13 @@
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
-use core::net::SocketAddr;
+use core::hash::BuildHasherDefault;
+use core::net::{IpAddr, SocketAddr};
+
+use hashbrown::HashSet;
 
 use crate::cookie::CookieMaker;
+use crate::index::RandomKeyHasher;
 use crate::keypair::Keypairs;
 use crate::noise::Handshake;
 use crate::time::Instant;
@@ -27,7 +31,14 @@ pub(crate) struct Peer {
     pub sent_lastminute_handshake: bool,
     /// The deadline this peer has in the device's timer heap.
     pub scheduled: Option<Instant>,
+    /// This peer's allowed-IPs prefixes (canonical), so that replacing or removing them costs
+    /// their number, not the size of the whole table (the kernel's per-peer node list).
+    pub allowed_ips: PrefixSet,
 }
+
+/// A set of canonical `(network address, prefix length)` pairs. Prefixes come from the local
+/// administrator (UAPI, root only), never from the network.
+pub(crate) type PrefixSet = HashSet<(IpAddr, u8), BuildHasherDefault<RandomKeyHasher>>;
 
 impl Peer {
     pub fn new(public_key: [u8; 32], handshake: Handshake) -> Self {
@@ -45,6 +56,7 @@ impl Peer {
             last_sent_handshake: None,
             sent_lastminute_handshake: false,
             scheduled: None,
+            allowed_ips: PrefixSet::default(),
         }
     }
 }

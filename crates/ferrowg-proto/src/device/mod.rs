@@ -27,7 +27,7 @@ use core::time::Duration;
 
 use rand_core::CryptoRngCore;
 
-use crate::allowedips::AllowedIps;
+use crate::allowedips::{canonical_prefix, AllowedIps};
 use crate::cookie::{CookieChecker, MacState};
 use crate::crypto::{Crypto, StaticKey};
 use crate::error::{ConfigError, DropCounters, DropReason};
@@ -293,7 +293,7 @@ impl Device {
             let pending = match self.peers[slot].as_mut() {
                 Some(p) => {
                     let pending = p.handshake.pending_local_index();
-                    p.handshake.set_local_key(&*self.static_key);
+                    p.handshake.forget_local_key();
                     pending
                 }
                 None => None,
@@ -347,11 +347,7 @@ impl Device {
         if self.by_key.len() >= MAX_PEERS {
             return Err(ConfigError::TooManyPeers);
         }
-        let hs = Handshake::new(
-            &*self.static_key,
-            public_key,
-            cfg.preshared_key.unwrap_or([0; 32]),
-        );
+        let hs = Handshake::new(public_key, cfg.preshared_key.unwrap_or([0; 32]));
         let mut peer = Peer::new(public_key, hs);
         peer.endpoint = cfg.endpoint;
         let id = match self.free_ids.pop() {
@@ -404,7 +400,9 @@ impl Device {
             indices.remove(i);
         }
         self.by_key.remove(&peer.public_key);
-        self.allowed_ips.remove_by_value(id);
+        for (addr, cidr) in peer.allowed_ips.drain() {
+            self.allowed_ips.remove(addr, cidr);
+        }
         self.free_ids.push(id.0);
         true
     }
@@ -475,22 +473,42 @@ impl Device {
         cidr: u8,
     ) -> Result<(), ConfigError> {
         self.peer_mut(id)?;
-        self.allowed_ips
-            .insert(addr, cidr, id)
+        let prefix = canonical_prefix(addr, cidr).map_err(|_| ConfigError::InvalidPrefix)?;
+        let old = self
+            .allowed_ips
+            .insert(prefix.0, prefix.1, id)
             .map_err(|_| ConfigError::InvalidPrefix)?;
+        if old != Some(id) {
+            if let Some(other) = old.and_then(|o| self.peers.get_mut(o.0 as usize)?.as_mut()) {
+                other.allowed_ips.remove(&prefix);
+            }
+            self.peer_mut(id)?.allowed_ips.insert(prefix);
+        }
         Ok(())
     }
 
-    /// Removes every allowed-IPs prefix of the peer.
+    /// Removes every allowed-IPs prefix of the peer, in time proportional to their number.
     pub fn clear_allowed_ips(&mut self, id: PeerId) -> Result<(), ConfigError> {
-        self.peer_mut(id)?;
-        self.allowed_ips.remove_by_value(id);
+        let p = self
+            .peers
+            .get_mut(id.0 as usize)
+            .and_then(Option::as_mut)
+            .ok_or(ConfigError::NoSuchPeer)?;
+        for (addr, cidr) in p.allowed_ips.drain() {
+            self.allowed_ips.remove(addr, cidr);
+        }
         Ok(())
     }
 
-    /// The peer's allowed-IPs prefixes.
-    pub fn allowed_ips(&self, id: PeerId) -> impl Iterator<Item = (IpAddr, u8)> + '_ {
-        self.allowed_ips.iter_value(id)
+    /// The peer's allowed-IPs prefixes, IPv4 first, then IPv6, each in ascending order of
+    /// address and prefix length (the order of the table).
+    pub fn allowed_ips(&self, id: PeerId) -> impl Iterator<Item = (IpAddr, u8)> {
+        let mut v: Vec<(IpAddr, u8)> = self
+            .peer(id)
+            .map(|p| p.allowed_ips.iter().copied().collect())
+            .unwrap_or_default();
+        v.sort_unstable();
+        v.into_iter()
     }
 
     /// The peer whose allowed IPs hold the longest prefix matching `addr`.

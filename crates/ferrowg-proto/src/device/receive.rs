@@ -80,14 +80,11 @@ impl Device {
             self.indices.remove(index);
             return self.drop_in(DropReason::UnknownPeer);
         };
-        if !p.handshake.has_static_static() {
-            p.handshake.set_local_key(static_key);
-        }
         let pending = p.handshake.pending_local_index();
         let mut resp = [0u8; HANDSHAKE_RESPONSE_SIZE];
         let keys = p
             .handshake
-            .consume_initiation(begin, m, now)
+            .consume_initiation(static_key, begin, m, now)
             .and_then(|()| p.handshake.create_response(crypto, eph, index, &mut resp));
         let keys = match keys {
             Ok(k) => k,

@@ -178,9 +178,6 @@ impl Device {
         let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
             return;
         };
-        if !p.handshake.has_static_static() {
-            p.handshake.set_local_key(static_key);
-        }
         let mut msg = [0u8; HANDSHAKE_INITIATION_SIZE];
         let res = p
             .handshake
