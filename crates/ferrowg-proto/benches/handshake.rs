@@ -1,5 +1,7 @@
-//! Handshake rate: a full handshake (initiation created, consumed and answered, response
-//! consumed) per iteration, for ferrowg and for boringtun 0.7.1.
+//! Handshake rate, for ferrowg and for boringtun 0.7.1: group `handshake` is a full handshake
+//! (initiation created, consumed and answered, response consumed) per iteration; group
+//! `responder` is what one core spends per handshake as responder (an initiation consumed and
+//! the response written; the initiations are made outside the timed part).
 //!
 //! Run: `cargo bench -p ferrowg-proto --bench handshake`, pinned to one CPU. The rate is
 //! criterion's elements/s, by the thread's CPU time unless `FERROWG_BENCH_CLOCK=wall`.
@@ -21,7 +23,7 @@ use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
 use criterion::measurement::Measurement;
-use criterion::{Criterion, Throughput};
+use criterion::{BatchSize, Criterion, Throughput};
 use ferrowg_proto::crypto::{clamp, RustCrypto, SecretKey};
 use ferrowg_proto::{Device, Incoming, Instant, PeerConfig};
 use rand::SeedableRng;
@@ -100,9 +102,89 @@ fn boringtun<M: Measurement>(c: &mut Criterion<M>) {
     g.finish();
 }
 
+/// Responder cost alone: the initiator's work happens in criterion's untimed setup.
+fn ferrowg_responder<M: Measurement>(c: &mut Criterion<M>) {
+    let mut now = Instant::from_secs(1);
+    let dev = |seed: u64| {
+        let mut d = Device::new(
+            Box::new(SecretKey::from_bytes(clamp([seed as u8; 32]))),
+            Box::new(RustCrypto),
+            Box::new(ChaCha8Rng::seed_from_u64(seed)),
+        );
+        d.set_clock(now, 1_700_000_000_000_000_000);
+        d
+    };
+    let (mut a, mut b) = (dev(1), dev(2));
+    let cfg = PeerConfig {
+        endpoint: Some(B_EP),
+        ..PeerConfig::default()
+    };
+    let peer = a.add_peer(b.public_key(), cfg, now).unwrap();
+    b.add_peer(a.public_key(), PeerConfig::default(), now)
+        .unwrap();
+    let mut resp = vec![0u8; 256];
+    let mut g = common::group(c, "responder", Throughput::Elements(1));
+    g.bench_function("ferrowg", |bench| {
+        bench.iter_batched(
+            || {
+                // Past the responder's 20 ms flood interval, with a newer timestamp.
+                now = now + STEP;
+                a.initiate_handshake(peer, now);
+                let mut init = vec![0u8; 256];
+                let t = a.poll_transmit(&mut init).expect("initiation");
+                init.truncate(t.len);
+                while a.poll_event().is_some() {}
+                (init, now)
+            },
+            |(mut init, t)| {
+                let r = b.handle_datagram(t, A_EP, &mut init);
+                assert_eq!(r, Incoming::Handshake);
+                black_box(b.poll_transmit(&mut resp).expect("response"));
+                while b.poll_event().is_some() {}
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+fn boringtun_responder<M: Measurement>(c: &mut Criterion<M>) {
+    let ska = StaticSecret::from(clamp([1; 32]));
+    let skb = StaticSecret::from(clamp([2; 32]));
+    let (pka, pkb) = (PublicKey::from(&ska), PublicKey::from(&skb));
+    let rla = Arc::new(RateLimiter::new(&pka, u64::MAX));
+    let rlb = Arc::new(RateLimiter::new(&pkb, u64::MAX));
+    let mut a = Tunn::new(ska, pkb, None, None, 1, Some(rla));
+    let mut b = Tunn::new(skb, pka, None, None, 2, Some(rlb));
+    let mut resp = vec![0u8; 256];
+    let mut g = common::group(c, "responder", Throughput::Elements(1));
+    g.bench_function("boringtun", |bench| {
+        bench.iter_batched(
+            || {
+                let mut d = vec![0u8; 256];
+                let TunnResult::WriteToNetwork(init) = a.format_handshake_initiation(&mut d, true)
+                else {
+                    panic!("initiation")
+                };
+                init.to_vec()
+            },
+            |init| {
+                let TunnResult::WriteToNetwork(r) = b.decapsulate(None, &init, &mut resp) else {
+                    panic!("response")
+                };
+                black_box(r.len());
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
 bench_main!(
     measurement = Duration::from_secs(4),
     samples = 20,
     targets = ferrowg,
     boringtun,
+    ferrowg_responder,
+    boringtun_responder,
 );

@@ -6,6 +6,7 @@
 //!   deleted. [`VirtioNetHdr`] and [`Offload`] (`vnet.rs`) prepare for TSO/USO.
 //! - [`UdpSocket`] (`udp.rs`, `batch.rs`): a dual-stack UDP socket with forced large buffers,
 //!   fwmark, receive-drop counting, `recvmmsg`/`sendmmsg` batches, UDP GRO and GSO.
+//! - [`PageBuf`] (`mem.rs`): packet buffers in anonymous mappings, resident only once written.
 //! - [`netdev`]: interface index/MTU/up by name; [`netns`]: move a thread into a network
 //!   namespace; [`process`]: root and capability checks.
 //!
@@ -24,6 +25,7 @@ compile_error!("ferrowg-sys supports Linux only");
 mod batch;
 mod error;
 mod fd;
+mod mem;
 pub mod netdev;
 pub mod netns;
 pub mod process;
@@ -34,6 +36,7 @@ mod vnet;
 
 pub use batch::{RecvMeta, Transmit, BATCH_MAX, GSO_MAX_SEGMENTS};
 pub use error::{Error, Result};
+pub use mem::PageBuf;
 pub use sockaddr::canonical;
 pub use tun::{Tun, TunConfig, TunQueue, MAX_QUEUES};
 pub use udp::{BufferSizes, UdpSocket, DEFAULT_BUFFER_SIZE};

@@ -218,7 +218,7 @@ fn send_outbox(sock: &UdpSocket, out: &mut Outbox) {
 
 /// Runs the protocol timers.
 pub fn timers(shared: Arc<Shared>) {
-    let mut scratch = vec![0u8; BUF_SIZE];
+    let mut scratch = ferrowg_sys::PageBuf::zeroed(BUF_SIZE);
     let mut out = Outbox::default();
     while !shared.stopping() {
         let sock = {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use ferrowg_proto::device::Incoming;
 use ferrowg_proto::TRANSPORT_HEADER_SIZE;
-use ferrowg_sys::{Offload, RecvMeta, TunQueue, UdpSocket};
+use ferrowg_sys::{Offload, PageBuf, RecvMeta, TunQueue, UdpSocket};
 
 use super::{
     drain, nudge_timer, send_outbox, DatapathStats, Outbox, Shared, BATCH, BUF_SIZE, POLL,
@@ -23,14 +23,14 @@ use crate::daemon::state;
 /// UDP → device → TUN. `offload` is what the TUN device accepts (USO decides whether UDP is
 /// coalesced).
 pub fn udp_to_tun(shared: Arc<Shared>, tun: Arc<TunQueue>, offload: Offload) {
-    let mut bufs: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0u8; BUF_SIZE]).collect();
+    let mut bufs = PageBuf::many(BATCH, BUF_SIZE);
     let mut metas = [RecvMeta::default(); BATCH];
     // (buffer, offset of the datagram, length of the IP packet) of each decrypted packet.
     let mut deliver: Vec<(usize, usize, usize)> = Vec::with_capacity(BATCH * 64);
     let mut coalescer = tun
         .has_vnet_hdr()
         .then(|| Coalescer::new(BATCH, offload.uso));
-    let mut scratch = vec![0u8; BUF_SIZE];
+    let mut scratch = PageBuf::zeroed(BUF_SIZE);
     let mut out = Outbox::default();
     let (mut sock, mut generation) = {
         let st = shared.lock();

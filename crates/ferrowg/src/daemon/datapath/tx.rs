@@ -16,7 +16,7 @@ use std::time::Duration;
 use ferrowg_proto::device::Outgoing;
 use ferrowg_proto::TRANSPORT_HEADER_SIZE;
 use ferrowg_sys::{
-    Transmit, TunQueue, UdpSocket, VirtioNetHdr, GSO_MAX_SEGMENTS, VIRTIO_NET_HDR_LEN,
+    PageBuf, Transmit, TunQueue, UdpSocket, VirtioNetHdr, GSO_MAX_SEGMENTS, VIRTIO_NET_HDR_LEN,
 };
 
 use super::{
@@ -35,9 +35,9 @@ const MAX_GSO_BYTES: usize = 65535 - 40 - 8;
 
 /// The thread's buffers, allocated once.
 struct Tx {
-    reads: Vec<Vec<u8>>,
+    reads: Vec<PageBuf>,
     sizes: [usize; BATCH],
-    arena: Vec<u8>,
+    arena: PageBuf,
     /// Encrypted datagrams in the arena: (start, length, destination).
     sent: Vec<(usize, usize, SocketAddr)>,
     /// Bytes of the arena in use.
@@ -45,7 +45,7 @@ struct Tx {
     /// Use UDP GSO (until the kernel refuses it).
     gso: bool,
     vnet: bool,
-    scratch: Vec<u8>,
+    scratch: PageBuf,
     out: Outbox,
 }
 
@@ -77,14 +77,14 @@ impl Arena<'_> {
 pub fn tun_to_udp(shared: Arc<Shared>, tun: Arc<TunQueue>) {
     let vnet = tun.has_vnet_hdr();
     let mut tx = Tx {
-        reads: (0..BATCH).map(|_| vec![0u8; BUF_SIZE]).collect(),
+        reads: PageBuf::many(BATCH, BUF_SIZE),
         sizes: [0; BATCH],
-        arena: vec![0u8; ARENA_SIZE],
+        arena: PageBuf::zeroed(ARENA_SIZE),
         sent: Vec::with_capacity(ARENA_SIZE / 64),
         used: 0,
         gso: true,
         vnet,
-        scratch: vec![0u8; BUF_SIZE],
+        scratch: PageBuf::zeroed(BUF_SIZE),
         out: Outbox::default(),
     };
     // The IP packet starts at TRANSPORT_HEADER_SIZE whether or not a header precedes it.

@@ -20,8 +20,8 @@
 //! flow's packets leave in the order they arrived.
 
 use ferrowg_sys::{
-    VirtioNetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6,
-    VIRTIO_NET_HDR_GSO_UDP_L4, VIRTIO_NET_HDR_LEN,
+    PageBuf, VirtioNetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4,
+    VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_GSO_UDP_L4, VIRTIO_NET_HDR_LEN,
 };
 
 use super::{
@@ -88,7 +88,7 @@ struct Candidate {
 /// Builds the frames for one batch of TUN writes. Buffers are allocated once, in
 /// [`Coalescer::new`].
 pub struct Coalescer {
-    bufs: Vec<Box<[u8]>>,
+    bufs: Vec<PageBuf>,
     items: Vec<Item>,
     udp: bool,
 }
@@ -98,9 +98,7 @@ impl Coalescer {
     /// given USO, Linux 6.2+).
     pub fn new(capacity: usize, udp: bool) -> Self {
         Coalescer {
-            bufs: (0..capacity.max(1))
-                .map(|_| vec![0u8; FRAME_SIZE].into_boxed_slice())
-                .collect(),
+            bufs: PageBuf::many(capacity.max(1), FRAME_SIZE),
             items: Vec::with_capacity(capacity.max(1)),
             udp,
         }
