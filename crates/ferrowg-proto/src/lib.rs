@@ -30,7 +30,10 @@ pub mod tai64n;
 pub mod time;
 pub mod timers;
 
-pub use device::{Device, Event, Incoming, Outgoing, PeerConfig, PeerId, PeerInfo, Transmit};
+pub use device::{
+    Begin, Device, Event, Incoming, OpenJob, Outgoing, PeerConfig, PeerId, PeerInfo, Prepared,
+    SealJob, Transmit,
+};
 pub use error::DropReason;
 pub use messages::TRANSPORT_HEADER_SIZE;
 /// The RNG traits the [`Device`] takes, re-exported so callers use the same version.

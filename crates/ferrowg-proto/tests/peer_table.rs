@@ -3,15 +3,18 @@
 //! equal to a naive model through random adds, steals, clears and peer removals.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrowg_proto::crypto::{clamp, KeyError, RustCrypto, Secret, SecretKey, StaticKey};
-use ferrowg_proto::{Device, Incoming, Instant, PeerConfig, PeerId};
+use ferrowg_proto::crypto::{clamp, KeyError, Secret, SecretKey, StaticKey};
+use ferrowg_proto::{Instant, PeerConfig, PeerId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+
+mod common;
+use common::{device, handshake, B_EP};
 
 /// A static key that counts the DH operations asked of it (a stand-in for a token, where each
 /// one costs hundreds of microseconds).
@@ -28,38 +31,6 @@ impl StaticKey for Counting {
         self.dhs.fetch_add(1, Ordering::SeqCst);
         self.key.dh(peer_public)
     }
-}
-
-fn device(key: Box<dyn StaticKey>, seed: u64) -> Device {
-    let mut d = Device::new(
-        key,
-        Box::new(RustCrypto),
-        Box::new(ChaCha8Rng::seed_from_u64(seed)),
-    );
-    d.set_clock(Instant::from_secs(1), 1_700_000_000_000_000_000);
-    d
-}
-
-const A_EP: &str = "192.0.2.1:51820";
-const B_EP: &str = "192.0.2.2:51820";
-
-/// One full handshake A → B; returns after A has consumed the response.
-fn handshake(a: &mut Device, b: &mut Device, peer_b: PeerId, now: Instant) {
-    let (a_ep, b_ep): (SocketAddr, SocketAddr) = (A_EP.parse().unwrap(), B_EP.parse().unwrap());
-    let mut wire = vec![0u8; 256];
-    a.initiate_handshake(peer_b, now);
-    let t = a.poll_transmit(&mut wire).expect("initiation");
-    assert_eq!(
-        b.handle_datagram(now, a_ep, &mut wire[..t.len]),
-        Incoming::Handshake
-    );
-    let t = b.poll_transmit(&mut wire).expect("response");
-    assert_eq!(
-        a.handle_datagram(now, b_ep, &mut wire[..t.len]),
-        Incoming::Handshake
-    );
-    while a.poll_transmit(&mut wire).is_some() || b.poll_transmit(&mut wire).is_some() {}
-    while a.poll_event().is_some() || b.poll_event().is_some() {}
 }
 
 #[test]

@@ -32,7 +32,7 @@ use crate::cookie::{CookieChecker, MacState};
 use crate::crypto::{Crypto, StaticKey};
 use crate::error::{ConfigError, DropCounters, DropReason};
 use crate::index::{IndexEntry, IndexTable, PeerByKey};
-use crate::keypair::{Keypair, Slot};
+use crate::keypair::{Keypair, SharedKey, Slot};
 use crate::messages::{
     self, padded_len, Message, AEAD_TAG_SIZE, HANDSHAKE_INITIATION_SIZE, HANDSHAKE_RESPONSE_SIZE,
     KEEPALIVE_TIMEOUT, MAX_PEERS, MAX_STAGED_PACKETS, REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME,
@@ -180,6 +180,118 @@ pub enum Incoming {
     Handshake,
     /// The datagram was dropped.
     Dropped(DropReason),
+}
+
+/// Outcome of [`Device::prepare_packet`].
+#[derive(Debug)]
+pub enum Prepared {
+    /// The header and padding are written; [`SealJob::seal`] finishes the datagram.
+    Seal {
+        /// The peer it goes to.
+        peer: PeerId,
+        /// Where to send it.
+        endpoint: SocketAddr,
+        /// The encryption left to do.
+        job: SealJob,
+    },
+    /// No session yet: the packet was copied to the peer's queue and a handshake started.
+    Queued {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// The packet was dropped.
+    Dropped(DropReason),
+}
+
+/// The encryption of one transport datagram, done without the [`Device`]: it holds the session
+/// key (shared, so the device may replace the session meanwhile) and the counter the device
+/// assigned.
+pub struct SealJob {
+    key: SharedKey,
+    counter: u64,
+    padded: usize,
+}
+
+impl SealJob {
+    /// Encrypts the padded packet at `buf[TRANSPORT_HEADER_SIZE..]` in place and appends the
+    /// tag; `buf` is the buffer given to [`Device::prepare_packet`]. Returns the datagram length.
+    /// A buffer shorter than [`SealJob::len`] is left alone and 0 returned.
+    pub fn seal(&self, buf: &mut [u8]) -> usize {
+        let total = self.len();
+        let Some(dgram) = buf.get_mut(..total) else {
+            return 0;
+        };
+        let (body, tag) = dgram[TRANSPORT_HEADER_SIZE..].split_at_mut(self.padded);
+        tag.copy_from_slice(&self.key.seal(self.counter, body));
+        total
+    }
+
+    /// The datagram length.
+    pub fn len(&self) -> usize {
+        TRANSPORT_OVERHEAD + self.padded
+    }
+
+    /// Never true: a datagram has at least a header and a tag.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+impl core::fmt::Debug for SealJob {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "SealJob {{ counter: {}, len: {} }}",
+            self.counter,
+            self.len()
+        )
+    }
+}
+
+/// Outcome of [`Device::begin_datagram`].
+#[derive(Debug)]
+pub enum Begin {
+    /// Fully handled (handshake, cookie reply or drop), as by [`Device::handle_datagram`].
+    Done(Incoming),
+    /// Transport data: decrypt with [`OpenJob::open`], then call [`Device::finish_datagram`].
+    Open(OpenJob),
+}
+
+/// The decryption of one transport datagram, done without the [`Device`].
+pub struct OpenJob {
+    key: SharedKey,
+    peer: PeerId,
+    index: u32,
+    counter: u64,
+}
+
+impl OpenJob {
+    /// Decrypts the transport datagram `buf` (the buffer given to [`Device::begin_datagram`])
+    /// in place; false if it does not authenticate.
+    pub fn open(&self, buf: &mut [u8]) -> bool {
+        let Some(body_len) = buf.len().checked_sub(TRANSPORT_OVERHEAD) else {
+            return false;
+        };
+        let (body, tag) = buf[TRANSPORT_HEADER_SIZE..].split_at_mut(body_len);
+        let mut t = [0u8; AEAD_TAG_SIZE];
+        t.copy_from_slice(tag);
+        self.key.open(self.counter, body, &t).is_ok()
+    }
+
+    /// The peer the datagram claims to come from (authenticated only once opened).
+    pub fn peer(&self) -> PeerId {
+        self.peer
+    }
+}
+
+impl core::fmt::Debug for OpenJob {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "OpenJob {{ peer: {:?}, counter: {} }}",
+            self.peer, self.counter
+        )
+    }
 }
 
 /// Handshake messages per second above which the device considers itself under load.
@@ -600,9 +712,9 @@ impl Device {
         }
     }
 
-    fn drop_out(&mut self, r: DropReason) -> Outgoing {
+    fn drop_prepared(&mut self, r: DropReason) -> Prepared {
         self.stats.drops.count(r);
-        Outgoing::Dropped(r)
+        Prepared::Dropped(r)
     }
 
     fn drop_in(&mut self, r: DropReason) -> Incoming {

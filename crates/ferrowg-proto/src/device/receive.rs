@@ -1,6 +1,8 @@
 //! The receive path (kernel receive.c): MAC and cookie checks, handshake messages, cookie
 //! replies, and transport data decrypted, replay-checked and source-checked.
 
+use alloc::sync::Arc;
+
 use super::*;
 
 impl Device {
@@ -222,29 +224,96 @@ impl Device {
         index: u32,
         counter: u64,
     ) -> Incoming {
-        let Some(IndexEntry::Keypair(id)) = self.indices.get(index) else {
-            return self.drop_in(DropReason::UnknownIndex);
+        match self.begin_transport(now, index, counter) {
+            Ok(job) => {
+                let opened = job.open(buf);
+                self.finish_datagram(now, src, buf, job, opened)
+            }
+            Err(r) => self.drop_in(r),
+        }
+    }
+
+    /// The first third of [`Device::handle_datagram`], for callers that decrypt without
+    /// holding the device (a lock around it): handles everything but transport data, and for
+    /// transport data finds the session and returns the [`OpenJob`] that decrypts it. Then
+    /// call [`OpenJob::open`] on the same buffer (no `&mut Device` needed) and
+    /// [`Device::finish_datagram`] with its result. Jobs of one batch may be opened in any order
+    /// and in parallel; finishing them checks replay and updates timers, roaming and counters
+    /// exactly as [`Device::handle_datagram`] would.
+    pub fn begin_datagram(&mut self, now: Instant, src: SocketAddr, buf: &mut [u8]) -> Begin {
+        let msg = match Message::parse(buf) {
+            Ok(m) => m,
+            Err(e) => return Begin::Done(self.drop_in(e.into())),
         };
+        match msg {
+            Message::Initiation(m) => Begin::Done(self.receive_initiation(now, src, &m)),
+            Message::Response(m) => Begin::Done(self.receive_response(now, src, &m)),
+            Message::CookieReply(m) => Begin::Done(self.receive_cookie_reply(now, &m)),
+            Message::Transport(t) => {
+                match self.begin_transport(now, t.receiver_index(), t.counter()) {
+                    Ok(job) => Begin::Open(job),
+                    Err(r) => Begin::Done(self.drop_in(r)),
+                }
+            }
+        }
+    }
+
+    fn begin_transport(
+        &mut self,
+        now: Instant,
+        index: u32,
+        counter: u64,
+    ) -> Result<OpenJob, DropReason> {
+        let Some(IndexEntry::Keypair(id)) = self.indices.get(index) else {
+            return Err(DropReason::UnknownIndex);
+        };
+        let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+            return Err(DropReason::UnknownIndex);
+        };
+        let Some((_, kp)) = p.keypairs.find_mut(index) else {
+            return Err(DropReason::UnknownIndex);
+        };
+        if !kp.is_fresh(now) || counter >= REJECT_AFTER_MESSAGES {
+            return Err(DropReason::ExpiredKeypair);
+        }
+        Ok(OpenJob {
+            key: kp.recv.clone(),
+            peer: id,
+            index,
+            counter,
+        })
+    }
+
+    /// The last third of [`Device::handle_datagram`] for a datagram that
+    /// [`Device::begin_datagram`] gave an [`OpenJob`] for: `opened` is what [`OpenJob::open`]
+    /// returned for `buf`. Checks the counter against the replay window of the session the job
+    /// came from (a session replaced in between drops the packet) and does the bookkeeping.
+    pub fn finish_datagram(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        buf: &mut [u8],
+        job: OpenJob,
+        opened: bool,
+    ) -> Incoming {
+        if !opened {
+            return self.drop_in(DropReason::DecryptFailed);
+        }
+        let id = job.peer;
         let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
             return self.drop_in(DropReason::UnknownIndex);
         };
-        let Some((slot, kp)) = p.keypairs.find_mut(index) else {
+        let Some((slot, kp)) = p.keypairs.find_mut(job.index) else {
             return self.drop_in(DropReason::UnknownIndex);
         };
-        if !kp.is_fresh(now) || counter >= REJECT_AFTER_MESSAGES {
-            return self.drop_in(DropReason::ExpiredKeypair);
+        if !Arc::ptr_eq(&kp.recv, &job.key) {
+            return self.drop_in(DropReason::UnknownIndex);
         }
-        let total = buf.len();
-        let (body, tag) = buf[TRANSPORT_HEADER_SIZE..]
-            .split_at_mut(total - TRANSPORT_HEADER_SIZE - AEAD_TAG_SIZE);
-        let mut t = [0u8; AEAD_TAG_SIZE];
-        t.copy_from_slice(tag);
-        if kp.recv.open(counter, body, &t).is_err() {
-            return self.drop_in(DropReason::DecryptFailed);
-        }
-        if !kp.replay.check_and_update(counter) {
+        if !kp.replay.check_and_update(job.counter) {
             return self.drop_in(DropReason::Replay);
         }
+        let total = buf.len();
+        let body = &buf[TRANSPORT_HEADER_SIZE..total - AEAD_TAG_SIZE];
         let plain_len = body.len();
         if slot == Slot::Next {
             let indices = &mut self.indices;

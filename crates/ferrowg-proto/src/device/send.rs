@@ -9,22 +9,43 @@ impl Device {
     /// Encrypts the IP packet at `buf[TRANSPORT_HEADER_SIZE..][..len]` in place into a transport
     /// datagram starting at `buf[0]`. `buf` needs room for padding and the 16-byte tag.
     pub fn handle_packet(&mut self, now: Instant, buf: &mut [u8], len: usize) -> Outgoing {
+        match self.prepare_packet(now, buf, len) {
+            Prepared::Seal {
+                peer,
+                endpoint,
+                job,
+            } => Outgoing::Send {
+                peer,
+                endpoint,
+                len: job.seal(buf),
+            },
+            Prepared::Queued { peer } => Outgoing::Queued { peer },
+            Prepared::Dropped(r) => Outgoing::Dropped(r),
+        }
+    }
+
+    /// [`Device::handle_packet`] without the encryption, for callers that encrypt without
+    /// holding the device (a lock around it): routes the packet, assigns the counter, writes
+    /// the header and padding, and does the bookkeeping; [`SealJob::seal`] on the same buffer
+    /// then finishes the datagram. Jobs may be sealed in any order and in parallel, but must
+    /// be sent in the order they were prepared to keep the peer's packets in order.
+    pub fn prepare_packet(&mut self, now: Instant, buf: &mut [u8], len: usize) -> Prepared {
         let Some(packet) = buf.get(TRANSPORT_HEADER_SIZE..).and_then(|b| b.get(..len)) else {
-            return self.drop_out(DropReason::BufferTooSmall);
+            return self.drop_prepared(DropReason::BufferTooSmall);
         };
         let Some(dst) = ip_destination(packet) else {
-            return self.drop_out(DropReason::InvalidIpPacket);
+            return self.drop_prepared(DropReason::InvalidIpPacket);
         };
         let Some(id) = self.allowed_ips.lookup(dst) else {
-            return self.drop_out(DropReason::NoRoute);
+            return self.drop_prepared(DropReason::NoRoute);
         };
         let mtu = self.mtu;
         // Invariant: the routing table only holds ids of live peers.
         let Ok(peer) = self.peer_mut(id) else {
-            return self.drop_out(DropReason::NoRoute);
+            return self.drop_prepared(DropReason::NoRoute);
         };
         let Some(endpoint) = peer.endpoint else {
-            return self.drop_out(DropReason::NoEndpoint);
+            return self.drop_prepared(DropReason::NoEndpoint);
         };
         let usable = peer
             .keypairs
@@ -34,18 +55,18 @@ impl Device {
         if !usable || !peer.staged.is_empty() {
             let packet = buf[TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + len].to_vec();
             self.stage(id, packet, now);
-            return Outgoing::Queued { peer: id };
+            return Prepared::Queued { peer: id };
         }
-        match seal_into(peer, now, buf, len, mtu) {
-            Ok(n) => {
-                self.after_send(id, now, true, n);
-                Outgoing::Send {
+        match prepare_into(peer, now, buf, len, mtu) {
+            Ok(job) => {
+                self.after_send(id, now, true, job.len());
+                Prepared::Seal {
                     peer: id,
                     endpoint,
-                    len: n,
+                    job,
                 }
             }
-            Err(r) => self.drop_out(r),
+            Err(r) => self.drop_prepared(r),
         }
     }
 
@@ -210,6 +231,18 @@ pub(super) fn seal_into(
     len: usize,
     mtu: usize,
 ) -> Result<usize, DropReason> {
+    prepare_into(p, now, buf, len, mtu).map(|job| job.seal(buf))
+}
+
+/// Pads and frames the packet at `buf[16..16 + len]` for the peer's current keypair, taking
+/// the next counter; the returned job encrypts it.
+pub(super) fn prepare_into(
+    p: &mut Peer,
+    now: Instant,
+    buf: &mut [u8],
+    len: usize,
+    mtu: usize,
+) -> Result<SealJob, DropReason> {
     let kp = match p.keypairs.current.as_mut() {
         Some(k) if k.can_send(now) => k,
         _ => return Err(DropReason::ExpiredKeypair),
@@ -223,12 +256,11 @@ pub(super) fn seal_into(
     kp.send_counter += 1;
     buf[TRANSPORT_HEADER_SIZE + len..TRANSPORT_HEADER_SIZE + padded].fill(0);
     messages::write_transport_header(buf, kp.remote_index, counter);
-    let tag = kp.send.seal(
+    Ok(SealJob {
+        key: kp.send.clone(),
         counter,
-        &mut buf[TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + padded],
-    );
-    buf[TRANSPORT_HEADER_SIZE + padded..total].copy_from_slice(&tag);
-    Ok(total)
+        padded,
+    })
 }
 
 /// The destination address of an IPv4 or IPv6 packet.
