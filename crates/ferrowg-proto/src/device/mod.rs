@@ -421,6 +421,12 @@ impl Device {
         self.mtu = mtu;
     }
 
+    /// The tunnel MTU: a transport datagram for a packet of `len` bytes is
+    /// `TRANSPORT_OVERHEAD + messages::padded_len(len, mtu)` bytes long.
+    pub fn mtu(&self) -> usize {
+        self.mtu
+    }
+
     /// Ties the caller's clock to real time: `unix_nanos` is the wall-clock time at `now`.
     /// Handshake timestamps (TAI64N) are derived from it and must grow across restarts.
     pub fn set_clock(&mut self, now: Instant, unix_nanos: u64) {

@@ -2,7 +2,11 @@
 //!
 //! One `recvmmsg` fills up to [`BATCH`] 64 KiB buffers; with UDP GRO on, each may hold many
 //! datagrams of one sender glued together, cut apart again by the `stride` the kernel reports.
-//! Every datagram is decrypted in place under one lock of the state. Then, with the TUN
+//! The state is locked once to find each datagram's session
+//! ([`ferrowg_proto::Device::begin_datagram`]; handshake messages are handled right there), the
+//! datagrams are decrypted in place without the lock ([`ferrowg_proto::OpenJob::open`]), and the
+//! state is locked once more for the replay checks and bookkeeping
+//! ([`ferrowg_proto::Device::finish_datagram`]). Then, with the TUN
 //! device's virtio-net header, the packets go through the [`Coalescer`] (TCP runs and, with
 //! USO, UDP runs become super-packets) and each frame is one `write(2)`; without it, each
 //! packet is written as it lies in the receive buffer.
@@ -10,8 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrowg_proto::device::Incoming;
-use ferrowg_proto::TRANSPORT_HEADER_SIZE;
+use ferrowg_proto::{Begin, Incoming, OpenJob, TRANSPORT_HEADER_SIZE};
 use ferrowg_sys::{Offload, PageBuf, RecvMeta, TunQueue, UdpSocket};
 
 use super::{
@@ -27,6 +30,7 @@ pub fn udp_to_tun(shared: Arc<Shared>, tun: Arc<TunQueue>, offload: Offload) {
     let mut metas = [RecvMeta::default(); BATCH];
     // (buffer, offset of the datagram, length of the IP packet) of each decrypted packet.
     let mut deliver: Vec<(usize, usize, usize)> = Vec::with_capacity(BATCH * 64);
+    let mut jobs: Vec<Job> = Vec::with_capacity(BATCH * 64);
     let mut coalescer = tun
         .has_vnet_hdr()
         .then(|| Coalescer::new(BATCH, offload.uso));
@@ -64,17 +68,38 @@ pub fn udp_to_tun(shared: Arc<Shared>, tun: Arc<TunQueue>, offload: Offload) {
                 let mut off = 0;
                 while off < m.len {
                     let end = (off + stride).min(m.len);
-                    match st
-                        .device
-                        .handle_datagram(now, m.src, &mut bufs[i][off..end])
-                    {
-                        Incoming::Packet { len, .. } => deliver.push((i, off, len)),
-                        Incoming::Dropped(r) => {
+                    match st.device.begin_datagram(now, m.src, &mut bufs[i][off..end]) {
+                        Begin::Open(job) => jobs.push(Job {
+                            buf: i,
+                            off,
+                            end,
+                            job,
+                            opened: false,
+                        }),
+                        Begin::Done(Incoming::Dropped(r)) => {
                             log::trace!("datagram from {} dropped: {r}", m.src)
                         }
-                        _ => {}
+                        Begin::Done(_) => {}
                     }
                     off = end;
+                }
+            }
+            drain(&mut st, &mut out, &mut scratch);
+            nudge_timer(&shared, &st);
+        }
+        for j in jobs.iter_mut() {
+            j.opened = j.job.open(&mut bufs[j.buf][j.off..j.end]);
+        }
+        if !jobs.is_empty() {
+            let mut st = shared.lock();
+            let now = state::now();
+            for j in jobs.drain(..) {
+                let src = metas[j.buf].src;
+                let buf = &mut bufs[j.buf][j.off..j.end];
+                match st.device.finish_datagram(now, src, buf, j.job, j.opened) {
+                    Incoming::Packet { len, .. } => deliver.push((j.buf, j.off, len)),
+                    Incoming::Dropped(r) => log::trace!("datagram from {src} dropped: {r}"),
+                    _ => {}
                 }
             }
             drain(&mut st, &mut out, &mut scratch);
@@ -107,6 +132,15 @@ pub fn udp_to_tun(shared: Arc<Shared>, tun: Arc<TunQueue>, offload: Offload) {
         }
         send_outbox(&sock, &mut out);
     }
+}
+
+/// A transport datagram waiting to be decrypted: `bufs[buf][off..end]`.
+struct Job {
+    buf: usize,
+    off: usize,
+    end: usize,
+    job: OpenJob,
+    opened: bool,
 }
 
 /// Asks for UDP GRO on `sock` (the receive buffers are 64 KiB, enough for any GRO batch).

@@ -3,8 +3,10 @@
 //! A batch of TUN reads lands in per-read buffers. Each read is one IP packet or, with the
 //! virtio-net header, possibly a TSO/USO super-packet; either way its packets are written back
 //! to back into one send arena (super-packets cut by [`GsoSplit`], partial checksums completed)
-//! at [`TRANSPORT_HEADER_SIZE`] past their slot, and encrypted in place there, all under one
-//! lock of the state. Consecutive datagrams to the same endpoint with the same size (the last
+//! at [`TRANSPORT_HEADER_SIZE`] past their slot, each slot as long as its datagram will be.
+//! Only then is the state locked, once, to route each packet and assign its counter
+//! ([`ferrowg_proto::Device::prepare_packet`]); the encryption itself ([`SealJob::seal`]) runs after the lock
+//! is released, so the receive thread is never kept waiting by it. Consecutive datagrams to the same endpoint with the same size (the last
 //! may be shorter) then leave as one UDP GSO send (`UDP_SEGMENT`), all of them in one
 //! `sendmmsg`. If the kernel refuses GSO (`EIO` on a path without checksum offload, for one),
 //! the thread falls back to one datagram each for good.
@@ -13,8 +15,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrowg_proto::device::Outgoing;
-use ferrowg_proto::TRANSPORT_HEADER_SIZE;
+use ferrowg_proto::messages::{padded_len, TRANSPORT_OVERHEAD};
+use ferrowg_proto::{Prepared, SealJob, TRANSPORT_HEADER_SIZE};
 use ferrowg_sys::{
     PageBuf, Transmit, TunQueue, UdpSocket, VirtioNetHdr, GSO_MAX_SEGMENTS, VIRTIO_NET_HDR_LEN,
 };
@@ -23,7 +25,7 @@ use super::{
     drain, nudge_timer, send_outbox, DatapathStats, Outbox, Shared, BATCH, BUF_SIZE, POLL,
 };
 use crate::daemon::offload::{complete_checksum, GsoSplit};
-use crate::daemon::state::{self, State};
+use crate::daemon::state;
 
 /// Size of the send arena: the encrypted datagrams of (at least) one full super-packet, and of
 /// about 16 per flush.
@@ -40,37 +42,19 @@ struct Tx {
     arena: PageBuf,
     /// Encrypted datagrams in the arena: (start, length, destination).
     sent: Vec<(usize, usize, SocketAddr)>,
+    /// Packets copied into the arena, not yet prepared: (start, packet length, slot size).
+    slots: Vec<(usize, usize, usize)>,
+    /// Prepared, not yet sealed: (start, datagram length, destination, job).
+    jobs: Vec<(usize, usize, SocketAddr, SealJob)>,
     /// Bytes of the arena in use.
     used: usize,
+    /// The device's MTU as last seen (it decides the padding, hence each slot's size).
+    mtu: usize,
     /// Use UDP GSO (until the kernel refuses it).
     gso: bool,
     vnet: bool,
     scratch: PageBuf,
     out: Outbox,
-}
-
-/// The send arena's parts, borrowed apart from the read buffers.
-struct Arena<'a> {
-    buf: &'a mut [u8],
-    used: &'a mut usize,
-    sent: &'a mut Vec<(usize, usize, SocketAddr)>,
-}
-
-impl Arena<'_> {
-    /// Encrypts the packet of `len` bytes at `used + TRANSPORT_HEADER_SIZE` in place.
-    fn seal(&mut self, st: &mut State, now: ferrowg_proto::Instant, len: usize) {
-        match st
-            .device
-            .handle_packet(now, &mut self.buf[*self.used..], len)
-        {
-            Outgoing::Send { endpoint, len, .. } => {
-                self.sent.push((*self.used, len, endpoint));
-                *self.used += len;
-            }
-            Outgoing::Queued { .. } => {}
-            Outgoing::Dropped(r) => log::trace!("outgoing packet dropped: {r}"),
-        }
-    }
 }
 
 /// TUN → device → UDP.
@@ -81,7 +65,10 @@ pub fn tun_to_udp(shared: Arc<Shared>, tun: Arc<TunQueue>) {
         sizes: [0; BATCH],
         arena: PageBuf::zeroed(ARENA_SIZE),
         sent: Vec::with_capacity(ARENA_SIZE / 64),
+        slots: Vec::with_capacity(ARENA_SIZE / 64),
+        jobs: Vec::with_capacity(ARENA_SIZE / 64),
         used: 0,
+        mtu: shared.lock().device.mtu(),
         gso: true,
         vnet,
         scratch: PageBuf::zeroed(BUF_SIZE),
@@ -123,11 +110,32 @@ pub fn tun_to_udp(shared: Arc<Shared>, tun: Arc<TunQueue>) {
 }
 
 impl Tx {
-    /// Encrypts the `n` reads and sends them, flushing whenever the arena fills.
+    /// Encrypts the `n` reads and sends them, in as many arena loads as they need.
     fn process(&mut self, shared: &Shared, n: usize) {
-        let mut st = shared.lock();
-        let mut now = state::now();
-        for i in 0..n {
+        let mut i = 0;
+        while i < n {
+            let next = self.fill(shared, i, n);
+            if self.slots.is_empty() && next == i {
+                // Cannot happen: an empty arena holds any read (checked in `fill`).
+                i += 1;
+                continue;
+            }
+            i = next;
+            let sock = self.prepare(shared);
+            for (start, len, dst, job) in self.jobs.drain(..) {
+                let n = job.seal(&mut self.arena[start..start + len]);
+                if n == len {
+                    self.sent.push((start, len, dst));
+                }
+            }
+            self.send(shared, &sock);
+        }
+    }
+
+    /// Copies reads `from..n` into the arena as slots, without the lock, until one does not
+    /// fit; returns the first read left over.
+    fn fill(&mut self, shared: &Shared, from: usize, n: usize) -> usize {
+        for i in from..n {
             let frame_len = self.sizes[i];
             let (hdr, len) = if self.vnet {
                 match frame_len.checked_sub(VIRTIO_NET_HDR_LEN) {
@@ -148,12 +156,9 @@ impl Tx {
                 (VirtioNetHdr::default(), frame_len)
             };
             let packet = &mut self.reads[i][TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + len];
-            let need = if hdr.is_gso() {
+            let split = if hdr.is_gso() {
                 match GsoSplit::new(&hdr, packet) {
-                    Ok(s) => {
-                        DatapathStats::count(&shared.stats.gso_reads, 1);
-                        s.segments() * (s.max_segment_len() + PER_PACKET_OVERHEAD)
-                    }
+                    Ok(s) => Some(s),
                     Err(e) => {
                         log::debug!("TUN super-packet dropped: {e}");
                         DatapathStats::count(&shared.stats.tun_read_errors, 1);
@@ -165,66 +170,65 @@ impl Tx {
                     DatapathStats::count(&shared.stats.tun_read_errors, 1);
                     continue;
                 }
-                len + PER_PACKET_OVERHEAD
+                None
+            };
+            let need = match &split {
+                Some(s) => s.segments() * (s.max_segment_len() + PER_PACKET_OVERHEAD),
+                None => len + PER_PACKET_OVERHEAD,
             };
             if need > self.arena.len() {
                 DatapathStats::count(&shared.stats.tun_read_errors, 1);
                 continue;
             }
             if self.used + need > self.arena.len() {
-                let sock = self.finish_locked(shared, &mut st);
-                drop(st);
-                self.send(shared, &sock);
-                st = shared.lock();
-                now = state::now();
+                return i;
             }
-            self.encrypt_read(&mut st, now, i, hdr, len);
-        }
-        let sock = self.finish_locked(shared, &mut st);
-        drop(st);
-        self.send(shared, &sock);
-    }
-
-    /// Puts the packets of read `i` into the arena and encrypts them there. The caller made
-    /// sure they fit.
-    fn encrypt_read(
-        &mut self,
-        st: &mut State,
-        now: ferrowg_proto::Instant,
-        i: usize,
-        hdr: VirtioNetHdr,
-        len: usize,
-    ) {
-        let packet = &self.reads[i][TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + len];
-        let mut arena = Arena {
-            buf: &mut self.arena,
-            used: &mut self.used,
-            sent: &mut self.sent,
-        };
-        if !hdr.is_gso() {
-            let at = *arena.used + TRANSPORT_HEADER_SIZE;
-            arena.buf[at..at + len].copy_from_slice(packet);
-            arena.seal(st, now, len);
-            return;
-        }
-        // GsoSplit::new succeeded on this packet in process().
-        let Ok(mut split) = GsoSplit::new(&hdr, packet) else {
-            return;
-        };
-        loop {
-            let at = *arena.used + TRANSPORT_HEADER_SIZE;
-            match split.next_into(&mut arena.buf[at..]) {
-                Ok(Some(seg)) => arena.seal(st, now, seg),
-                // BufferTooSmall cannot happen: `need` covered every segment.
-                Ok(None) | Err(_) => break,
+            match split {
+                Some(mut split) => {
+                    DatapathStats::count(&shared.stats.gso_reads, 1);
+                    loop {
+                        let at = self.used + TRANSPORT_HEADER_SIZE;
+                        match split.next_into(&mut self.arena[at..]) {
+                            Ok(Some(seg)) => {
+                                add_slot(&mut self.slots, &mut self.used, self.mtu, seg)
+                            }
+                            // BufferTooSmall cannot happen: `need` covered every segment.
+                            Ok(None) | Err(_) => break,
+                        }
+                    }
+                }
+                None => {
+                    let at = self.used + TRANSPORT_HEADER_SIZE;
+                    self.arena[at..at + len].copy_from_slice(packet);
+                    add_slot(&mut self.slots, &mut self.used, self.mtu, len);
+                }
             }
         }
+        n
     }
 
-    /// With the lock still held: collects the device's own datagrams and returns the socket.
-    fn finish_locked(&mut self, shared: &Shared, st: &mut State) -> Arc<UdpSocket> {
-        drain(st, &mut self.out, &mut self.scratch);
-        nudge_timer(shared, st);
+    /// Under one lock: routes every slot and assigns its counter, collects the device's own
+    /// datagrams; returns the socket to send on.
+    fn prepare(&mut self, shared: &Shared) -> Arc<UdpSocket> {
+        let mut st = shared.lock();
+        let now = state::now();
+        for (start, len, size) in self.slots.drain(..) {
+            // A datagram longer than its slot (the MTU grew since `fill`) is dropped by
+            // prepare_packet (BufferTooSmall); a shorter one leaves a gap that ends a GSO run.
+            match st
+                .device
+                .prepare_packet(now, &mut self.arena[start..start + size], len)
+            {
+                Prepared::Seal { endpoint, job, .. } => {
+                    self.jobs.push((start, job.len(), endpoint, job));
+                }
+                Prepared::Queued { .. } => {}
+                Prepared::Dropped(r) => log::trace!("outgoing packet dropped: {r}"),
+            }
+        }
+        self.mtu = st.device.mtu();
+        drain(&mut st, &mut self.out, &mut self.scratch);
+        nudge_timer(shared, &st);
         st.socket.clone()
     }
 
@@ -251,6 +255,14 @@ impl Tx {
         self.used = 0;
         send_outbox(sock, &mut self.out);
     }
+}
+
+/// Records the packet of `len` bytes just written at `used + TRANSPORT_HEADER_SIZE` as a slot
+/// as long as its datagram will be (padding for the MTU last seen under the lock).
+fn add_slot(slots: &mut Vec<(usize, usize, usize)>, used: &mut usize, mtu: usize, len: usize) {
+    let size = TRANSPORT_OVERHEAD + padded_len(len, mtu);
+    slots.push((*used, len, size));
+    *used += size;
 }
 
 /// How many of the datagrams `sent` (start, length, destination) at the front go out as one
