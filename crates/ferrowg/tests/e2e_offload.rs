@@ -100,6 +100,8 @@ enum Impl {
     Ferrowg,
     /// ferrowg with `FERROWG_OFFLOAD=0`: the plain TUN path.
     FerrowgPlain,
+    /// ferrowg with `FERROWG_SEAL_THREAD=1`: encryption handed to a thread of its own.
+    FerrowgSealThread,
     WireguardGo,
 }
 
@@ -122,7 +124,7 @@ impl Daemon {
                 cmd.args(["wireguard-go", "-f", iface])
                     .env("LOG_LEVEL", "error");
             }
-            Impl::Ferrowg | Impl::FerrowgPlain => {
+            Impl::Ferrowg | Impl::FerrowgPlain | Impl::FerrowgSealThread => {
                 cmd.args([
                     env!("CARGO_BIN_EXE_ferrowg"),
                     "daemon",
@@ -133,6 +135,14 @@ impl Daemon {
                 if kind == Impl::FerrowgPlain {
                     cmd.env("FERROWG_OFFLOAD", "0");
                 }
+                cmd.env(
+                    "FERROWG_SEAL_THREAD",
+                    if kind == Impl::FerrowgSealThread {
+                        "1"
+                    } else {
+                        "0"
+                    },
+                );
             }
         }
         let child = cmd
@@ -667,6 +677,11 @@ fn run_all(kind_a: Impl, kind_b: Impl, udp: bool) {
         !log_a.contains("super-packets split 0,") && !log_a.contains("coalesced 0)"),
         "offload paths not exercised in A:\n{log_a}"
     );
+    assert_eq!(
+        log_a.contains("sealing thread of its own"),
+        kind_a == Impl::FerrowgSealThread,
+        "sealing thread use in A:\n{log_a}"
+    );
 }
 
 #[test]
@@ -677,6 +692,11 @@ fn ferrowg_to_ferrowg_tcp_udp_v4_v6() {
 #[test]
 fn ferrowg_to_wireguard_go_tcp_udp_v4_v6() {
     run_all(Impl::Ferrowg, Impl::WireguardGo, true);
+}
+
+#[test]
+fn ferrowg_sealing_thread_to_ferrowg_tcp_udp_v4_v6() {
+    run_all(Impl::FerrowgSealThread, Impl::Ferrowg, true);
 }
 
 #[test]

@@ -2,16 +2,19 @@
 //!
 //! A batch of TUN reads lands in per-read buffers. Each read is one IP packet or, with the
 //! virtio-net header, possibly a TSO/USO super-packet; either way its packets are written back
-//! to back into one send arena (super-packets cut by [`GsoSplit`], partial checksums completed)
+//! to back into a send arena (super-packets cut by [`GsoSplit`], partial checksums completed)
 //! at [`TRANSPORT_HEADER_SIZE`] past their slot, each slot as long as its datagram will be.
 //! Only then is the state locked, once, to route each packet and assign its counter
-//! ([`ferrowg_proto::Device::prepare_packet`]); the encryption itself ([`SealJob::seal`]) runs after the lock
-//! is released, so the receive thread is never kept waiting by it. Consecutive datagrams to the same endpoint with the same size (the last
-//! may be shorter) then leave as one UDP GSO send (`UDP_SEGMENT`), all of them in one
-//! `sendmmsg`. If the kernel refuses GSO (`EIO` on a path without checksum offload, for one),
-//! the thread falls back to one datagram each for good.
+//! ([`ferrowg_proto::Device::prepare_packet`]). The encryption ([`SealJob::seal`]) runs after
+//! the lock is released, so the receive thread is never kept waiting by it: in this thread, or,
+//! with more than two CPUs (or `FERROWG_SEAL_THREAD=1`), on a sealing thread that takes whole
+//! arenas in order through a bounded queue while this one reads on. Consecutive datagrams to
+//! the same endpoint with the same size (the last may be shorter) then leave as one UDP GSO
+//! send (`UDP_SEGMENT`), all of them in one `sendmmsg`. If the kernel refuses GSO (`EIO` on a
+//! path without checksum offload, for one), the stage falls back to one datagram each for good.
 
 use std::net::SocketAddr;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,26 +38,147 @@ const PER_PACKET_OVERHEAD: usize = 32 + 16;
 /// Most bytes in one UDP GSO send: a 64 KiB IP packet minus IPv6 and UDP headers.
 const MAX_GSO_BYTES: usize = 65535 - 40 - 8;
 
-/// The thread's buffers, allocated once.
+/// The reading stage's buffers, allocated once.
 struct Tx {
     reads: Vec<PageBuf>,
     sizes: [usize; BATCH],
-    arena: PageBuf,
-    /// Encrypted datagrams in the arena: (start, length, destination).
-    sent: Vec<(usize, usize, SocketAddr)>,
-    /// Packets copied into the arena, not yet prepared: (start, packet length, slot size).
+    /// The load being filled.
+    load: Load,
+    /// Packets copied into the load's arena, not yet prepared: (start, packet length, slot
+    /// size).
     slots: Vec<(usize, usize, usize)>,
-    /// Prepared, not yet sealed: (start, datagram length, destination, job).
-    jobs: Vec<(usize, usize, SocketAddr, SealJob)>,
     /// Bytes of the arena in use.
     used: usize,
     /// The device's MTU as last seen (it decides the padding, hence each slot's size).
     mtu: usize,
-    /// Use UDP GSO (until the kernel refuses it).
-    gso: bool,
     vnet: bool,
     scratch: PageBuf,
+    pipe: Pipe,
+}
+
+/// One arena of prepared datagrams on its way to the sealing stage, and back empty.
+struct Load {
+    arena: PageBuf,
+    /// Prepared, not yet sealed: (start, datagram length, destination, job).
+    jobs: Vec<(usize, usize, SocketAddr, SealJob)>,
+    /// The device's own datagrams (handshakes, keepalives, staged data), sent after the arena.
     out: Outbox,
+    sock: Option<Arc<UdpSocket>>,
+}
+
+impl Load {
+    fn new() -> Self {
+        Load {
+            arena: PageBuf::zeroed(ARENA_SIZE),
+            jobs: Vec::with_capacity(ARENA_SIZE / 64),
+            out: Outbox::default(),
+            sock: None,
+        }
+    }
+}
+
+/// The sealing stage: encrypts a load's datagrams and sends them.
+struct Sealer {
+    /// Sealed datagrams in the arena: (start, length, destination).
+    sent: Vec<(usize, usize, SocketAddr)>,
+    /// Use UDP GSO (until the kernel refuses it).
+    gso: bool,
+}
+
+/// Where prepared loads go: sealed in the reading thread, or handed to a sealing thread (the
+/// second core) through a bounded queue, in order, so a peer's packets stay in order.
+enum Pipe {
+    Inline(Sealer),
+    Thread {
+        work: SyncSender<Load>,
+        free: Receiver<Load>,
+    },
+}
+
+/// Loads in flight per sealing thread, besides the one being filled.
+const LOADS_IN_FLIGHT: usize = 2;
+
+/// Whether to seal on a thread of its own: `FERROWG_SEAL_THREAD=0`/`1` decides, else only
+/// with more than two CPUs. On two CPUs with both tunnel ends on the same machine
+/// (bench/tunnel.sh), the extra hand-over cost about 7 % of TCP throughput (8 paired runs), as
+/// each end's sending and receiving threads already keep both CPUs busy.
+fn seal_thread_wanted() -> bool {
+    match std::env::var("FERROWG_SEAL_THREAD").as_deref() {
+        Ok("0") => false,
+        Ok("1") => true,
+        _ => std::thread::available_parallelism().is_ok_and(|n| n.get() > 2),
+    }
+}
+
+impl Pipe {
+    fn new(shared: &Arc<Shared>) -> Pipe {
+        let sealer = Sealer {
+            sent: Vec::with_capacity(ARENA_SIZE / 64),
+            gso: true,
+        };
+        if !seal_thread_wanted() {
+            return Pipe::Inline(sealer);
+        }
+        let (work, todo) = sync_channel::<Load>(LOADS_IN_FLIGHT);
+        let (done, free) = sync_channel::<Load>(LOADS_IN_FLIGHT);
+        for _ in 0..LOADS_IN_FLIGHT {
+            // Invariant: the queue has room for exactly these loads.
+            let _ = done.try_send(Load::new());
+        }
+        let s = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("seal".into())
+            .spawn(move || {
+                let mut sealer = sealer;
+                // Ends when the reading stage drops its sender.
+                while let Ok(mut load) = todo.recv() {
+                    sealer.run(&s, &mut load);
+                    if done.send(load).is_err() {
+                        break;
+                    }
+                }
+            });
+        match spawned {
+            Ok(_) => {
+                log::info!("encrypting on a sealing thread of its own");
+                Pipe::Thread { work, free }
+            }
+            Err(e) => {
+                log::warn!("cannot start the sealing thread ({e}); sealing inline");
+                Pipe::Inline(Sealer {
+                    sent: Vec::with_capacity(ARENA_SIZE / 64),
+                    gso: true,
+                })
+            }
+        }
+    }
+
+    /// Seals and sends `load` (here or on the sealing thread) and returns an empty load to
+    /// fill next.
+    fn submit(&mut self, shared: &Shared, mut load: Load) -> Load {
+        match self {
+            Pipe::Inline(sealer) => {
+                sealer.run(shared, &mut load);
+                load
+            }
+            Pipe::Thread { work, free } => {
+                if let Err(e) = work.send(load) {
+                    // The sealing thread is gone (it never exits first): seal here.
+                    let mut load = e.0;
+                    let mut sealer = Sealer {
+                        sent: Vec::new(),
+                        gso: true,
+                    };
+                    sealer.run(shared, &mut load);
+                    *self = Pipe::Inline(sealer);
+                    return load;
+                }
+                // Invariant: LOADS_IN_FLIGHT loads circulate and one was just queued, so one
+                // comes back once the sealer is done with it.
+                free.recv().unwrap_or_else(|_| Load::new())
+            }
+        }
+    }
 }
 
 /// TUN → device → UDP.
@@ -63,16 +187,13 @@ pub fn tun_to_udp(shared: Arc<Shared>, tun: Arc<TunQueue>) {
     let mut tx = Tx {
         reads: PageBuf::many(BATCH, BUF_SIZE),
         sizes: [0; BATCH],
-        arena: PageBuf::zeroed(ARENA_SIZE),
-        sent: Vec::with_capacity(ARENA_SIZE / 64),
+        load: Load::new(),
         slots: Vec::with_capacity(ARENA_SIZE / 64),
-        jobs: Vec::with_capacity(ARENA_SIZE / 64),
         used: 0,
         mtu: shared.lock().device.mtu(),
-        gso: true,
         vnet,
         scratch: PageBuf::zeroed(BUF_SIZE),
-        out: Outbox::default(),
+        pipe: Pipe::new(&shared),
     };
     // The IP packet starts at TRANSPORT_HEADER_SIZE whether or not a header precedes it.
     let read_at = if vnet {
@@ -121,14 +242,10 @@ impl Tx {
                 continue;
             }
             i = next;
-            let sock = self.prepare(shared);
-            for (start, len, dst, job) in self.jobs.drain(..) {
-                let n = job.seal(&mut self.arena[start..start + len]);
-                if n == len {
-                    self.sent.push((start, len, dst));
-                }
-            }
-            self.send(shared, &sock);
+            self.prepare(shared);
+            let full = std::mem::replace(&mut self.load, Load::empty());
+            self.load = self.pipe.submit(shared, full);
+            self.used = 0;
         }
     }
 
@@ -176,11 +293,11 @@ impl Tx {
                 Some(s) => s.segments() * (s.max_segment_len() + PER_PACKET_OVERHEAD),
                 None => len + PER_PACKET_OVERHEAD,
             };
-            if need > self.arena.len() {
+            if need > self.load.arena.len() {
                 DatapathStats::count(&shared.stats.tun_read_errors, 1);
                 continue;
             }
-            if self.used + need > self.arena.len() {
+            if self.used + need > self.load.arena.len() {
                 return i;
             }
             match split {
@@ -188,7 +305,7 @@ impl Tx {
                     DatapathStats::count(&shared.stats.gso_reads, 1);
                     loop {
                         let at = self.used + TRANSPORT_HEADER_SIZE;
-                        match split.next_into(&mut self.arena[at..]) {
+                        match split.next_into(&mut self.load.arena[at..]) {
                             Ok(Some(seg)) => {
                                 add_slot(&mut self.slots, &mut self.used, self.mtu, seg)
                             }
@@ -199,7 +316,7 @@ impl Tx {
                 }
                 None => {
                     let at = self.used + TRANSPORT_HEADER_SIZE;
-                    self.arena[at..at + len].copy_from_slice(packet);
+                    self.load.arena[at..at + len].copy_from_slice(packet);
                     add_slot(&mut self.slots, &mut self.used, self.mtu, len);
                 }
             }
@@ -208,8 +325,8 @@ impl Tx {
     }
 
     /// Under one lock: routes every slot and assigns its counter, collects the device's own
-    /// datagrams; returns the socket to send on.
-    fn prepare(&mut self, shared: &Shared) -> Arc<UdpSocket> {
+    /// datagrams and the socket to send on.
+    fn prepare(&mut self, shared: &Shared) {
         let mut st = shared.lock();
         let now = state::now();
         for (start, len, size) in self.slots.drain(..) {
@@ -217,29 +334,59 @@ impl Tx {
             // prepare_packet (BufferTooSmall); a shorter one leaves a gap that ends a GSO run.
             match st
                 .device
-                .prepare_packet(now, &mut self.arena[start..start + size], len)
+                .prepare_packet(now, &mut self.load.arena[start..start + size], len)
             {
                 Prepared::Seal { endpoint, job, .. } => {
-                    self.jobs.push((start, job.len(), endpoint, job));
+                    self.load.jobs.push((start, job.len(), endpoint, job));
                 }
                 Prepared::Queued { .. } => {}
                 Prepared::Dropped(r) => log::trace!("outgoing packet dropped: {r}"),
             }
         }
         self.mtu = st.device.mtu();
-        drain(&mut st, &mut self.out, &mut self.scratch);
+        drain(&mut st, &mut self.load.out, &mut self.scratch);
         nudge_timer(shared, &st);
-        st.socket.clone()
+        self.load.sock = Some(st.socket.clone());
+    }
+}
+
+impl Load {
+    /// A placeholder while the real load is away (no memory).
+    fn empty() -> Self {
+        Load {
+            arena: PageBuf::zeroed(0),
+            jobs: Vec::new(),
+            out: Outbox::default(),
+            sock: None,
+        }
+    }
+}
+
+impl Sealer {
+    /// Seals the load's datagrams in place, sends them grouped for GSO, then the device's own;
+    /// leaves the load empty.
+    fn run(&mut self, shared: &Shared, load: &mut Load) {
+        for (start, len, dst, job) in load.jobs.drain(..) {
+            if job.seal(&mut load.arena[start..start + len]) == len {
+                self.sent.push((start, len, dst));
+            }
+        }
+        if let Some(sock) = load.sock.take() {
+            self.send(shared, &sock, &load.arena);
+            send_outbox(&sock, &mut load.out);
+        }
+        self.sent.clear();
+        load.out.datagrams.clear();
     }
 
-    /// Sends the arena's datagrams, grouped for GSO, then the device's own; empties the arena.
-    fn send(&mut self, shared: &Shared, sock: &UdpSocket) {
+    /// Sends the sealed datagrams of `arena`, grouped for GSO.
+    fn send(&mut self, shared: &Shared, sock: &UdpSocket, arena: &[u8]) {
         let mut msgs: Vec<Transmit<'_>> = Vec::with_capacity(self.sent.len().min(BATCH * 4));
         let mut i = 0;
         while i < self.sent.len() {
             let (j, end) = gso_run(&self.sent[i..], self.gso);
             let (start, size, dst) = self.sent[i];
-            let msg = Transmit::new(dst, &self.arena[start..end]);
+            let msg = Transmit::new(dst, &arena[start..end]);
             msgs.push(if j > 1 {
                 msg.with_segment_size(size as u16)
             } else {
@@ -251,9 +398,6 @@ impl Tx {
             log::warn!("UDP GSO refused by the kernel; sending datagrams one by one");
             self.gso = false;
         }
-        self.sent.clear();
-        self.used = 0;
-        send_outbox(sock, &mut self.out);
     }
 }
 
