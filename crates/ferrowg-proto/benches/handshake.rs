@@ -3,7 +3,8 @@
 //! `responder` is what one core spends per handshake as responder (an initiation consumed and
 //! the response written; the initiations are made outside the timed part).
 //!
-//! Run: `cargo bench -p ferrowg-proto --bench handshake`, pinned to one CPU. The rate is
+//! Run: `cargo bench -p ferrowg-proto --features aws-lc --bench handshake`, pinned to one CPU
+//! (`taskset -c 1`); without the feature the aws-lc rows are left out. The rate is
 //! criterion's elements/s, by the thread's CPU time unless `FERROWG_BENCH_CLOCK=wall`.
 //! Both sides run in this one thread, so one iteration costs what one initiator and one
 //! responder spend together: ferrowg does 5 X25519 (ephemeral public key, es, ee, se on each
@@ -24,7 +25,9 @@ use boringtun::noise::{Tunn, TunnResult};
 use boringtun::x25519::{PublicKey, StaticSecret};
 use criterion::measurement::Measurement;
 use criterion::{BatchSize, Criterion, Throughput};
-use ferrowg_proto::crypto::{clamp, RustCrypto, SecretKey};
+#[cfg(feature = "aws-lc")]
+use ferrowg_proto::crypto::aws_lc;
+use ferrowg_proto::crypto::{clamp, Crypto, RustCrypto, SecretKey, StaticKey};
 use ferrowg_proto::{Device, Incoming, Instant, PeerConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -34,18 +37,60 @@ const B_EP: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))
 /// Past REKEY_TIMEOUT, so that every iteration may start a new handshake.
 const STEP: Duration = Duration::from_secs(6);
 
-fn ferrowg<M: Measurement>(c: &mut Criterion<M>) {
-    let mut now = Instant::from_secs(1);
-    let dev = |seed: u64| {
-        let mut d = Device::new(
-            Box::new(SecretKey::from_bytes(clamp([seed as u8; 32]))),
-            Box::new(RustCrypto),
-            Box::new(ChaCha8Rng::seed_from_u64(seed)),
-        );
+/// How the devices of a benchmark get their X25519: the software one (x25519-dalek), or
+/// aws-lc's (feature `aws-lc`, what the daemon uses).
+#[derive(Clone, Copy)]
+enum Dh {
+    Software,
+    #[cfg(feature = "aws-lc")]
+    AwsLc,
+}
+
+impl Dh {
+    fn all() -> Vec<Dh> {
+        #[allow(unused_mut)]
+        let mut v = vec![Dh::Software];
+        #[cfg(feature = "aws-lc")]
+        v.push(Dh::AwsLc);
+        v
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Dh::Software => "ferrowg",
+            #[cfg(feature = "aws-lc")]
+            Dh::AwsLc => "ferrowg-awslc",
+        }
+    }
+
+    fn device(self, seed: u64, now: Instant) -> Device {
+        let private = clamp([seed as u8; 32]);
+        let (key, crypto): (Box<dyn StaticKey>, Box<dyn Crypto>) = match self {
+            Dh::Software => (
+                Box::new(SecretKey::from_bytes(private)),
+                Box::new(RustCrypto),
+            ),
+            #[cfg(feature = "aws-lc")]
+            Dh::AwsLc => (
+                Box::new(aws_lc::AwsLcSecretKey::from_bytes(private)),
+                Box::new(aws_lc::WithAwsLcX25519(RustCrypto)),
+            ),
+        };
+        let mut d = Device::new(key, crypto, Box::new(ChaCha8Rng::seed_from_u64(seed)));
         d.set_clock(now, 1_700_000_000_000_000_000);
         d
-    };
-    let (mut a, mut b) = (dev(1), dev(2));
+    }
+}
+
+fn ferrowg<M: Measurement>(c: &mut Criterion<M>) {
+    for dh in Dh::all() {
+        ferrowg_full(c, dh);
+    }
+}
+
+fn ferrowg_full<M: Measurement>(c: &mut Criterion<M>, dh: Dh) {
+    let mut now = Instant::from_secs(1);
+    let (mut a, mut b) = (dh.device(1, now), dh.device(2, now));
     let cfg = PeerConfig {
         endpoint: Some(B_EP),
         ..PeerConfig::default()
@@ -55,7 +100,7 @@ fn ferrowg<M: Measurement>(c: &mut Criterion<M>) {
         .unwrap();
     let mut wire = vec![0u8; 256];
     let mut g = common::group(c, "handshake", Throughput::Elements(1));
-    g.bench_function("ferrowg", |bench| {
+    g.bench_function(dh.name(), |bench| {
         bench.iter(|| {
             now = now + STEP;
             a.initiate_handshake(peer, now);
@@ -104,17 +149,14 @@ fn boringtun<M: Measurement>(c: &mut Criterion<M>) {
 
 /// Responder cost alone: the initiator's work happens in criterion's untimed setup.
 fn ferrowg_responder<M: Measurement>(c: &mut Criterion<M>) {
+    for dh in Dh::all() {
+        ferrowg_responder_with(c, dh);
+    }
+}
+
+fn ferrowg_responder_with<M: Measurement>(c: &mut Criterion<M>, dh: Dh) {
     let mut now = Instant::from_secs(1);
-    let dev = |seed: u64| {
-        let mut d = Device::new(
-            Box::new(SecretKey::from_bytes(clamp([seed as u8; 32]))),
-            Box::new(RustCrypto),
-            Box::new(ChaCha8Rng::seed_from_u64(seed)),
-        );
-        d.set_clock(now, 1_700_000_000_000_000_000);
-        d
-    };
-    let (mut a, mut b) = (dev(1), dev(2));
+    let (mut a, mut b) = (dh.device(1, now), dh.device(2, now));
     let cfg = PeerConfig {
         endpoint: Some(B_EP),
         ..PeerConfig::default()
@@ -124,7 +166,7 @@ fn ferrowg_responder<M: Measurement>(c: &mut Criterion<M>) {
         .unwrap();
     let mut resp = vec![0u8; 256];
     let mut g = common::group(c, "responder", Throughput::Elements(1));
-    g.bench_function("ferrowg", |bench| {
+    g.bench_function(dh.name(), |bench| {
         bench.iter_batched(
             || {
                 // Past the responder's 20 ms flood interval, with a newer timestamp.

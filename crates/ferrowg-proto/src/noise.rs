@@ -202,7 +202,7 @@ impl Handshake {
         out[4..8].copy_from_slice(&local_index.to_le_bytes());
 
         // e
-        let e_pub = crypto::x25519_public(&ephemeral_private);
+        let e_pub = crypto.x25519_public(&ephemeral_private);
         out[8..40].copy_from_slice(&e_pub);
         let ck = kdf1(&ck, &e_pub);
         mix_hash(&mut h, &e_pub);
@@ -302,7 +302,7 @@ impl Handshake {
         out[8..12].copy_from_slice(&self.remote_index.to_le_bytes());
 
         // e
-        let e_pub = crypto::x25519_public(&ephemeral_private);
+        let e_pub = crypto.x25519_public(&ephemeral_private);
         out[12..44].copy_from_slice(&e_pub);
         let ck = kdf1(&self.chaining_key, &e_pub);
         mix_hash(&mut h, &e_pub);

@@ -9,7 +9,8 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use ferrowg_proto::crypto::{KeyError, Secret, SecretKey, StaticKey};
+use ferrowg_proto::crypto::aws_lc::AwsLcSecretKey;
+use ferrowg_proto::crypto::{KeyError, Secret, StaticKey};
 use ferrowg_proto::device::PeerConfig;
 use ferrowg_proto::{Device, Instant};
 use ferrowg_sys::UdpSocket;
@@ -251,7 +252,7 @@ impl State {
         match &key {
             Some(k) => self
                 .device
-                .set_static_key(Box::new(SecretKey::from_bytes(*k.as_bytes()))),
+                .set_static_key(Box::new(AwsLcSecretKey::from_bytes(*k.as_bytes()))),
             None => self.device.set_static_key(Box::new(NoKey)),
         }
         self.private_key = key;
