@@ -1,6 +1,7 @@
-//! Network interfaces by name: index, MTU and up/down, through `ioctl`s on a control socket
-//! (`SIOCGIFINDEX`, `SIOCGIFMTU`/`SIOCSIFMTU`, `SIOCGIFFLAGS`/`SIOCSIFFLAGS`), plus the `ifreq`
-//! name handling that the TUN code shares.
+//! Network interfaces by name: index, MTU, transmit queue length and up/down, through `ioctl`s
+//! on a control socket (`SIOCGIFINDEX`, `SIOCGIFMTU`/`SIOCSIFMTU`,
+//! `SIOCGIFTXQLEN`/`SIOCSIFTXQLEN`, `SIOCGIFFLAGS`/`SIOCSIFFLAGS`), plus the `ifreq` name
+//! handling that the TUN code shares.
 //!
 //! The ioctls act in the network namespace of the calling thread (the control socket is created
 //! there). That is where a TUN device lives unless it was moved with `ip link set netns`.
@@ -120,6 +121,25 @@ pub fn set_mtu(name: &str, mtu: u32) -> Result<()> {
     // Values above i32::MAX are out of every device's range; let the kernel say EINVAL.
     ifr.ifr_ifru.ifru_mtu = i32::try_from(mtu).unwrap_or(-1);
     ifreq_ioctl(libc::SIOCSIFMTU, "ioctl(SIOCSIFMTU)", &mut ifr)
+}
+
+/// The transmit queue length of `name` (`SIOCGIFTXQLEN`): for a TUN device, how many packets
+/// the kernel holds for the reader before it drops (`tx_dropped`).
+pub fn tx_queue_len(name: &str) -> Result<u32> {
+    let mut ifr = ifreq_for(name)?;
+    ifreq_ioctl(libc::SIOCGIFTXQLEN, "ioctl(SIOCGIFTXQLEN)", &mut ifr)?;
+    // SAFETY: SIOCGIFTXQLEN filled `ifr_qlen`, the int at the start of the union, which
+    // libc names `ifru_metric` (all int members share offset 0).
+    let len = unsafe { ifr.ifr_ifru.ifru_metric };
+    Ok(len.max(0) as u32)
+}
+
+/// Sets the transmit queue length of `name` (`SIOCSIFTXQLEN`; needs `CAP_NET_ADMIN`).
+pub fn set_tx_queue_len(name: &str, len: u32) -> Result<()> {
+    let mut ifr = ifreq_for(name)?;
+    // `ifr_qlen` is the int at the start of the union (see tx_queue_len).
+    ifr.ifr_ifru.ifru_metric = i32::try_from(len).unwrap_or(i32::MAX);
+    ifreq_ioctl(libc::SIOCSIFTXQLEN, "ioctl(SIOCSIFTXQLEN)", &mut ifr)
 }
 
 /// Brings `name` up or down (`SIOCSIFFLAGS` with `IFF_UP`; needs `CAP_NET_ADMIN`).

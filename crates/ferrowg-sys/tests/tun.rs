@@ -102,6 +102,11 @@ fn udp_routed_into_the_tun_comes_out_of_read_batch() {
         assert!(netdev::is_up(&name).unwrap());
         assert_eq!(netdev::index(&name).unwrap(), tun.index());
         assert_eq!(tun.queues().len(), 1);
+        // The transmit queue length reads back as set (TUN devices start at 500).
+        assert_eq!(netdev::tx_queue_len(&name).unwrap(), 500);
+        netdev::set_tx_queue_len(&name, 4321).unwrap();
+        assert_eq!(netdev::tx_queue_len(&name).unwrap(), 4321);
+        assert!(netdev::tx_queue_len("nosuchif0").is_err());
 
         let sock = UdpSocket::bind(0).unwrap();
         let peer4: SocketAddr = "10.77.1.2:9999".parse().unwrap();

@@ -628,6 +628,11 @@ fn run_all(kind_a: Impl, kind_b: Impl, udp: bool) {
         panic!("wireguard-go is not installed");
     }
     let mut t = Tunnel::new(kind_a, kind_b);
+    // ferrowg deepens its TUN queue (the kernel's default is 500 packets).
+    let qlen = t
+        .ns_a
+        .exec(&format!("cat /sys/class/net/{}/tx_queue_len", t.a.iface));
+    assert_eq!(qlen.trim(), "4096", "TUN transmit queue length of A");
     let mut udp_report = Vec::new();
     for v6 in [false, true] {
         for a_to_b in [true, false] {
