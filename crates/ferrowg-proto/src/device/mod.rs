@@ -488,6 +488,15 @@ impl Device {
         Ok(id)
     }
 
+    /// Makes room for `additional` more peers at once (a large configuration applied in one
+    /// go then grows the tables once instead of doubling them again and again).
+    pub fn reserve_peers(&mut self, additional: usize) {
+        let additional = additional.min(MAX_PEERS.saturating_sub(self.by_key.len()));
+        let new_slots = additional.saturating_sub(self.free_ids.len());
+        self.peers.reserve(new_slots);
+        self.by_key.reserve(additional);
+    }
+
     /// The peer with `public_key`.
     pub fn peer_by_key(&self, public_key: &[u8; 32]) -> Option<PeerId> {
         self.by_key.get(public_key).copied()

@@ -227,6 +227,8 @@ impl State {
                 InterfaceOp::ListenPort(_) | InterfaceOp::FwMark(_) => {}
             }
         }
+        self.device
+            .reserve_peers(count.saturating_sub(self.device.peer_count()));
         for ps in &req.peers {
             self.apply_peer(ps.public_key.as_bytes(), &ps.ops, now);
         }
