@@ -21,12 +21,9 @@ mod common;
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
-use boringtun::noise::rate_limiter::RateLimiter;
 use boringtun::noise::{Tunn, TunnResult};
-use boringtun::x25519::{PublicKey, StaticSecret};
 use criterion::measurement::Measurement;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use ferrowg_proto::crypto::{clamp, Crypto, RustCrypto, SecretKey};
@@ -204,13 +201,7 @@ fn ring() -> Box<dyn Crypto> {
 
 /// Two boringtun tunnels after a handshake; A sends to B. The rate limiters never trip.
 fn boringtun_pair() -> (Tunn, Tunn) {
-    let ska = StaticSecret::from(clamp([1; 32]));
-    let skb = StaticSecret::from(clamp([2; 32]));
-    let (pka, pkb) = (PublicKey::from(&ska), PublicKey::from(&skb));
-    let rla = Arc::new(RateLimiter::new(&pka, u64::MAX));
-    let rlb = Arc::new(RateLimiter::new(&pkb, u64::MAX));
-    let mut a = Tunn::new(ska, pkb, None, None, 1, Some(rla));
-    let mut b = Tunn::new(skb, pka, None, None, 2, Some(rlb));
+    let (mut a, mut b) = common::boringtun_tunnels();
     let mut d1 = vec![0u8; 2048];
     let mut d2 = vec![0u8; 2048];
     let init = match a.format_handshake_initiation(&mut d1, false) {

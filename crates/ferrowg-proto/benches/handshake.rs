@@ -17,18 +17,15 @@ mod common;
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
-use boringtun::noise::rate_limiter::RateLimiter;
-use boringtun::noise::{Tunn, TunnResult};
-use boringtun::x25519::{PublicKey, StaticSecret};
+use boringtun::noise::TunnResult;
 use criterion::measurement::Measurement;
 use criterion::{BatchSize, Criterion, Throughput};
 #[cfg(feature = "aws-lc")]
 use ferrowg_proto::crypto::aws_lc;
 use ferrowg_proto::crypto::{clamp, Crypto, RustCrypto, SecretKey, StaticKey};
-use ferrowg_proto::{Device, Incoming, Instant, PeerConfig};
+use ferrowg_proto::{Device, Incoming, Instant, PeerConfig, PeerId};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -63,6 +60,20 @@ impl Dh {
         }
     }
 
+    /// Devices A (seed 1, B as its peer with an endpoint) and B (seed 2, A as its peer), and B's
+    /// id on A.
+    fn pair(self, now: Instant) -> (Device, Device, PeerId) {
+        let (mut a, mut b) = (self.device(1, now), self.device(2, now));
+        let cfg = PeerConfig {
+            endpoint: Some(B_EP),
+            ..PeerConfig::default()
+        };
+        let peer = a.add_peer(b.public_key(), cfg, now).unwrap();
+        b.add_peer(a.public_key(), PeerConfig::default(), now)
+            .unwrap();
+        (a, b, peer)
+    }
+
     fn device(self, seed: u64, now: Instant) -> Device {
         let private = clamp([seed as u8; 32]);
         let (key, crypto): (Box<dyn StaticKey>, Box<dyn Crypto>) = match self {
@@ -90,14 +101,7 @@ fn ferrowg<M: Measurement>(c: &mut Criterion<M>) {
 
 fn ferrowg_full<M: Measurement>(c: &mut Criterion<M>, dh: Dh) {
     let mut now = Instant::from_secs(1);
-    let (mut a, mut b) = (dh.device(1, now), dh.device(2, now));
-    let cfg = PeerConfig {
-        endpoint: Some(B_EP),
-        ..PeerConfig::default()
-    };
-    let peer = a.add_peer(b.public_key(), cfg, now).unwrap();
-    b.add_peer(a.public_key(), PeerConfig::default(), now)
-        .unwrap();
+    let (mut a, mut b, peer) = dh.pair(now);
     let mut wire = vec![0u8; 256];
     let mut g = common::group(c, "handshake", Throughput::Elements(1));
     g.bench_function(dh.name(), |bench| {
@@ -119,13 +123,7 @@ fn ferrowg_full<M: Measurement>(c: &mut Criterion<M>, dh: Dh) {
 }
 
 fn boringtun<M: Measurement>(c: &mut Criterion<M>) {
-    let ska = StaticSecret::from(clamp([1; 32]));
-    let skb = StaticSecret::from(clamp([2; 32]));
-    let (pka, pkb) = (PublicKey::from(&ska), PublicKey::from(&skb));
-    let rla = Arc::new(RateLimiter::new(&pka, u64::MAX));
-    let rlb = Arc::new(RateLimiter::new(&pkb, u64::MAX));
-    let mut a = Tunn::new(ska, pkb, None, None, 1, Some(rla));
-    let mut b = Tunn::new(skb, pka, None, None, 2, Some(rlb));
+    let (mut a, mut b) = common::boringtun_tunnels();
     let (mut d1, mut d2, mut d3) = (vec![0u8; 256], vec![0u8; 256], vec![0u8; 256]);
     let mut g = common::group(c, "handshake", Throughput::Elements(1));
     g.bench_function("boringtun", |bench| {
@@ -156,14 +154,7 @@ fn ferrowg_responder<M: Measurement>(c: &mut Criterion<M>) {
 
 fn ferrowg_responder_with<M: Measurement>(c: &mut Criterion<M>, dh: Dh) {
     let mut now = Instant::from_secs(1);
-    let (mut a, mut b) = (dh.device(1, now), dh.device(2, now));
-    let cfg = PeerConfig {
-        endpoint: Some(B_EP),
-        ..PeerConfig::default()
-    };
-    let peer = a.add_peer(b.public_key(), cfg, now).unwrap();
-    b.add_peer(a.public_key(), PeerConfig::default(), now)
-        .unwrap();
+    let (mut a, mut b, peer) = dh.pair(now);
     let mut resp = vec![0u8; 256];
     let mut g = common::group(c, "responder", Throughput::Elements(1));
     g.bench_function(dh.name(), |bench| {
@@ -191,13 +182,7 @@ fn ferrowg_responder_with<M: Measurement>(c: &mut Criterion<M>, dh: Dh) {
 }
 
 fn boringtun_responder<M: Measurement>(c: &mut Criterion<M>) {
-    let ska = StaticSecret::from(clamp([1; 32]));
-    let skb = StaticSecret::from(clamp([2; 32]));
-    let (pka, pkb) = (PublicKey::from(&ska), PublicKey::from(&skb));
-    let rla = Arc::new(RateLimiter::new(&pka, u64::MAX));
-    let rlb = Arc::new(RateLimiter::new(&pkb, u64::MAX));
-    let mut a = Tunn::new(ska, pkb, None, None, 1, Some(rla));
-    let mut b = Tunn::new(skb, pka, None, None, 2, Some(rlb));
+    let (mut a, mut b) = common::boringtun_tunnels();
     let mut resp = vec![0u8; 256];
     let mut g = common::group(c, "responder", Throughput::Elements(1));
     g.bench_function("boringtun", |bench| {

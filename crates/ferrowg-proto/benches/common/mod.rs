@@ -1,4 +1,4 @@
-//! What the benchmarks share: the clock they measure with.
+//! What the benchmarks share: the clock they measure with, and boringtun's tunnels.
 //!
 //! The project's machines are shared, and a benchmark pinned to one CPU that another process
 //! also wants runs at about half speed by the wall clock. By default the benchmarks therefore
@@ -109,4 +109,23 @@ pub fn group<'a, M: Measurement>(
     let mut g = c.benchmark_group(name);
     g.throughput(throughput).sampling_mode(SamplingMode::Flat);
     g
+}
+
+/// Two boringtun 0.7.1 tunnels between the keys `clamp([1; 32])` (A) and `clamp([2; 32])` (B),
+/// before any handshake; their rate limiters never trip.
+#[allow(dead_code)] // not every benchmark compares with boringtun
+pub fn boringtun_tunnels() -> (boringtun::noise::Tunn, boringtun::noise::Tunn) {
+    use boringtun::noise::rate_limiter::RateLimiter;
+    use boringtun::noise::Tunn;
+    use boringtun::x25519::{PublicKey, StaticSecret};
+    use ferrowg_proto::crypto::clamp;
+    use std::sync::Arc;
+    let ska = StaticSecret::from(clamp([1; 32]));
+    let skb = StaticSecret::from(clamp([2; 32]));
+    let (pka, pkb) = (PublicKey::from(&ska), PublicKey::from(&skb));
+    let rla = Arc::new(RateLimiter::new(&pka, u64::MAX));
+    let rlb = Arc::new(RateLimiter::new(&pkb, u64::MAX));
+    let a = Tunn::new(ska, pkb, None, None, 1, Some(rla));
+    let b = Tunn::new(skb, pka, None, None, 2, Some(rlb));
+    (a, b)
 }
