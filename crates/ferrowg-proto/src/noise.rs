@@ -143,11 +143,6 @@ impl Handshake {
         self.clear();
     }
 
-    /// True when the static-static DH has been computed.
-    pub fn has_static_static(&self) -> bool {
-        self.precomputed_static_static.is_some()
-    }
-
     /// DH(S_priv, S_pub_remote), computed on first use. A failure (low-order peer key, token
     /// away) is not cached, so the next handshake tries again.
     fn static_static(&mut self, local: &dyn StaticKey) -> Result<Secret, HandshakeError> {
