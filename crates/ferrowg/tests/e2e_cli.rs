@@ -282,28 +282,14 @@ fn wg_quick_brings_up_ferrowg_as_userspace_implementation() {
         addrs.contains(&format!("10.201.{n}.1/24")) && addrs.contains(&format!("fd01:{n}::1/64")),
         "{addrs}"
     );
-    let ping4 = wait_for(Duration::from_secs(20), || {
-        link.a
-            .sh(&format!("ping -n -c1 -W1 10.201.{n}.2"))
-            .status
-            .success()
-    });
-    assert!(ping4.is_some(), "IPv4 ping over the wg-quick tunnel");
-    assert!(
-        link.a
-            .sh(&format!("ping -n -q -c3 -i0.2 -W2 fd01:{n}::2"))
-            .status
-            .success(),
-        "IPv6 ping over the wg-quick tunnel"
+    ping_v4_then_v6(
+        &link.a,
+        &format!("10.201.{n}.2"),
+        &format!("fd01:{n}::2"),
+        3,
+        "over the wg-quick tunnel",
     );
-    let hs: u64 = link
-        .a
-        .run(&format!("wg show {ia} latest-handshakes"))
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let hs = second_field_u64(&link.a.run(&format!("wg show {ia} latest-handshakes")));
     assert!(hs + 60 >= unix_now(), "latest handshake {hs}");
 
     let down = link.a.sh(&format!("wg-quick down {}", conf_a.display()));

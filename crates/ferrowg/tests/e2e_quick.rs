@@ -123,19 +123,12 @@ fn up_down_sets_and_removes_addresses_routes_mtu_and_runs_hooks() {
         "{ia} is not up"
     );
     // The tunnel works.
-    let ping = wait_for(Duration::from_secs(20), || {
-        link.a
-            .sh(&format!("ping -n -c1 -W1 10.202.{n}.2"))
-            .status
-            .success()
-    });
-    assert!(ping.is_some(), "IPv4 ping over the tunnel");
-    assert!(
-        link.a
-            .sh(&format!("ping -n -q -c2 -i0.2 -W2 fd02:{n}::2"))
-            .status
-            .success(),
-        "IPv6 ping"
+    ping_v4_then_v6(
+        &link.a,
+        &format!("10.202.{n}.2"),
+        &format!("fd02:{n}::2"),
+        2,
+        "over the tunnel",
     );
     let shown = link.a.run(&format!("{} show {ia}", fwg()));
     assert!(shown.contains("latest handshake"), "ferrowg show:\n{shown}");
@@ -243,28 +236,14 @@ fn up_down_default_route_gets_fwmark_and_policy_rules() {
 
     // Traffic to an address only B has goes through the tunnel, and the tunnel's packets
     // escape it through the fwmark.
-    let ping = wait_for(Duration::from_secs(20), || {
-        link.a
-            .sh(&format!("ping -n -c1 -W1 10.55.{n}.1"))
-            .status
-            .success()
-    });
-    assert!(ping.is_some(), "IPv4 ping through the default route");
-    assert!(
-        link.a
-            .sh(&format!("ping -n -q -c2 -i0.2 -W2 fd55:{n}::1"))
-            .status
-            .success(),
-        "IPv6 ping through the default route"
+    ping_v4_then_v6(
+        &link.a,
+        &format!("10.55.{n}.1"),
+        &format!("fd55:{n}::1"),
+        2,
+        "through the default route",
     );
-    let rx: u64 = link
-        .b
-        .run(&format!("wg show {ib} transfer"))
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let rx = second_field_u64(&link.b.run(&format!("wg show {ib} transfer")));
     assert!(rx > 0, "B received nothing through the tunnel");
 
     let down = link.a.sh(&format!("{} down {}", fwg(), conf_a.display()));

@@ -598,6 +598,31 @@ impl Pair {
 }
 
 /// Polls `f` every 100 ms until it returns true or `limit` passes.
+/// Pings through a fresh tunnel from `ns`: waits up to 20 s for one IPv4 ping to `v4` to get
+/// through (the first one carries the handshake), then sends `v6_count` IPv6 pings to `v6`,
+/// which must all be answered; panics saying which failed, naming `what`.
+pub fn ping_v4_then_v6(ns: &Netns, v4: &str, v6: &str, v6_count: u32, what: &str) {
+    let ping = wait_for(Duration::from_secs(20), || {
+        ns.sh(&format!("ping -n -c1 -W1 {v4}")).status.success()
+    });
+    assert!(ping.is_some(), "IPv4 ping {what}");
+    assert!(
+        ns.sh(&format!("ping -n -q -c{v6_count} -i0.2 -W2 {v6}"))
+            .status
+            .success(),
+        "IPv6 ping {what}"
+    );
+}
+
+/// The second whitespace-separated field of `line` (the value in `wg show IFACE FIELD` output
+/// for one peer), as a number.
+pub fn second_field_u64(line: &str) -> u64 {
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|f| f.parse().ok())
+        .unwrap_or_else(|| panic!("no number in the second field of {line:?}"))
+}
+
 pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
     let start = Instant::now();
     loop {
