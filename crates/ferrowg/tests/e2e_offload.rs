@@ -31,20 +31,12 @@ use std::time::{Duration, Instant};
 
 use ferrowg_sys::netns;
 
+mod support;
+use support::require_root;
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 const WG_PORT: u16 = 51820;
 const MTU: usize = 1420;
-
-fn require_root() -> bool {
-    if ferrowg_sys::process::is_root() {
-        return true;
-    }
-    if std::env::var_os("FERROWG_SKIP_ROOT_TESTS").is_some() {
-        eprintln!("skipping: not root and FERROWG_SKIP_ROOT_TESTS is set");
-        return false;
-    }
-    panic!("this test needs root (network namespaces); set FERROWG_SKIP_ROOT_TESTS=1 to skip");
-}
 
 fn sh(cmd: &str) -> String {
     let out = Command::new("sh").arg("-c").arg(cmd).output().expect("sh");
