@@ -145,7 +145,8 @@ impl TestToken {
             .next()
             .expect("token directory");
         let pin_file = root.join("pin");
-        write_private(&pin_file, &format!("{PIN}\n"));
+        ferrowg::quick::write_private(&pin_file, format!("{PIN}\n").as_bytes())
+            .expect("write the PIN file");
         TestToken {
             label,
             conf,
@@ -224,18 +225,4 @@ impl Drop for TestToken {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.root);
     }
-}
-
-/// Writes a file readable only by its owner.
-pub fn write_private(path: &Path, contents: &str) {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .expect("create file");
-    f.write_all(contents.as_bytes()).expect("write file");
 }

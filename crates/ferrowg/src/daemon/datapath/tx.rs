@@ -112,10 +112,7 @@ fn seal_thread_wanted() -> bool {
 
 impl Pipe {
     fn new(shared: &Arc<Shared>) -> Pipe {
-        let sealer = Sealer {
-            sent: Vec::with_capacity(ARENA_SIZE / 64),
-            gso: true,
-        };
+        let sealer = Sealer::new();
         if !seal_thread_wanted() {
             return Pipe::Inline(sealer);
         }
@@ -145,10 +142,7 @@ impl Pipe {
             }
             Err(e) => {
                 log::warn!("cannot start the sealing thread ({e}); sealing inline");
-                Pipe::Inline(Sealer {
-                    sent: Vec::with_capacity(ARENA_SIZE / 64),
-                    gso: true,
-                })
+                Pipe::Inline(Sealer::new())
             }
         }
     }
@@ -165,10 +159,7 @@ impl Pipe {
                 if let Err(e) = work.send(load) {
                     // The sealing thread is gone (it never exits first): seal here.
                     let mut load = e.0;
-                    let mut sealer = Sealer {
-                        sent: Vec::new(),
-                        gso: true,
-                    };
+                    let mut sealer = Sealer::new();
                     sealer.run(shared, &mut load);
                     *self = Pipe::Inline(sealer);
                     return load;
@@ -363,6 +354,13 @@ impl Load {
 }
 
 impl Sealer {
+    fn new() -> Self {
+        Sealer {
+            sent: Vec::with_capacity(ARENA_SIZE / 64),
+            gso: true,
+        }
+    }
+
     /// Seals the load's datagrams in place, sends them grouped for GSO, then the device's own;
     /// leaves the load empty.
     fn run(&mut self, shared: &Shared, load: &mut Load) {
