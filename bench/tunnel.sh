@@ -33,6 +33,8 @@ if [[ $QUICK == 1 ]]; then
 	: "${BENCH_SECONDS:=3}" "${BENCH_REPS:=1}" "${BENCH_UDP_SECONDS:=2}" "${BENCH_UDP_BISECT:=1}"
 	: "${BENCH_PING_COUNT:=50}" "${BENCH_RESULTS=}"
 fi
+PING_ONLY=${BENCH_PING_ONLY:-0}
+[[ $PING_ONLY == 1 ]] && : "${BENCH_RESULTS=}"
 SECS=${BENCH_SECONDS:-10}              # each TCP test
 REPS=${BENCH_REPS:-3}                  # runs of every TCP test
 UDP_SECS=${BENCH_UDP_SECONDS:-5}       # each UDP rate step
@@ -43,6 +45,7 @@ UDP_LEN=${BENCH_UDP_LEN:-1392}         # UDP payload: 1392 + 8 + 20 = 1420, a fu
 UDP_WINDOW=${BENCH_UDP_WINDOW:-4M}     # iperf3 socket buffers, so iperf3 itself drops less
 UDP_LOSS_MAX=${BENCH_UDP_LOSS:-1}      # percent
 PING_COUNT=${BENCH_PING_COUNT:-200}
+PING_ROUNDS=${BENCH_PING_ROUNDS:-4}   # the pings of each target come in this many turns
 RESULTS=${BENCH_RESULTS-$BENCH_DIR/RESULTS.md}
 read -r -a IMPLS <<<"${BENCH_IMPLS:-${ALL_IMPLS[*]}}"
 WITH_VETH=${BENCH_VETH:-1}
@@ -54,7 +57,7 @@ declare -A PID_A PID_B IF_A IF_B DST PORT NOTE VERSION SOCKBUF
 declare -A RES         # "$t|$test" -> space-separated Gbit/s, one per run
 declare -A CPU_TICKS CPU_WALL BG_TICKS BG_WALL BYTES TCP_RB_A TCP_RB_B TCP_WGD_A TCP_WGD_B
 declare -A UDP_PPS UDP_RATE UDP_NOTE UDP_RB UDP_WGD UDP_STEPS
-declare -A PING_MIN PING_AVG PING_MAX PING_MDEV PING_LOSS
+declare -A PING_MIN PING_AVG PING_MAX PING_MDEV PING_LOSS PING_SENT
 declare -A RSS_IDLE RSS_PEAK RSS_IDLE_AB RSS_PEAK_AB
 TARGETS=() # what is measured: "veth" and the implementations that came up
 UP=()      # implementations whose daemons are running
@@ -154,15 +157,37 @@ measure_end() {
 # ---------------------------------------------------------------------------------------------
 # Tests
 # ---------------------------------------------------------------------------------------------
-run_ping() {
-	local t=$1 out line
-	out=$(ip netns exec "$NS_A" ping -c "$PING_COUNT" -i 0.01 -q -w $((PING_COUNT / 50 + 20)) "${DST[$t]}" 2>&1 || true)
-	line=$(grep -E '^(rtt|round-trip)' <<<"$out" || true)
-	PING_LOSS[$t]=$(grep -oE '[0-9.]+% packet loss' <<<"$out" | cut -d% -f1 || true)
-	if [[ -n $line ]]; then
-		IFS=/ read -r PING_MIN[$t] PING_AVG[$t] PING_MAX[$t] PING_MDEV[$t] <<<"$(sed -E 's/.*= ([0-9.\/]+) ms.*/\1/' <<<"$line")"
-	fi
-	log "ping $(impl_label "$t"): min/avg/max ${PING_MIN[$t]:-?}/${PING_AVG[$t]:-?}/${PING_MAX[$t]:-?} ms, loss ${PING_LOSS[$t]:-?}%"
+# One round of pings to target $1 (count $2); appends each reply's RTT in ms to $BENCH_TMP/$1-ping.rtt
+# and adds to the sent/received counts.
+ping_round() {
+	local t=$1 count=$2 out
+	out=$(ip netns exec "$NS_A" ping -n -c "$count" -i 0.01 -w $((count / 50 + 20)) "${DST[$t]}" 2>&1 || true)
+	grep -oE 'time=[0-9.]+' <<<"$out" | cut -d= -f2 >>"$BENCH_TMP/$t-ping.rtt" || true
+	PING_SENT[$t]=$((${PING_SENT[$t]:-0} + count))
+}
+
+# PING_COUNT pings per target in PING_ROUNDS rounds, the targets taking turns, so that a busy
+# moment of this shared machine hits every implementation alike; then min/avg/max/mdev and loss
+# over all of a target's replies.
+run_pings() {
+	local round t per=$(((PING_COUNT + PING_ROUNDS - 1) / PING_ROUNDS)) stats
+	for ((round = 1; round <= PING_ROUNDS; round++)); do
+		for t in "${TARGETS[@]}"; do ping_round "$t" "$per"; done
+	done
+	for t in "${TARGETS[@]}"; do
+		stats=$(awk -v sent="${PING_SENT[$t]}" '
+			NR == 1 { min = $1; max = $1 }
+			{ n++; s += $1; q += $1 * $1; if ($1 < min) min = $1; if ($1 > max) max = $1 }
+			END {
+				loss = sent > 0 ? 100 * (sent - n) / sent : 100
+				if (n == 0) { printf "- - - - %g\n", loss; exit }
+				a = s / n; v = q / n - a * a; if (v < 0) v = 0
+				printf "%.3f %.3f %.3f %.3f %g\n", min, a, max, sqrt(v), loss
+			}' "$BENCH_TMP/$t-ping.rtt" 2>/dev/null || echo "- - - - 100")
+		read -r PING_MIN[$t] PING_AVG[$t] PING_MAX[$t] PING_MDEV[$t] PING_LOSS[$t] <<<"$stats"
+		[[ ${PING_AVG[$t]} == - ]] && PING_MIN[$t]="" PING_AVG[$t]="" PING_MAX[$t]="" PING_MDEV[$t]=""
+		log "ping $(impl_label "$t"): min/avg/max ${PING_MIN[$t]:-?}/${PING_AVG[$t]:-?}/${PING_MAX[$t]:-?} ms, loss ${PING_LOSS[$t]:-?}%"
+	done
 }
 
 run_tcp() {
@@ -329,13 +354,15 @@ done
 
 sleep 2
 for t in "${UP[@]}"; do record_rss "$t" idle; done
-for t in "${TARGETS[@]}"; do run_ping "$t"; done
-for ((rep = 1; rep <= REPS; rep++)); do
-	for t in "${TARGETS[@]}"; do
-		for test in "${TESTS[@]}"; do run_tcp "$t" "$test" "$rep"; done
+run_pings
+if [[ $PING_ONLY != 1 ]]; then
+	for ((rep = 1; rep <= REPS; rep++)); do
+		for t in "${TARGETS[@]}"; do
+			for test in "${TESTS[@]}"; do run_tcp "$t" "$test" "$rep"; done
+		done
 	done
-done
-for t in "${TARGETS[@]}"; do udp_knee "$t"; done
+	for t in "${TARGETS[@]}"; do udp_knee "$t"; done
+fi
 for t in "${UP[@]}"; do record_rss "$t" peak; done
 LOAD_END=$(uptime)
 for t in "${UP[@]}"; do bring_down "$t"; done

@@ -5,7 +5,7 @@
 //! I/O error) and returns `io::Error`; the callers add the name of the operation.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 /// Which readiness to wait for.
@@ -80,6 +80,12 @@ pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
         let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
         cvt(n).map(|n| n as usize)
     })
+}
+
+/// Waits until `fd` (any descriptor: a listening socket, a pipe) has something to read, at most
+/// `timeout` (`None`: forever). `Ok(false)` on timeout; error conditions count as readable.
+pub fn wait_readable(fd: impl AsFd, timeout: Option<Duration>) -> io::Result<bool> {
+    wait(fd.as_fd(), Interest::Read, Deadline::after(timeout))
 }
 
 /// Waits until `fd` is ready for `interest` or `deadline` passes.
@@ -191,6 +197,18 @@ mod tests {
             Deadline::after(Some(Duration::ZERO))
         )
         .unwrap());
+    }
+
+    #[test]
+    fn wait_readable_sees_a_listener_s_pending_connection() {
+        let dir = std::env::temp_dir().join(format!("ferrowg-sys-wait-{}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        let listener = std::os::unix::net::UnixListener::bind(&dir).unwrap();
+        assert!(!wait_readable(&listener, Some(Duration::from_millis(10))).unwrap());
+        let _client = std::os::unix::net::UnixStream::connect(&dir).unwrap();
+        assert!(wait_readable(&listener, Some(Duration::from_secs(5))).unwrap());
+        assert!(listener.accept().is_ok());
+        let _ = std::fs::remove_file(&dir);
     }
 
     #[test]

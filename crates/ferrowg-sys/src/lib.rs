@@ -36,6 +36,7 @@ mod vnet;
 
 pub use batch::{RecvMeta, Transmit, BATCH_MAX, GSO_MAX_SEGMENTS};
 pub use error::{Error, Result};
+pub use fd::wait_readable;
 pub use mem::PageBuf;
 pub use sockaddr::canonical;
 pub use tun::{Tun, TunConfig, TunQueue, MAX_QUEUES};

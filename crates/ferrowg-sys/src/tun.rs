@@ -319,7 +319,10 @@ impl TunQueue {
                 // A dropped oversize packet: there may be more behind it.
                 Ok(None) => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !self.wait(Interest::Read, deadline)? {
+                    // Nothing queued: with no time left (a zero timeout), no need to ask poll.
+                    if deadline.remaining() == Some(Duration::ZERO)
+                        || !self.wait(Interest::Read, deadline)?
+                    {
                         return Ok(0);
                     }
                 }

@@ -18,7 +18,7 @@ mod rx;
 mod tx;
 
 pub use rx::udp_to_tun;
-pub use tx::tun_to_udp;
+pub use tx::Sender;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -186,12 +186,12 @@ pub fn run(iface: &str) -> Result<(), DaemonError> {
     let mut handles = Vec::new();
     for q in queues {
         let q = Arc::new(q);
-        let q2 = q.clone();
-        let s = shared.clone();
-        handles.push(spawn("tun-rx", move || datapath::tun_to_udp(s, q))?);
+        let sender = Arc::new(datapath::Sender::new(&shared, q.clone()));
+        let (s, tx) = (shared.clone(), sender.clone());
+        handles.push(spawn("tun-rx", move || tx.run(&s))?);
         let s = shared.clone();
         handles.push(spawn("udp-rx", move || {
-            datapath::udp_to_tun(s, q2, offload)
+            datapath::udp_to_tun(s, q, sender, offload)
         })?);
     }
     let s = shared.clone();

@@ -42,6 +42,9 @@ pub fn listen(iface: &str) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
+/// How often the accepting thread, while no client connects, looks at the shutdown flag.
+const ACCEPT_POLL: Duration = Duration::from_millis(250);
+
 /// Serves connections until shutdown.
 pub fn serve(shared: Arc<Shared>, listener: UnixListener) {
     while !shared.shutdown.load(Ordering::Relaxed) {
@@ -57,7 +60,11 @@ pub fn serve(shared: Arc<Shared>, listener: UnixListener) {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(Duration::from_millis(50));
+                // Sleeps until a client connects, waking now and then for the shutdown flag.
+                if let Err(e) = ferrowg_sys::wait_readable(&listener, Some(ACCEPT_POLL)) {
+                    log::warn!("UAPI: waiting for connections: {e}");
+                    std::thread::sleep(ACCEPT_POLL);
+                }
             }
             Err(e) => {
                 log::warn!("UAPI accept: {e}");

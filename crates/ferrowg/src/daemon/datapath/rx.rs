@@ -18,14 +18,15 @@ use ferrowg_proto::{Begin, Incoming, OpenJob, TRANSPORT_HEADER_SIZE};
 use ferrowg_sys::{Offload, PageBuf, RecvMeta, TunQueue, UdpSocket};
 
 use super::{
-    drain, nudge_timer, send_outbox, DatapathStats, Outbox, Shared, BATCH, BUF_SIZE, POLL,
+    drain, nudge_timer, send_outbox, DatapathStats, Outbox, Sender, Shared, BATCH, BUF_SIZE, POLL,
 };
 use crate::daemon::offload::Coalescer;
 use crate::daemon::state;
 
 /// UDP → device → TUN. `offload` is what the TUN device accepts (USO decides whether UDP is
-/// coalesced).
-pub fn udp_to_tun(shared: Arc<Shared>, tun: Arc<TunQueue>, offload: Offload) {
+/// coalesced). After a receive batch of at most [`REPLY_AFTER`] packets, the kernel's
+/// immediate answers to them are sent through `sender` from this thread ([`Sender::reply`]).
+pub fn udp_to_tun(shared: Arc<Shared>, tun: Arc<TunQueue>, sender: Arc<Sender>, offload: Offload) {
     let mut bufs = PageBuf::many(BATCH, BUF_SIZE);
     let mut metas = [RecvMeta::default(); BATCH];
     // (buffer, offset of the datagram, length of the IP packet) of each decrypted packet.
@@ -131,8 +132,15 @@ pub fn udp_to_tun(shared: Arc<Shared>, tun: Arc<TunQueue>, offload: Offload) {
             }
         }
         send_outbox(&sock, &mut out);
+        if !deliver.is_empty() && deliver.len() <= REPLY_AFTER {
+            sender.reply(&shared);
+        }
     }
 }
+
+/// Largest receive batch (in packets written to the TUN device) after which this thread sends
+/// the kernel's answers itself: a ping, a request, a TCP ACK clock, not a bulk transfer.
+const REPLY_AFTER: usize = 4;
 
 /// A transport datagram waiting to be decrypted: `bufs[buf][off..end]`.
 struct Job {

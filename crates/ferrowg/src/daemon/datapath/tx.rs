@@ -15,7 +15,7 @@
 
 use std::net::SocketAddr;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 
 use ferrowg_proto::messages::{padded_len, TRANSPORT_OVERHEAD};
@@ -54,6 +54,8 @@ struct Tx {
     vnet: bool,
     scratch: PageBuf,
     pipe: Pipe,
+    /// The TUN queue's count of truncated reads, as last seen.
+    truncated: u64,
 }
 
 /// One arena of prepared datagrams on its way to the sealing stage, and back empty.
@@ -172,56 +174,110 @@ impl Pipe {
     }
 }
 
-/// TUN → device → UDP.
-pub fn tun_to_udp(shared: Arc<Shared>, tun: Arc<TunQueue>) {
-    let vnet = tun.has_vnet_hdr();
-    let mut tx = Tx {
-        reads: PageBuf::many(BATCH, BUF_SIZE),
-        sizes: [0; BATCH],
-        load: Load::new(),
-        slots: Vec::with_capacity(ARENA_SIZE / 64),
-        used: 0,
-        mtu: shared.lock().device.mtu(),
-        vnet,
-        scratch: PageBuf::zeroed(BUF_SIZE),
-        pipe: Pipe::new(&shared),
-    };
-    // The IP packet starts at TRANSPORT_HEADER_SIZE whether or not a header precedes it.
-    let read_at = if vnet {
-        TRANSPORT_HEADER_SIZE - VIRTIO_NET_HDR_LEN
-    } else {
-        TRANSPORT_HEADER_SIZE
-    };
-    let mut truncated = 0;
-    while !shared.stopping() {
-        let n = {
-            let mut views: Vec<&mut [u8]> =
-                tx.reads.iter_mut().map(|b| &mut b[read_at..]).collect();
-            match tun.read_batch(&mut views, &mut tx.sizes, Some(POLL)) {
-                Ok(n) => n,
+/// The sending half of one TUN queue. Its thread ([`Sender::run`]) owns it; the receive thread
+/// may borrow it for a moment to send a reply right away ([`Sender::reply`]). Whoever reads
+/// the TUN queue holds the lock until the packets read are sent, so they leave in the order
+/// they were read.
+pub struct Sender {
+    tun: Arc<TunQueue>,
+    tx: Mutex<Tx>,
+}
+
+/// Most TUN reads [`Sender::reply`] takes: it is for the odd reply, not for bulk.
+const REPLY_READS: usize = 4;
+
+impl Sender {
+    /// The sending half of `tun`, with its buffers (and sealing thread, if any).
+    pub fn new(shared: &Arc<Shared>, tun: Arc<TunQueue>) -> Sender {
+        let vnet = tun.has_vnet_hdr();
+        let tx = Tx {
+            reads: PageBuf::many(BATCH, BUF_SIZE),
+            sizes: [0; BATCH],
+            load: Load::new(),
+            slots: Vec::with_capacity(ARENA_SIZE / 64),
+            used: 0,
+            mtu: shared.lock().device.mtu(),
+            vnet,
+            scratch: PageBuf::zeroed(BUF_SIZE),
+            pipe: Pipe::new(shared),
+            truncated: 0,
+        };
+        Sender {
+            tun,
+            tx: Mutex::new(tx),
+        }
+    }
+
+    /// TUN → device → UDP until the daemon stops.
+    pub fn run(&self, shared: &Shared) {
+        while !shared.stopping() {
+            let read = {
+                let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+                tx.pump(shared, &self.tun, BATCH)
+            };
+            let waited = match read {
+                Ok(0) => self.tun.wait_readable(Some(POLL)),
+                Ok(_) => continue,
+                Err(e) => Err(e),
+            };
+            match waited {
+                Ok(_) => {}
                 Err(e) if e.is_interface_gone() => {
-                    shared.stop(format!("interface {} was removed", tun.name()));
+                    shared.stop(format!("interface {} was removed", self.tun.name()));
                     break;
                 }
                 Err(e) => {
                     log::warn!("TUN read: {e}");
                     std::thread::sleep(Duration::from_millis(10));
-                    continue;
                 }
             }
+        }
+    }
+
+    /// For the receive thread, right after it wrote a few packets to the TUN device: the kernel
+    /// answers some packets during that very write (an echo reply, a TCP ACK, a DNS answer from
+    /// a local server), so whatever is queued now is read and sent from the calling thread,
+    /// instead of waking the sending thread (on this VM, each cross-CPU wake-up costs tens of
+    /// microseconds of round trip). Does nothing if the sending thread is busy: it will get
+    /// there itself. Errors are left to the sending thread to see and report.
+    pub fn reply(&self, shared: &Shared) {
+        let mut tx = match self.tx.try_lock() {
+            Ok(tx) => tx,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
         };
-        let t = tun.truncated();
-        if t != truncated {
-            DatapathStats::count(&shared.stats.tun_read_errors, t - truncated);
-            truncated = t;
-        }
-        if n > 0 {
-            tx.process(&shared, n);
-        }
+        let _ = tx.pump(shared, &self.tun, REPLY_READS);
     }
 }
 
 impl Tx {
+    /// Reads up to `max` packets (or super-packets) already queued on `tun`, without waiting,
+    /// and sends them; returns how many reads there were.
+    fn pump(&mut self, shared: &Shared, tun: &TunQueue, max: usize) -> ferrowg_sys::Result<usize> {
+        // The IP packet starts at TRANSPORT_HEADER_SIZE whether or not a header precedes it.
+        let read_at = if self.vnet {
+            TRANSPORT_HEADER_SIZE - VIRTIO_NET_HDR_LEN
+        } else {
+            TRANSPORT_HEADER_SIZE
+        };
+        let n = {
+            let mut views: Vec<&mut [u8]> = self.reads[..max.min(BATCH)]
+                .iter_mut()
+                .map(|b| &mut b[read_at..])
+                .collect();
+            tun.read_batch(&mut views, &mut self.sizes, Some(Duration::ZERO))?
+        };
+        let t = tun.truncated();
+        if t != self.truncated {
+            DatapathStats::count(&shared.stats.tun_read_errors, t - self.truncated);
+            self.truncated = t;
+        }
+        if n > 0 {
+            self.process(shared, n);
+        }
+        Ok(n)
+    }
+
     /// Encrypts the `n` reads and sends them, in as many arena loads as they need.
     fn process(&mut self, shared: &Shared, n: usize) {
         let mut i = 0;
