@@ -51,7 +51,7 @@ row() {
 
 # run_case IMPL N IDX: one fresh daemon pair, N + 1 peers on A.
 run_case() {
-	local impl=$1 n=$2 idx=$3 k tag port ifa ifb pa pb conf t0 t1 rc apply listed tget rss0 rss1 hwm
+	local impl=$1 n=$2 idx=$3 k tag port ifa ifb pa pb conf t0 t1 rc apply fixed per_peer listed tget rss0 rss1 hwm
 	local tk0 tk1 idle gbps out
 	k=$(impl_slot "$impl")
 	tag=$(impl_tag "$impl")
@@ -59,13 +59,13 @@ run_case() {
 	ifa=fp${tag}${idx}a$$
 	ifb=fp${tag}${idx}b$$
 	if ! start_daemon "$impl" "$NS_A" "$ifa" "$BENCH_TMP/$impl-$n-a.log"; then
-		row "$(impl_label "$impl")" "$n" "daemon did not start" - - - - - - -
+		row "$(impl_label "$impl")" "$n" "daemon did not start" - - - - - - - -
 		return 0
 	fi
 	pa=$DAEMON_PID
 	if ! start_daemon "$impl" "$NS_B" "$ifb" "$BENCH_TMP/$impl-$n-b.log"; then
 		stop_daemon "$pa" "$ifa"
-		row "$(impl_label "$impl")" "$n" "daemon did not start" - - - - - - -
+		row "$(impl_label "$impl")" "$n" "daemon did not start" - - - - - - - -
 		return 0
 	fi
 	pb=$DAEMON_PID
@@ -82,17 +82,28 @@ run_case() {
 		printf '[Peer]\nPublicKey = %s\nAllowedIPs = 10.241.%s.2/32\nEndpoint = %s:%s\n' "$PUB_B" "$k" "$UNDER_B" "$port"
 	} >"$conf"
 
+	# The fixed cost of one `wg setconf` (tool start-up, namespace, UAPI round trip): the same
+	# command with the real peer alone, just before; the fastest of three.
+	write_wg_conf "$BENCH_TMP/a-1.conf" "$KEY_A" "$port" "$PUB_B" "10.241.$k.2/32" "$UNDER_B:$port"
 	sleep 0.5
+	fixed=""
+	for _ in 1 2 3; do
+		t0=$(now)
+		timeout 60 ip netns exec "$NS_A" wg setconf "$ifa" "$BENCH_TMP/a-1.conf" 2>/dev/null || true
+		t1=$(fcalc "$(now) - $t0" %.3f)
+		[[ -z $fixed ]] || (($(fcalc "$t1 < $fixed" %d))) && fixed=$t1
+	done
 	rss0=$(proc_status_kib "$pa" VmRSS)
-	log "$impl: applying $n + 1 peers (timeout ${APPLY_TIMEOUT}s)"
+	log "$impl: applying $n + 1 peers (timeout ${APPLY_TIMEOUT}s; 1 peer took $fixed s)"
 	t0=$(now)
 	rc=0
 	timeout "$APPLY_TIMEOUT" ip netns exec "$NS_A" wg setconf "$ifa" "$conf" 2>"$BENCH_TMP/setconf.err" || rc=$?
 	t1=$(now)
-	apply=$(fcalc "$t1 - $t0" %.2f)
+	apply=$(fcalc "$t1 - $t0" %.3f)
+	per_peer=$(fcalc "($t1 - $t0 - $fixed) / $n * 1000000" %.2f)
 	if ((rc == 124)); then
 		log "$impl: wg setconf with $n peers timed out after ${APPLY_TIMEOUT}s"
-		row "$(impl_label "$impl")" "$n" "timeout (> ${APPLY_TIMEOUT} s)" - - "$(fcalc "$rss0 / 1024" %.1f)" \
+		row "$(impl_label "$impl")" "$n" "timeout (> ${APPLY_TIMEOUT} s)" - - - "$(fcalc "$rss0 / 1024" %.1f)" \
 			"$(fcalc "$(proc_status_kib "$pa" VmRSS) / 1024" %.1f)" - - -
 		stop_daemon "$pa" "$ifa"
 		stop_daemon "$pb" "$ifb"
@@ -124,7 +135,7 @@ run_case() {
 	fi
 	log "$(printf '%-14s %6d peers: apply %s s, %s listed (get %s s), RSS %s -> %s KiB (HWM %s), idle CPU %s%%, iperf3 %s Gbit/s' \
 		"$impl" "$n" "$apply" "$listed" "$tget" "$rss0" "$rss1" "$hwm" "$idle" "$gbps")"
-	row "$(impl_label "$impl")" "$n" "$apply" "$listed" "$tget" "$(fcalc "$rss0 / 1024" %.1f)" \
+	row "$(impl_label "$impl")" "$n" "$apply" "$per_peer" "$listed" "$tget" "$(fcalc "$rss0 / 1024" %.1f)" \
 		"$(fcalc "$rss1 / 1024" %.1f) (peak $(fcalc "$hwm / 1024" %.1f))" \
 		"$(fcalc "($rss1 - $rss0) * 1024 / $n" %.0f)" "$idle" "$gbps"
 	stop_daemon "$pa" "$ifa"
@@ -163,7 +174,7 @@ for impl in "${IMPLS[@]}"; do
 		idx=$((idx + 1))
 		if [[ $impl == wireguard-go ]] && ((n + 1 > WGGO_MAX_PEERS)); then
 			log "wireguard-go: skipping $n peers (it accepts at most $WGGO_MAX_PEERS)"
-			row "$(impl_label "$impl")" "$n" "skipped (max 65,536 peers)" - - - - - - -
+			row "$(impl_label "$impl")" "$n" "skipped (max 65,536 peers)" - - - - - - - -
 			continue
 		fi
 		run_case "$impl" "$n" "$idx"
@@ -173,7 +184,7 @@ LOAD_END=$(uptime)
 
 TABLE=$BENCH_TMP/table.tsv
 {
-	printf 'implementation\tpeers\tapply s\tpeers listed\t`wg show` s\tRSS before MiB\tRSS after MiB\tbytes/peer\tidle CPU %%\tiperf3 1-stream Gbit/s\n'
+	printf 'implementation\tpeers\tapply s\tµs/peer\tpeers listed\t`wg show` s\tRSS before MiB\tRSS after MiB\tbytes/peer\tidle CPU %%\tiperf3 1-stream Gbit/s\n'
 	cat "$ROWS"
 } >"$TABLE"
 
@@ -195,6 +206,8 @@ REPORT=$BENCH_TMP/report.md
 	echo
 	md_table <"$TABLE"
 	echo
+	echo "µs/peer = (apply - the fastest of three runs of the same \`wg setconf\` with the real peer alone, just before) / N: the" \
+		"cost of each peer with the fixed cost of a \`wg\` run taken out, which is how linear scaling shows."
 	echo "\"peers listed\" counts \`wg show IFACE peers\` (N + 1 expected); \"RSS after\" is daemon A after the" \
 		"apply and a handshake with the real peer; bytes/peer = (RSS after - RSS before) / N."
 	[[ -n ${NOTE[ferrowg]:-} ]] && echo "No ferrowg rows: ferrowg ${NOTE[ferrowg]}."
