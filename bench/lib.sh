@@ -284,13 +284,20 @@ restart_iperf_server() {
 	start_iperf_server
 }
 
+# TCP congestion control of every iperf3 TCP run (BENCH_TCP_CC; "default" = the system's): the
+# same for every implementation whatever the machine's default is. This VM's default has been
+# bbr, whose pacing timers cost a tunnel here 2-3x its cubic throughput, so that results taken
+# under different defaults were not comparable.
+TCP_CC=${BENCH_TCP_CC:-cubic}
+
 # iperf_client OUT SECONDS ARGS...: bounded iperf3 client run in NS_A, JSON to OUT. On failure
 # restarts the server (a killed client can leave it busy) and returns 1.
 iperf_client() {
 	local out=$1 secs=$2 extra=()
 	shift 2
+	[[ " $* " != *" -u "* && $TCP_CC != default ]] && extra+=(-C "$TCP_CC")
 	# iperf3 accepts a receive timeout only when the client receives (-R).
-	[[ " $* " == *" -R "* ]] && extra=(--rcv-timeout 10000)
+	[[ " $* " == *" -R "* ]] && extra+=(--rcv-timeout 10000)
 	if timeout $((secs + 30)) ip netns exec "$NS_A" iperf3 -p 5201 -J --connect-timeout 5000 \
 		"${extra[@]}" -t "$secs" "$@" >"$out" 2>"$out.err" &&
 		jq -e '.error == null' "$out" >/dev/null 2>&1; then
@@ -392,6 +399,8 @@ machine_info() {
 	printf -- '- CPU: %s, %s logical cores (`nproc`)\n' "$cpu" "$(nproc)"
 	printf -- '- Memory: %s\n' "$mem"
 	printf -- '- Kernel: `%s` — /proc/version: `%s`\n' "$(uname -srm)" "$(cat /proc/version)"
+	printf -- '- TCP congestion control of the iperf3 runs: %s (system default: %s; `BENCH_TCP_CC`)\n' \
+		"$TCP_CC" "$(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo unknown)"
 }
 
 # write_section FILE NAME CONTENT_FILE: replaces the block between NAME's markers in FILE (or
