@@ -58,7 +58,7 @@ declare -A RES         # "$t|$test" -> space-separated Gbit/s, one per run
 declare -A CPU_TICKS CPU_WALL BG_TICKS BG_WALL BYTES TCP_RB_A TCP_RB_B TCP_WGD_A TCP_WGD_B
 declare -A UDP_PPS UDP_RATE UDP_NOTE UDP_RB UDP_WGD UDP_STEPS
 declare -A PING_MIN PING_AVG PING_MAX PING_MDEV PING_LOSS PING_SENT
-declare -A RSS_IDLE RSS_PEAK RSS_IDLE_AB RSS_PEAK_AB
+declare -A RSS_IDLE RSS_PEAK RSS_IDLE_AB RSS_PEAK_AB PRIV_IDLE_AB
 TARGETS=() # what is measured: "veth" and the implementations that came up
 UP=()      # implementations whose daemons are running
 FAILED_RUNS=0
@@ -304,6 +304,13 @@ udp_knee() {
 	log "$(impl_label "$t"): UDP knee ${BEST_PPS:-none} pps at $BEST_RATE Mbit/s offered ${UDP_NOTE[$t]}"
 }
 
+# private_kib PID: memory only this process holds (Private_Clean + Private_Dirty of
+# /proc/PID/smaps_rollup): its heap, stacks and written data, without the pages of the binary
+# and libraries it shares with the page cache, which VmRSS also counts.
+private_kib() {
+	awk '/^Private_(Clean|Dirty):/ { s += $2 } END { print s + 0 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo "?"
+}
+
 record_rss() { # record_rss T idle|peak
 	local t=$1 kind=$2 field a b
 	[[ $kind == idle ]] && field=VmRSS || field=VmHWM
@@ -311,6 +318,7 @@ record_rss() { # record_rss T idle|peak
 	b=$(proc_status_kib "${PID_B[$t]}" "$field")
 	if [[ $kind == idle ]]; then
 		RSS_IDLE[$t]=$((a > b ? a : b)) RSS_IDLE_AB[$t]="$a/$b"
+		PRIV_IDLE_AB[$t]="$(private_kib "${PID_A[$t]}")/$(private_kib "${PID_B[$t]}")"
 	else
 		RSS_PEAK[$t]=$((a > b ? a : b)) RSS_PEAK_AB[$t]="$a/$b"
 	fi
@@ -389,7 +397,9 @@ compute_vals() {
 
 tcp_cell() {
 	local t=$1 test=$2 lo hi
-	if [[ -z ${VAL[$t|$test]} ]]; then
+	if [[ $PING_ONLY == 1 ]]; then
+		echo "-"
+	elif [[ -z ${VAL[$t|$test]} ]]; then
 		echo "fail"
 	elif ((REPS > 1)); then
 		lo=$(stat_of min <<<"${RES[$t|$test]}")
@@ -521,7 +531,7 @@ REPORT=$BENCH_TMP/report.md
 				printf '%s\tn/a\tn/a' "$(impl_label "$t")"
 			else
 				printf '%s\t%s\t%s' "$(impl_label "$t")" \
-					"$(fcalc "${CPU_TICKS[$t]} / $CLK_TCK / (${BYTES[$t]} / 1e9 + 1e-9)" %.2f)" \
+					"$(fcalc "${CPU_TICKS[$t]:-0} / $CLK_TCK / (${BYTES[$t]:-0} / 1e9 + 1e-9)" %.2f)" \
 					"$(fcalc "${BG_TICKS[$t]:-0} / $CLK_TCK / (${BG_WALL[$t]:-0} + 1e-9) * 100" %.1f)"
 			fi
 			if [[ $t == veth ]]; then
@@ -552,11 +562,11 @@ REPORT=$BENCH_TMP/report.md
 		"the requested size, net.core.rmem_max = $(sysctl -n net.core.rmem_max) caps SO_RCVBUF but not SO_RCVBUFFORCE):"
 	echo
 	{
-		printf 'implementation\tping min/avg/max/mdev ms\tping loss %%\tRSS idle A/B KiB\tRSS peak (VmHWM) A/B KiB\tWG UDP socket rcvbuf/sndbuf bytes, A / B\n'
+		printf 'implementation\tping min/avg/max/mdev ms\tping loss %%\tRSS idle A/B KiB\tprivate idle A/B KiB\tRSS peak (VmHWM) A/B KiB\tWG UDP socket rcvbuf/sndbuf bytes, A / B\n'
 		for t in "${TARGETS[@]}"; do
-			printf '%s\t%s/%s/%s/%s\t%s\t%s\t%s\t%s\n' "$(impl_label "$t")" "${PING_MIN[$t]:-}" "${PING_AVG[$t]:-}" \
-				"${PING_MAX[$t]:-}" "${PING_MDEV[$t]:-}" "${PING_LOSS[$t]:-}" "${RSS_IDLE_AB[$t]:-n/a}" "${RSS_PEAK_AB[$t]:-n/a}" \
-				"${SOCKBUF[$t]:-n/a}"
+			printf '%s\t%s/%s/%s/%s\t%s\t%s\t%s\t%s\t%s\n' "$(impl_label "$t")" "${PING_MIN[$t]:-}" "${PING_AVG[$t]:-}" \
+				"${PING_MAX[$t]:-}" "${PING_MDEV[$t]:-}" "${PING_LOSS[$t]:-}" "${RSS_IDLE_AB[$t]:-n/a}" \
+				"${PRIV_IDLE_AB[$t]:-n/a}" "${RSS_PEAK_AB[$t]:-n/a}" "${SOCKBUF[$t]:-n/a}"
 		done
 	} | md_table
 	if ((${#STALE_SOCKETS[@]})); then

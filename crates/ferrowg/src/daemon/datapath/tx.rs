@@ -183,8 +183,9 @@ pub struct Sender {
     tx: Mutex<Tx>,
 }
 
-/// Most TUN reads [`Sender::reply`] takes: it is for the odd reply, not for bulk.
-const REPLY_READS: usize = 4;
+/// Most TUN reads [`Sender::reply`] takes: one, the answer to what was just written (in a bulk
+/// transfer, the sending thread keeps the rest; one read may be a 64 KiB super-packet).
+const REPLY_READS: usize = 1;
 
 impl Sender {
     /// The sending half of `tun`, with its buffers (and sealing thread, if any).
