@@ -69,6 +69,8 @@ pub struct DatapathStats {
     pub gso_reads: AtomicU64,
     /// Not drops: coalesced super-packets written to the TUN device.
     pub gro_writes: AtomicU64,
+    /// Not drops: TUN reads the receive thread sent itself ([`Sender::reply`]).
+    pub replies: AtomicU64,
 }
 
 impl DatapathStats {
@@ -81,13 +83,14 @@ impl DatapathStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
             "tun read errors {}, tun write errors {}, udp send errors {}, udp truncated {} \
-             (super-packets split {}, coalesced {})",
+             (super-packets split {}, coalesced {}, replies from the receive thread {})",
             get(&self.tun_read_errors),
             get(&self.tun_write_errors),
             get(&self.udp_send_errors),
             get(&self.udp_truncated),
             get(&self.gso_reads),
             get(&self.gro_writes),
+            get(&self.replies),
         )
     }
 }

@@ -247,7 +247,9 @@ impl Sender {
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => return,
         };
-        let _ = tx.pump(shared, &self.tun, REPLY_READS);
+        if let Ok(n) = tx.pump(shared, &self.tun, REPLY_READS) {
+            DatapathStats::count(&shared.stats.replies, n as u64);
+        }
     }
 }
 
