@@ -293,8 +293,9 @@ impl TunQueue {
     /// forever) for the first, then takes whatever else is already queued. Packet `i` lands in
     /// `bufs[i]` with its length in `sizes[i]`. Returns the number of packets, 0 on timeout.
     ///
-    /// Size each buffer for the MTU (plus [`VIRTIO_NET_HDR_LEN`] with a virtio-net header, or
-    /// 64 KiB when TSO/USO are on); a packet that does not fit is dropped and counted in
+    /// Size each buffer at least one byte longer than the largest packet: the MTU (plus
+    /// [`VIRTIO_NET_HDR_LEN`] with a virtio-net header, or 64 KiB when TSO/USO are on). A packet
+    /// that fills its buffer may have been cut; it is dropped and counted in
     /// [`truncated`](Self::truncated).
     ///
     /// [`VIRTIO_NET_HDR_LEN`]: crate::VIRTIO_NET_HDR_LEN
@@ -304,14 +305,33 @@ impl TunQueue {
         sizes: &mut [usize],
         timeout: Option<Duration>,
     ) -> Result<usize> {
+        self.read_batch_at(bufs, 0, sizes, timeout)
+    }
+
+    /// [`read_batch`](Self::read_batch) with each packet landing at offset `at` of its buffer
+    /// (room for headers in front of it); `sizes` count from `at`. Every buffer must be longer
+    /// than `at` (`InvalidArgument` otherwise, before anything is read: the kernel would consume
+    /// a packet into an empty buffer without saying how long it was).
+    pub fn read_batch_at<B: AsMut<[u8]>>(
+        &self,
+        bufs: &mut [B],
+        at: usize,
+        sizes: &mut [usize],
+        timeout: Option<Duration>,
+    ) -> Result<usize> {
         let max = bufs.len().min(sizes.len());
         if max == 0 {
             return Ok(0);
         }
+        if bufs[..max].iter_mut().any(|b| b.as_mut().len() <= at) {
+            return Err(Error::InvalidArgument {
+                reason: "a read buffer has no room past its offset",
+            });
+        }
         let deadline = Deadline::after(timeout);
         // The first packet: wait for it, within the deadline.
         loop {
-            match self.read_one(bufs[0].as_mut()) {
+            match self.read_one(bufs[0].as_mut().get_mut(at..).unwrap_or_default()) {
                 Ok(Some(n)) => {
                     sizes[0] = n;
                     break;
@@ -333,7 +353,7 @@ impl TunQueue {
         // report (a gone interface keeps failing), so the packets already read are not lost.
         let mut count = 1;
         while count < max {
-            match self.read_one(bufs[count].as_mut()) {
+            match self.read_one(bufs[count].as_mut().get_mut(at..).unwrap_or_default()) {
                 Ok(Some(n)) => {
                     sizes[count] = n;
                     count += 1;
@@ -348,8 +368,10 @@ impl TunQueue {
     /// One nonblocking `read(2)`; `Ok(None)` if the packet was larger than `buf` (and dropped).
     fn read_one(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let n = fd::read(self.fd.as_fd(), buf)?;
-        // The TUN driver copies what fits and returns the full packet length.
-        if n > buf.len() {
+        // A packet that does not fit is cut to the buffer: depending on the kernel, read(2)
+        // then returns the full length (older) or what it copied (6.18 here), so a read that
+        // fills the whole buffer is taken as cut. Hence the one byte of slack asked of callers.
+        if n >= buf.len() {
             self.truncated.fetch_add(1, Ordering::Relaxed);
             return Ok(None);
         }

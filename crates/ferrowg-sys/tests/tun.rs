@@ -345,3 +345,62 @@ fn plain_device_refuses_offloads() {
         assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
     });
 }
+
+#[test]
+fn read_batch_at_leaves_room_in_front_of_each_packet() {
+    let Some(ns) = Netns::new("tun-at") else {
+        return;
+    };
+    ns.run(|| {
+        let tun = configured_tun(&ns, &TunConfig::new(common::tun_name("a")), 6);
+        let queue = &tun.queues()[0];
+        let sock = UdpSocket::bind(0).unwrap();
+        let peer: SocketAddr = "10.77.6.2:9999".parse().unwrap();
+        let is_ours = |p: &[u8]| common::parse_udp(p).is_some_and(|u| u.dst.port() == 9999);
+        const AT: usize = 16;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut bufs = vec![vec![0xaau8; AT + 2048]; 4];
+        let mut sizes = [0usize; 4];
+        sock.send_to(b"after the room", peer).unwrap();
+        let found = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "the datagram never came out of the TUN device"
+            );
+            let n = queue
+                .read_batch_at(&mut bufs, AT, &mut sizes, Some(left))
+                .unwrap();
+            if let Some(i) = (0..n).find(|&i| is_ours(&bufs[i][AT..AT + sizes[i]])) {
+                break i;
+            }
+        };
+        // The packet starts at AT, its size counts from there, and the room is untouched.
+        let udp = common::parse_udp(&bufs[found][AT..AT + sizes[found]]).unwrap();
+        assert_eq!(udp.payload, b"after the room");
+        assert!(bufs[found][..AT].iter().all(|&b| b == 0xaa));
+
+        // A buffer with no room past AT is refused before anything is read.
+        let mut tiny = [vec![0u8; AT]];
+        let err = queue
+            .read_batch_at(&mut tiny, AT, &mut [0], Some(Duration::ZERO))
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument { .. }), "{err}");
+        // A packet longer than the room past AT is dropped and counted as truncated.
+        let before = queue.truncated();
+        sock.send_to(&[7u8; 600], peer).unwrap();
+        let mut small = [vec![0u8; AT + 100]];
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while queue.truncated() == before {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "the packet was never counted as truncated");
+            let mut size = [0];
+            let n = queue
+                .read_batch_at(&mut small, AT, &mut size, Some(Duration::from_millis(50)))
+                .unwrap();
+            // Whatever else the fresh interface sends fits; the 600-byte packet must not come
+            // out cut to the room.
+            assert!(n == 0 || size[0] < 100, "a cut packet came out: {size:?}");
+        }
+    });
+}

@@ -12,6 +12,9 @@
 //! the same endpoint with the same size (the last may be shorter) then leave as one UDP GSO
 //! send (`UDP_SEGMENT`), all of them in one `sendmmsg`. If the kernel refuses GSO (`EIO` on a
 //! path without checksum offload, for one), the stage falls back to one datagram each for good.
+//!
+//! All of this is a [`Sender`]: its own thread runs it, and the receive thread borrows it for
+//! the one read that answers what it just wrote to the TUN device ([`Sender::reply`]).
 
 use std::net::SocketAddr;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -263,13 +266,8 @@ impl Tx {
         } else {
             TRANSPORT_HEADER_SIZE
         };
-        let n = {
-            let mut views: Vec<&mut [u8]> = self.reads[..max.min(BATCH)]
-                .iter_mut()
-                .map(|b| &mut b[read_at..])
-                .collect();
-            tun.read_batch(&mut views, &mut self.sizes, Some(Duration::ZERO))?
-        };
+        let reads = &mut self.reads[..max.min(BATCH)];
+        let n = tun.read_batch_at(reads, read_at, &mut self.sizes, Some(Duration::ZERO))?;
         let t = tun.truncated();
         if t != self.truncated {
             DatapathStats::count(&shared.stats.tun_read_errors, t - self.truncated);
