@@ -36,8 +36,8 @@ use crate::key::PublicKey;
 pub const BATCH: usize = 64;
 /// Room for the largest IP packet a TUN device delivers plus WireGuard framing and padding.
 const BUF_SIZE: usize = TRANSPORT_HEADER_SIZE + 65535 + 64;
-/// How often blocked threads look at the shutdown flag.
-const POLL: Duration = Duration::from_millis(250);
+/// How often blocked threads (data path and UAPI accept) look at the shutdown flag.
+pub(super) const POLL: Duration = Duration::from_millis(250);
 
 /// What the threads share.
 pub struct Shared {

@@ -178,8 +178,10 @@ pub fn run(iface: &str) -> Result<(), DaemonError> {
             .map_err(|e| os("cannot install signal handlers", e))?;
     }
     log::info!(
-        "{iface}: ferrowg {} started (crypto backend: ring, TUN offloads: {offload:?})",
-        env!("CARGO_PKG_VERSION")
+        "{iface}: ferrowg {} started (crypto: {} ChaCha20-Poly1305, aws-lc X25519; TUN \
+         offloads: {offload:?})",
+        env!("CARGO_PKG_VERSION"),
+        shared.lock().device.crypto_name(),
     );
 
     let queues = tun.into_queues();

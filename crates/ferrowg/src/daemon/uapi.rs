@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::datapath::Shared;
+use super::datapath::{Shared, POLL};
 use super::state::open_token_key;
 use crate::uapi::server::{errno_reply, read_request, write_get_response_ext, Request};
 use crate::uapi::Limits;
@@ -42,9 +42,6 @@ pub fn listen(iface: &str) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
-/// How often the accepting thread, while no client connects, looks at the shutdown flag.
-const ACCEPT_POLL: Duration = Duration::from_millis(250);
-
 /// Serves connections until shutdown.
 pub fn serve(shared: Arc<Shared>, listener: UnixListener) {
     while !shared.shutdown.load(Ordering::Relaxed) {
@@ -61,9 +58,9 @@ pub fn serve(shared: Arc<Shared>, listener: UnixListener) {
             }
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 // Sleeps until a client connects, waking now and then for the shutdown flag.
-                if let Err(e) = ferrowg_sys::wait_readable(&listener, Some(ACCEPT_POLL)) {
+                if let Err(e) = ferrowg_sys::wait_readable(&listener, Some(POLL)) {
                     log::warn!("UAPI: waiting for connections: {e}");
-                    std::thread::sleep(ACCEPT_POLL);
+                    std::thread::sleep(POLL);
                 }
             }
             Err(e) => {
