@@ -243,6 +243,33 @@ pub trait AeadKey: Send + Sync {
     fn seal(&self, counter: u64, buf: &mut [u8]) -> [u8; 16];
     /// Decrypts `buf` in place if `tag` verifies.
     fn open(&self, counter: u64, buf: &mut [u8], tag: &[u8; 16]) -> Result<(), AuthError>;
+    /// Seals every message of a batch and writes its tag. The default seals them one by one;
+    /// a backend that interleaves several messages overrides it.
+    fn seal_batch(&self, batch: &mut [AeadMessage<'_>]) {
+        for m in batch {
+            *m.tag = self.seal(m.counter, m.body);
+        }
+    }
+    /// Opens every message of a batch: sets `ok` and decrypts those whose tag verifies. The
+    /// default opens them one by one.
+    fn open_batch(&self, batch: &mut [AeadMessage<'_>]) {
+        for m in batch {
+            m.ok = self.open(m.counter, m.body, m.tag).is_ok();
+        }
+    }
+}
+
+/// One message of an [`AeadKey::seal_batch`] or [`AeadKey::open_batch`] call, in place.
+#[derive(Debug)]
+pub struct AeadMessage<'a> {
+    /// The nonce counter.
+    pub counter: u64,
+    /// Plaintext to seal, or ciphertext to open.
+    pub body: &'a mut [u8],
+    /// The tag: written by a seal, read by an open.
+    pub tag: &'a mut [u8; 16],
+    /// Set by an open: whether the tag verified (the body is plaintext only then).
+    pub ok: bool,
 }
 
 /// The pluggable crypto backend for the data path.

@@ -30,6 +30,7 @@ pub mod tai64n;
 pub mod time;
 pub mod timers;
 
+pub use device::{open_batch, seal_batch};
 pub use device::{
     Begin, Device, Event, Incoming, OpenJob, Outgoing, PeerConfig, PeerId, PeerInfo, Prepared,
     SealJob, Transmit,

@@ -7,6 +7,8 @@
 //! - [`UdpSocket`] (`udp.rs`, `batch.rs`): a dual-stack UDP socket with forced large buffers,
 //!   fwmark, receive-drop counting, `recvmmsg`/`sendmmsg` batches, UDP GRO and GSO.
 //! - [`PageBuf`] (`mem.rs`): packet buffers in anonymous mappings, resident only once written.
+//! - [`aead16`]: ChaCha20-Poly1305 for up to 16 messages at once with AVX-512/IFMA (it needs
+//!   `unsafe` for the CPU-feature dispatch and vector loads, so it lives here).
 //! - [`netdev`]: interface index/MTU/up by name; [`netns`]: move a thread into a network
 //!   namespace; [`process`]: root and capability checks.
 //!
@@ -22,6 +24,7 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("ferrowg-sys supports Linux only");
 
+pub mod aead16;
 mod batch;
 mod error;
 mod fd;

@@ -19,6 +19,7 @@
 
 use alloc::boxed::Box;
 use alloc::collections::{BinaryHeap, VecDeque};
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::cmp::Reverse;
@@ -29,7 +30,7 @@ use rand_core::CryptoRngCore;
 
 use crate::allowedips::{canonical_prefix, AllowedIps};
 use crate::cookie::{CookieChecker, MacState};
-use crate::crypto::{Crypto, StaticKey};
+use crate::crypto::{AeadMessage, Crypto, StaticKey};
 use crate::error::{ConfigError, DropCounters, DropReason};
 use crate::index::{IndexEntry, IndexTable, PeerByKey};
 use crate::keypair::{Keypair, SharedKey, Slot};
@@ -231,6 +232,19 @@ impl SealJob {
         TRANSPORT_OVERHEAD + self.padded
     }
 
+    /// The message [`SealJob::seal`] would seal in `buf`, for a batch ([`seal_batch`]); `None`
+    /// if `buf` is shorter than [`SealJob::len`].
+    fn message<'b>(&self, buf: &'b mut [u8]) -> Option<AeadMessage<'b>> {
+        let dgram = buf.get_mut(TRANSPORT_HEADER_SIZE..self.len())?;
+        let (body, tag) = dgram.split_at_mut(self.padded);
+        Some(AeadMessage {
+            counter: self.counter,
+            body,
+            tag: tag.try_into().ok()?,
+            ok: false,
+        })
+    }
+
     /// Never true: a datagram has at least a header and a tag.
     pub fn is_empty(&self) -> bool {
         false
@@ -281,6 +295,73 @@ impl OpenJob {
     /// The peer the datagram claims to come from (authenticated only once opened).
     pub fn peer(&self) -> PeerId {
         self.peer
+    }
+
+    /// The message [`OpenJob::open`] would open in `buf`, for a batch ([`open_batch`]).
+    fn message<'b>(&self, buf: &'b mut [u8]) -> Option<AeadMessage<'b>> {
+        let body_len = buf.len().checked_sub(TRANSPORT_OVERHEAD)?;
+        let (body, tag) = buf.get_mut(TRANSPORT_HEADER_SIZE..)?.split_at_mut(body_len);
+        Some(AeadMessage {
+            counter: self.counter,
+            body,
+            tag: tag.try_into().ok()?,
+            ok: false,
+        })
+    }
+}
+
+/// Seals many datagrams, as [`SealJob::seal`] on each would, but hands each run of jobs under
+/// the same session key to the backend at once ([`AeadKey::seal_batch`]), so a backend that
+/// interleaves messages can. Each item is a job and the buffer it was prepared in; a buffer
+/// shorter than the job's [`SealJob::len`] is skipped (left alone), as by [`SealJob::seal`].
+pub fn seal_batch<'a, 'b>(jobs: impl IntoIterator<Item = (&'a SealJob, &'b mut [u8])>) {
+    let mut run: Vec<AeadMessage<'b>> = Vec::new();
+    let mut key: Option<&'a SharedKey> = None;
+    for (job, buf) in jobs {
+        let Some(m) = job.message(buf) else {
+            continue;
+        };
+        if let Some(k) = key.filter(|k| !Arc::ptr_eq(k, &job.key)) {
+            k.seal_batch(&mut run);
+            run.clear();
+        }
+        key = Some(&job.key);
+        run.push(m);
+    }
+    if let Some(k) = key {
+        k.seal_batch(&mut run);
+    }
+}
+
+/// Opens many datagrams, as [`OpenJob::open`] on each would, handing each run of jobs under
+/// the same session key to the backend at once ([`AeadKey::open_batch`]). Each item is a job,
+/// the datagram it came with, and where to write whether it authenticated.
+pub fn open_batch<'a, 'b>(
+    jobs: impl IntoIterator<Item = (&'a OpenJob, &'b mut [u8], &'b mut bool)>,
+) {
+    let mut run: Vec<AeadMessage<'b>> = Vec::new();
+    let mut oks: Vec<&'b mut bool> = Vec::new();
+    let mut key: Option<&'a SharedKey> = None;
+    let flush = |k: &SharedKey, run: &mut Vec<AeadMessage<'b>>, oks: &mut Vec<&'b mut bool>| {
+        k.open_batch(run);
+        for (m, ok) in run.drain(..).zip(oks.drain(..)) {
+            *ok = m.ok;
+        }
+    };
+    for (job, buf, ok) in jobs {
+        *ok = false;
+        let Some(m) = job.message(buf) else {
+            continue;
+        };
+        if let Some(k) = key.filter(|k| !Arc::ptr_eq(k, &job.key)) {
+            flush(k, &mut run, &mut oks);
+        }
+        key = Some(&job.key);
+        run.push(m);
+        oks.push(ok);
+    }
+    if let Some(k) = key {
+        flush(k, &mut run, &mut oks);
     }
 }
 

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use ferrowg_proto::device::Event;
 use ferrowg_proto::{Instant, TRANSPORT_HEADER_SIZE};
-use ferrowg_sys::{Offload, Tun, TunConfig, UdpSocket};
+use ferrowg_sys::{Offload, PageBuf, Tun, TunConfig, UdpSocket};
 
 use super::state::{self, State};
 use crate::key::PublicKey;
@@ -83,7 +83,8 @@ impl DatapathStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
             "tun read errors {}, tun write errors {}, udp send errors {}, udp truncated {} \
-             (super-packets split {}, coalesced {}, replies from the receive thread {})",
+             (super-packets split {}, coalesced {}, replies from the receive thread {}, \
+             datagrams sealed in vector lanes {}, opened in vector lanes {})",
             get(&self.tun_read_errors),
             get(&self.tun_write_errors),
             get(&self.udp_send_errors),
@@ -91,6 +92,8 @@ impl DatapathStats {
             get(&self.gso_reads),
             get(&self.gro_writes),
             get(&self.replies),
+            get(&super::crypto::VECTOR_SEALED),
+            get(&super::crypto::VECTOR_OPENED),
         )
     }
 }
@@ -232,6 +235,48 @@ fn send_outbox(sock: &UdpSocket, out: &mut Outbox) {
             log::debug!("send to {dst}: {e}");
         }
     }
+}
+
+/// Disjoint mutable views of `bufs[b][start..end]` for each span `(b, start, end)`, so a batch of
+/// datagrams can be sealed or opened in one call. Spans come sorted by buffer, then offset, and
+/// do not overlap (as the data path lays them out); a span that breaks this, or lies outside its
+/// buffer, gets `None`.
+fn split_spans<'a>(
+    bufs: &'a mut [PageBuf],
+    spans: impl IntoIterator<Item = (usize, usize, usize)>,
+) -> Vec<Option<&'a mut [u8]>> {
+    let spans = spans.into_iter();
+    let mut out = Vec::with_capacity(spans.size_hint().0);
+    let mut next = bufs.iter_mut().enumerate();
+    // The buffer being split: (index, what is left of it, offset where that starts).
+    let mut cur: Option<(usize, &'a mut [u8], usize)> = None;
+    for (b, start, end) in spans {
+        while cur.as_ref().is_none_or(|c| c.0 < b) {
+            match next.next() {
+                Some((i, buf)) => cur = Some((i, &mut buf[..], 0)),
+                None => {
+                    cur = None;
+                    break;
+                }
+            }
+        }
+        let view = match cur.take() {
+            Some((i, rest, at))
+                if i == b && at <= start && start <= end && end - at <= rest.len() =>
+            {
+                let (_, tail) = rest.split_at_mut(start - at);
+                let (view, tail) = tail.split_at_mut(end - start);
+                cur = Some((i, tail, end));
+                Some(view)
+            }
+            other => {
+                cur = other;
+                None
+            }
+        };
+        out.push(view);
+    }
+    out
 }
 
 /// Runs the protocol timers.

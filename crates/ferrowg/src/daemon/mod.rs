@@ -8,6 +8,7 @@
 //! Threads: one TUN→UDP and one UDP→TUN data-path thread (so both cores work), one for the
 //! protocol timers, one for the UAPI socket, and the main thread watching for the end.
 
+pub mod crypto;
 pub mod datapath;
 pub mod offload;
 pub mod state;
@@ -149,8 +150,8 @@ pub fn run(iface: &str) -> Result<(), DaemonError> {
     let device = Device::new(
         Box::new(NoKey),
         // ring's ChaCha20-Poly1305 and aws-lc's X25519: the fastest of each measured here
-        // (crates/ferrowg-proto/benches).
-        Box::new(WithAwsLcX25519(RingCrypto)),
+        // (crates/ferrowg-proto/benches); batches of datagrams in AVX-512 lanes (crypto.rs).
+        Box::new(crypto::BatchCrypto::new(WithAwsLcX25519(RingCrypto))),
         Box::new(rand_core::OsRng),
     );
     let mut st = State::new(device, socket);
@@ -211,7 +212,7 @@ pub fn run(iface: &str) -> Result<(), DaemonError> {
         }
         follow_mtu(&shared, iface, &mut mtu);
         tick += 1;
-        if tick % 5 == 0 {
+        if tick.is_multiple_of(5) {
             if !path.exists() {
                 shared.stop(format!("{} was removed", path.display()));
             }

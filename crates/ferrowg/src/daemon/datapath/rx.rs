@@ -14,11 +14,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrowg_proto::{Begin, Incoming, OpenJob, TRANSPORT_HEADER_SIZE};
+use ferrowg_proto::{open_batch, Begin, Incoming, OpenJob, TRANSPORT_HEADER_SIZE};
 use ferrowg_sys::{Offload, PageBuf, RecvMeta, TunQueue, UdpSocket};
 
 use super::{
-    drain, nudge_timer, send_outbox, DatapathStats, Outbox, Sender, Shared, BATCH, BUF_SIZE, POLL,
+    drain, nudge_timer, send_outbox, split_spans, DatapathStats, Outbox, Sender, Shared, BATCH,
+    BUF_SIZE, POLL,
 };
 use crate::daemon::offload::Coalescer;
 use crate::daemon::state;
@@ -88,9 +89,12 @@ pub fn udp_to_tun(shared: Arc<Shared>, tun: Arc<TunQueue>, sender: Arc<Sender>, 
             drain(&mut st, &mut out, &mut scratch);
             nudge_timer(&shared, &st);
         }
-        for j in jobs.iter_mut() {
-            j.opened = j.job.open(&mut bufs[j.buf][j.off..j.end]);
-        }
+        let views = split_spans(&mut bufs, jobs.iter().map(|j| (j.buf, j.off, j.end)));
+        open_batch(
+            jobs.iter_mut()
+                .zip(views)
+                .filter_map(|(Job { job, opened, .. }, v)| Some((&*job, v?, opened))),
+        );
         if !jobs.is_empty() {
             let mut st = shared.lock();
             let now = state::now();

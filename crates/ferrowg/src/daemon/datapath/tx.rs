@@ -22,13 +22,14 @@ use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 
 use ferrowg_proto::messages::{padded_len, TRANSPORT_OVERHEAD};
-use ferrowg_proto::{Prepared, SealJob, TRANSPORT_HEADER_SIZE};
+use ferrowg_proto::{seal_batch, Prepared, SealJob, TRANSPORT_HEADER_SIZE};
 use ferrowg_sys::{
     PageBuf, Transmit, TunQueue, UdpSocket, VirtioNetHdr, GSO_MAX_SEGMENTS, VIRTIO_NET_HDR_LEN,
 };
 
 use super::{
-    drain, nudge_timer, send_outbox, DatapathStats, Outbox, Shared, BATCH, BUF_SIZE, POLL,
+    drain, nudge_timer, send_outbox, split_spans, DatapathStats, Outbox, Shared, BATCH, BUF_SIZE,
+    POLL,
 };
 use crate::daemon::offload::{complete_checksum, GsoSplit};
 use crate::daemon::state;
@@ -421,11 +422,22 @@ impl Sealer {
     /// Seals the load's datagrams in place, sends them grouped for GSO, then the device's own;
     /// leaves the load empty.
     fn run(&mut self, shared: &Shared, load: &mut Load) {
-        for (start, len, dst, job) in load.jobs.drain(..) {
-            if job.seal(&mut load.arena[start..start + len]) == len {
-                self.sent.push((start, len, dst));
+        let views = split_spans(
+            core::slice::from_mut(&mut load.arena),
+            load.jobs
+                .iter()
+                .map(|&(start, len, ..)| (0, start, start + len)),
+        );
+        let mut batch = Vec::with_capacity(views.len());
+        for ((start, len, dst, job), view) in load.jobs.iter().zip(views) {
+            // Invariant: `prepare` lays the datagrams out in order, so every view exists.
+            if let Some(view) = view {
+                batch.push((job, view));
+                self.sent.push((*start, *len, *dst));
             }
         }
+        seal_batch(batch);
+        load.jobs.clear();
         if let Some(sock) = load.sock.take() {
             self.send(shared, &sock, &load.arena);
             send_outbox(&sock, &mut load.out);
