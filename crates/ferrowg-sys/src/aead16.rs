@@ -34,7 +34,7 @@ pub struct Message<'a> {
     pub ok: bool,
 }
 
-/// Whether this CPU runs the vector code (AVX-512F and AVX-512 IFMA).
+/// Whether this CPU runs the vector code (AVX-512F, BW and IFMA).
 pub fn available() -> bool {
     imp::available()
 }
@@ -70,7 +70,6 @@ mod imp {
 mod imp {
     use super::{Message, LANES};
     use core::arch::x86_64::*;
-    use zeroize::Zeroize;
 
     /// "expand 32-byte k".
     const SIGMA: [u32; 4] = [0x6170_7865, 0x3320_646e, 0x7962_2d32, 0x6b20_6574];
@@ -80,7 +79,9 @@ mod imp {
     const M42: u64 = (1 << 42) - 1;
 
     pub fn available() -> bool {
-        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512ifma")
+        std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512ifma")
     }
 
     pub fn seal(key: &[u8; 32], msgs: &mut [Message<'_>]) -> bool {
@@ -89,7 +90,7 @@ mod imp {
         }
         for group in msgs.chunks_mut(LANES) {
             // SAFETY: `available()` checked that the CPU has every feature `seal_group` is
-            // compiled for (avx512f, avx512ifma); the function is otherwise safe.
+            // compiled for (avx512f, avx512bw, avx512ifma); the function is otherwise safe.
             unsafe { seal_group(key, group) };
         }
         true
@@ -109,7 +110,7 @@ mod imp {
     /// One-time keys (the first 32 bytes of block 0 of each message's key stream).
     type PolyKeys = [[u8; 64]; LANES];
 
-    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512ifma")]
     fn seal_group(key: &[u8; 32], msgs: &mut [Message<'_>]) {
         let mut keys: PolyKeys = [[0; 64]; LANES];
         let blocks = msgs
@@ -123,12 +124,12 @@ mod imp {
             for (m, t) in g.iter_mut().zip(tags.iter()) {
                 *m.tag = *t;
             }
-            tags.zeroize();
+            wipe(&mut tags, [[0; 16]; PLANES]);
         }
-        keys.zeroize();
+        wipe(&mut keys, [[0; 64]; LANES]);
     }
 
-    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512ifma")]
     fn open_group(key: &[u8; 32], msgs: &mut [Message<'_>]) {
         let mut keys: PolyKeys = [[0; 64]; LANES];
         chacha(key, msgs, 0..1, &mut keys);
@@ -144,7 +145,7 @@ mod imp {
                 m.ok = diff == 0;
                 verified |= u16::from(m.ok) << (gi * PLANES + i);
             }
-            tags.zeroize();
+            wipe(&mut tags, [[0; 16]; PLANES]);
         }
         // Decrypt only what verified: a forged body stays ciphertext.
         let mut bodies: [&mut [u8]; LANES] = Default::default();
@@ -159,12 +160,12 @@ mod imp {
             counters[i] = m.counter;
         }
         keystream_xor(key, &counters[..n], &mut bodies, 1..blocks + 1, &mut keys);
-        keys.zeroize();
+        wipe(&mut keys, [[0; 64]; LANES]);
     }
 
     /// ChaCha20 blocks `blocks` of every message: block 0's key stream goes to `keys`, block
     /// j ≥ 1 is XORed into `body[64(j-1)..]`.
-    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512ifma")]
     fn chacha(
         key: &[u8; 32],
         msgs: &mut [Message<'_>],
@@ -181,7 +182,7 @@ mod imp {
         keystream_xor(key, &counters[..n], &mut bodies, blocks, keys);
     }
 
-    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512ifma")]
     fn keystream_xor(
         key: &[u8; 32],
         counters: &[u64],
@@ -250,12 +251,7 @@ mod imp {
                     let d = load64(block);
                     store64(block, _mm512_xor_si512(d, *v));
                 } else if !rest.is_empty() {
-                    let mut tmp = [0u8; 64];
-                    store64(&mut tmp, *v);
-                    for (b, s) in rest.iter_mut().zip(tmp.iter()) {
-                        *b ^= s;
-                    }
-                    tmp.zeroize();
+                    xor_partial(rest, *v);
                 }
             }
         }
@@ -311,7 +307,7 @@ mod imp {
     /// Poly1305 tags of up to 8 messages (their bodies as they are now: ciphertext) with the
     /// one-time keys `keys[i][..32]`, over the AEAD's input: body, zero padding to 16 bytes,
     /// then the lengths of the (empty) AAD and of the body as two little-endian u64s.
-    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512ifma")]
     fn poly1305(msgs: &[Message<'_>], keys: &[[u8; 64]]) -> [[u8; 16]; PLANES] {
         let n = msgs.len().min(PLANES);
         let mut r = [[0u64; PLANES]; 5]; // r0, r1, r2, 20·r1, 20·r2
@@ -323,7 +319,7 @@ mod imp {
             let mut rb = [0u8; 16];
             rb.copy_from_slice(&keys[i][..16]);
             let rv = u128::from_le_bytes(rb) & 0x0fff_fffc_0fff_fffc_0fff_fffc_0fff_ffff;
-            rb.zeroize();
+            wipe(&mut rb, [0; 16]);
             r[0][i] = rv as u64 & M44;
             r[1][i] = (rv >> 44) as u64 & M44;
             r[2][i] = (rv >> 88) as u64;
@@ -412,17 +408,17 @@ mod imp {
             let mut s = [0u8; 16];
             s.copy_from_slice(&keys[i][16..32]);
             tags[i] = finish(hs[0][i], hs[1][i], hs[2][i], u128::from_le_bytes(s));
-            s.zeroize();
+            wipe(&mut s, [0; 16]);
         }
-        tails.zeroize();
-        hs.zeroize();
-        r.zeroize();
+        wipe(&mut tails, [[0; 32]; PLANES]);
+        wipe(&mut hs, [[0; PLANES]; 3]);
+        wipe(&mut r, [[0; PLANES]; 5]);
         tags
     }
 
     /// h = (h + m) · r for the lanes in `mask`, where m is the 16-byte block (`lo`, `hi` its
     /// little-endian halves) with the 2^128 padding bit.
-    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512ifma")]
     fn absorb(h: &mut [__m512i; 3], lo: __m512i, hi: __m512i, r: &[__m512i; 5], mask: __mmask8) {
         let m44 = _mm512_set1_epi64(M44 as i64);
         let m0 = _mm512_and_si512(lo, m44);
@@ -467,7 +463,7 @@ mod imp {
 
     /// (h0, h1, h2) · r mod 2^130 − 5, radix 2^44, limbs below 2^52 in, partly carried out
     /// (h0, h1 < 2^44 + 2^13, h2 < 2^42).
-    #[target_feature(enable = "avx512f,avx512ifma")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512ifma")]
     fn mul_r(
         h0: __m512i,
         h1: __m512i,
@@ -569,6 +565,27 @@ mod imp {
     fn store64(b: &mut [u8; 64], v: __m512i) {
         // SAFETY: `b` is 64 writable bytes; the store has no alignment requirement.
         unsafe { _mm512_storeu_si512(b.as_mut_ptr().cast(), v) }
+    }
+
+    /// XORs the first `rest.len()` (< 64) bytes of `v` into `rest`.
+    #[target_feature(enable = "avx512f,avx512bw")]
+    fn xor_partial(rest: &mut [u8], v: __m512i) {
+        let len = rest.len().min(63);
+        let mask: __mmask64 = (1u64 << len) - 1;
+        // SAFETY: a masked load or store touches only the bytes its mask selects (the others
+        // are neither read nor written, and cannot fault): the first `len` bytes, all in `rest`.
+        unsafe {
+            let d = _mm512_maskz_loadu_epi8(mask, rest.as_ptr().cast());
+            _mm512_mask_storeu_epi8(rest.as_mut_ptr().cast(), mask, _mm512_xor_si512(d, v));
+        }
+    }
+
+    /// Overwrites a secret with `zero`. `black_box` keeps the compiler from dropping the
+    /// stores as dead (what `zeroize`'s byte-wise volatile writes do, at a fraction of the cost
+    /// for the kilobyte of one-time keys a group has).
+    fn wipe<T: Copy>(secret: &mut T, zero: T) {
+        *secret = zero;
+        core::hint::black_box(secret);
     }
 
     #[target_feature(enable = "avx512f")]
