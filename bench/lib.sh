@@ -27,7 +27,11 @@ UNDER_B=192.168.241.2
 TUNNEL_MTU=1420
 
 # Implementations in table order; the slot (index + 1) picks subnet, port and interface names.
-ALL_IMPLS=(ferrowg wireguard-go boringtun gotatun)
+# ferrowg-ring is ferrowg with FERROWG_AEAD=ring: every datagram through ring, as before the
+# AVX-512 batch AEAD (daemon/crypto.rs), so one run shows what that backend is worth. It is
+# not a reference: the ratio row ignores it. peers.sh leaves it out (PEER_IMPLS).
+ALL_IMPLS=(ferrowg ferrowg-ring wireguard-go boringtun gotatun)
+PEER_IMPLS=(ferrowg wireguard-go boringtun gotatun)
 
 # Binaries. FERROWG is resolved against the caller's working directory when given, and against
 # the repository root by default, so the script works from anywhere.
@@ -72,6 +76,7 @@ impl_slot() {
 impl_tag() {
 	case $1 in
 	ferrowg) echo fg ;;
+	ferrowg-ring) echo fgr ;;
 	wireguard-go) echo wgo ;;
 	boringtun) echo bt ;;
 	gotatun) echo gt ;;
@@ -80,7 +85,7 @@ impl_tag() {
 
 impl_bin() {
 	case $1 in
-	ferrowg) echo "$FERROWG" ;;
+	ferrowg | ferrowg-ring) echo "$FERROWG" ;;
 	wireguard-go) echo "$WIREGUARD_GO" ;;
 	boringtun) echo "$BORINGTUN" ;;
 	gotatun) echo "$GOTATUN" ;;
@@ -90,6 +95,7 @@ impl_bin() {
 impl_label() {
 	case $1 in
 	boringtun) echo boringtun-cli ;;
+	ferrowg-ring) echo "ferrowg, ring only (FERROWG_AEAD=ring)" ;;
 	veth) echo "bare veth (no tunnel)" ;;
 	*) echo "$1" ;;
 	esac
@@ -118,6 +124,9 @@ start_daemon() {
 	case $impl in
 	ferrowg)
 		ip netns exec "$ns" "$bin" daemon --foreground "$iface" >"$logf" 2>&1 &
+		;;
+	ferrowg-ring)
+		ip netns exec "$ns" env FERROWG_AEAD=ring "$bin" daemon --foreground "$iface" >"$logf" 2>&1 &
 		;;
 	wireguard-go)
 		ip netns exec "$ns" env LOG_LEVEL=error "$bin" -f "$iface" >"$logf" 2>&1 &

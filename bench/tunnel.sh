@@ -435,7 +435,7 @@ row_for() {
 ratio() {
 	local c=$1 best="" r v
 	for r in "${UP[@]}"; do
-		[[ $r == ferrowg ]] && continue
+		[[ $r == ferrowg || $r == ferrowg-ring ]] && continue
 		v=${VAL[$r|$c]:-}
 		[[ -z $v ]] && continue
 		if [[ -z $best ]]; then
