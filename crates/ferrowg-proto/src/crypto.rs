@@ -7,7 +7,11 @@
 //!   live in a PKCS#11 token or a secure element; [`SecretKey`] is the in-memory implementation.
 //! - [`Crypto`] / [`AeadKey`]: the transport-data AEAD and the X25519 DH. [`RustCrypto`] is the
 //!   portable `no_std` implementation; with the `ring` feature [`RingCrypto`] seals with ring's
-//!   assembly, measured about 4× faster on x86-64.
+//!   assembly, measured about 4× faster on x86-64. [`AeadKey::seal_batch`]/[`open_batch`]
+//!   take many messages under one key ([`AeadMessage`]); they default to one at a time, and a
+//!   backend that interleaves messages (the daemon's AVX-512 one) overrides them.
+//!
+//! [`open_batch`]: AeadKey::open_batch
 
 use alloc::boxed::Box;
 use blake2::digest::{FixedOutput, Mac as _, Update};

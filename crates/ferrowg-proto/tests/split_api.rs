@@ -2,25 +2,40 @@
 //! `OpenJob::open` + `finish_datagram`) that lets a daemon encrypt and decrypt without holding
 //! the device: byte for byte the same datagrams and outcomes as `handle_packet` /
 //! `handle_datagram`, and the checks that must happen after decryption (replay, a session
-//! replaced meanwhile, a failed open) still happen.
+//! replaced meanwhile, a failed open) still happen. The batch calls (`seal_batch`,
+//! `open_batch`) give the same bytes and hand the backend one run per session key.
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferrowg_proto::crypto::{clamp, SecretKey};
+use ferrowg_proto::crypto::{
+    clamp, AeadKey, AeadMessage, AuthError, Crypto, RustCrypto, SecretKey,
+};
 use ferrowg_proto::{
-    Begin, Device, DropReason, Incoming, Instant, Outgoing, PeerConfig, PeerId, Prepared,
-    TRANSPORT_HEADER_SIZE,
+    open_batch, seal_batch, Begin, Device, DropReason, Incoming, Instant, Outgoing, PeerConfig,
+    PeerId, Prepared, TRANSPORT_HEADER_SIZE,
 };
 
 mod common;
-use common::{device, handshake, A_EP, B_EP};
+use common::{device, device_with, handshake, A_EP, B_EP};
 
 /// A connected pair A → B with a session; returns B's id on A.
 fn pair() -> (Device, Device, PeerId, Instant) {
+    pair_with(None)
+}
+
+/// [`pair`], with both devices' transport keys from `crypto` if given.
+fn pair_with(crypto: Option<&Recording>) -> (Device, Device, PeerId, Instant) {
     let now = Instant::from_secs(1);
-    let mut a = device(Box::new(SecretKey::from_bytes(clamp([1; 32]))), 1);
-    let mut b = device(Box::new(SecretKey::from_bytes(clamp([2; 32]))), 2);
+    let key = |k| Box::new(SecretKey::from_bytes(clamp([k; 32])));
+    let (mut a, mut b) = match crypto {
+        Some(c) => (
+            device_with(key(1), Box::new(c.clone()), 1),
+            device_with(key(2), Box::new(c.clone()), 2),
+        ),
+        None => (device(key(1), 1), device(key(2), 2)),
+    };
     let cfg = PeerConfig {
         endpoint: Some(B_EP.parse().unwrap()),
         ..PeerConfig::default()
@@ -204,4 +219,123 @@ fn a_session_replaced_between_begin_and_finish_drops_the_packet() {
     let later = now + Duration::from_secs(6);
     handshake(&mut a, &mut b, pb, later);
     assert!(b.has_keys(again));
+}
+
+/// RustCrypto, with keys that record the size of every batch they are handed.
+#[derive(Clone, Default)]
+struct Recording(Arc<Mutex<Vec<usize>>>);
+
+struct RecordingKey(Box<dyn AeadKey>, Arc<Mutex<Vec<usize>>>);
+
+impl Crypto for Recording {
+    fn aead_key(&self, key: &[u8; 32]) -> Box<dyn AeadKey> {
+        Box::new(RecordingKey(RustCrypto.aead_key(key), self.0.clone()))
+    }
+    fn name(&self) -> &'static str {
+        "recording"
+    }
+}
+
+impl AeadKey for RecordingKey {
+    fn seal(&self, counter: u64, buf: &mut [u8]) -> [u8; 16] {
+        self.0.seal(counter, buf)
+    }
+    fn open(&self, counter: u64, buf: &mut [u8], tag: &[u8; 16]) -> Result<(), AuthError> {
+        self.0.open(counter, buf, tag)
+    }
+    fn seal_batch(&self, batch: &mut [AeadMessage<'_>]) {
+        self.1.lock().unwrap().push(batch.len());
+        self.0.seal_batch(batch);
+    }
+    fn open_batch(&self, batch: &mut [AeadMessage<'_>]) {
+        self.1.lock().unwrap().push(batch.len());
+        self.0.open_batch(batch);
+    }
+}
+
+#[test]
+fn batches_equal_single_calls_and_run_per_session_key() {
+    // World 1 seals one datagram at a time; world 2 (same seeds) prepares the same packets and
+    // seals them in one batch that spans a rekey: 5 packets on the first session, a new
+    // handshake, 5 on the second.
+    let rec = Recording::default();
+    let (mut a1, mut b1, p1, now) = pair();
+    let (mut a2, mut b2, p2, _) = pair_with(Some(&rec));
+    // A new handshake may start 5 s (REKEY_TIMEOUT) after the last one at the earliest.
+    let later = now + Duration::from_secs(6);
+    // B confirms the first session (a responder's session becomes current with its first
+    // packet), so that it still has it after the second handshake.
+    let src: SocketAddr = A_EP.parse().unwrap();
+    for (a, b) in [(&mut a1, &mut b1), (&mut a2, &mut b2)] {
+        let (mut w, _) = sealed(a, now, 9);
+        assert!(matches!(
+            b.handle_datagram(now, src, &mut w),
+            Incoming::Packet { .. }
+        ));
+    }
+    let (mut single, mut bufs, mut jobs) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..10u8 {
+        if i == 5 {
+            handshake(&mut a1, &mut b1, p1, later);
+            handshake(&mut a2, &mut b2, p2, later);
+        }
+        let len = 100 + 97 * usize::from(i);
+        let (mut w1, l) = packet(len, i);
+        let Outgoing::Send { len: n, .. } = a1.handle_packet(later, &mut w1, l) else {
+            panic!("send {i}")
+        };
+        w1.truncate(n);
+        single.push(w1);
+        let (mut w2, _) = packet(len, i);
+        let Prepared::Seal { job, .. } = a2.prepare_packet(later, &mut w2, l) else {
+            panic!("prepare {i}")
+        };
+        w2.truncate(job.len());
+        bufs.push(w2);
+        jobs.push(job);
+    }
+    rec.0.lock().unwrap().clear();
+    seal_batch(jobs.iter().zip(bufs.iter_mut().map(|b| &mut b[..])));
+    assert_eq!(
+        *rec.0.lock().unwrap(),
+        [5, 5],
+        "one backend call per session key"
+    );
+    assert_eq!(
+        bufs, single,
+        "batch-sealed datagrams differ from single seals"
+    );
+
+    // B opens them in one batch too; one corrupted datagram fails alone.
+    bufs[7][40] ^= 1;
+    let mut opens = Vec::new();
+    for (i, d) in bufs.iter_mut().enumerate() {
+        let Begin::Open(job) = b2.begin_datagram(later, src, d) else {
+            panic!("begin {i}")
+        };
+        opens.push((job, false));
+    }
+    rec.0.lock().unwrap().clear();
+    open_batch(
+        opens
+            .iter_mut()
+            .zip(bufs.iter_mut())
+            .map(|((job, ok), d)| (&*job, &mut d[..], ok)),
+    );
+    assert_eq!(*rec.0.lock().unwrap(), [5, 5]);
+    for (i, ((job, ok), d)) in opens.into_iter().zip(bufs.iter_mut()).enumerate() {
+        assert_eq!(ok, i != 7, "datagram {i} opened");
+        let r = b2.finish_datagram(later, src, d, job, ok);
+        if i == 7 {
+            assert_eq!(r, Incoming::Dropped(DropReason::DecryptFailed));
+        } else {
+            let len = 100 + 97 * i;
+            assert!(
+                matches!(r, Incoming::Packet { len: l, .. } if l == len),
+                "{i}: {r:?}"
+            );
+            let p = &d[TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + len];
+            assert_eq!(p[20], i as u8, "datagram {i} payload");
+        }
+    }
 }

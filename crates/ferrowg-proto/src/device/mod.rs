@@ -218,13 +218,11 @@ impl SealJob {
     /// tag; `buf` is the buffer given to [`Device::prepare_packet`]. Returns the datagram length.
     /// A buffer shorter than [`SealJob::len`] is left alone and 0 returned.
     pub fn seal(&self, buf: &mut [u8]) -> usize {
-        let total = self.len();
-        let Some(dgram) = buf.get_mut(..total) else {
+        let Some(m) = self.message(buf) else {
             return 0;
         };
-        let (body, tag) = dgram[TRANSPORT_HEADER_SIZE..].split_at_mut(self.padded);
-        tag.copy_from_slice(&self.key.seal(self.counter, body));
-        total
+        *m.tag = self.key.seal(m.counter, m.body);
+        self.len()
     }
 
     /// The datagram length.
@@ -283,13 +281,8 @@ impl OpenJob {
     /// Decrypts the transport datagram `buf` (the buffer given to [`Device::begin_datagram`])
     /// in place; false if it does not authenticate.
     pub fn open(&self, buf: &mut [u8]) -> bool {
-        let Some(body_len) = buf.len().checked_sub(TRANSPORT_OVERHEAD) else {
-            return false;
-        };
-        let (body, tag) = buf[TRANSPORT_HEADER_SIZE..].split_at_mut(body_len);
-        let mut t = [0u8; AEAD_TAG_SIZE];
-        t.copy_from_slice(tag);
-        self.key.open(self.counter, body, &t).is_ok()
+        self.message(buf)
+            .is_some_and(|m| self.key.open(m.counter, m.body, m.tag).is_ok())
     }
 
     /// The peer the datagram claims to come from (authenticated only once opened).

@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use ferrowg_proto::crypto::{RustCrypto, StaticKey};
+use ferrowg_proto::crypto::{Crypto, RustCrypto, StaticKey};
 use ferrowg_proto::{Device, Incoming, Instant, PeerId};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -16,11 +16,12 @@ pub const B_EP: &str = "192.0.2.2:51820";
 
 /// A device with `key`, a seeded RNG and its clock at 1 s.
 pub fn device(key: Box<dyn StaticKey>, seed: u64) -> Device {
-    let mut d = Device::new(
-        key,
-        Box::new(RustCrypto),
-        Box::new(ChaCha8Rng::seed_from_u64(seed)),
-    );
+    device_with(key, Box::new(RustCrypto), seed)
+}
+
+/// [`device`] with another crypto backend.
+pub fn device_with(key: Box<dyn StaticKey>, crypto: Box<dyn Crypto>, seed: u64) -> Device {
+    let mut d = Device::new(key, crypto, Box::new(ChaCha8Rng::seed_from_u64(seed)));
     d.set_clock(Instant::from_secs(1), 1_700_000_000_000_000_000);
     d
 }
