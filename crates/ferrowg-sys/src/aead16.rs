@@ -470,40 +470,12 @@ mod imp {
         h2: __m512i,
         r: &[__m512i; 5],
     ) -> (__m512i, __m512i, __m512i) {
-        let z = _mm512_setzero_si512();
         let [r0, r1, r2, s1, s2] = *r;
         // d0 = h0 r0 + h1 20r2 + h2 20r1; d1 = h0 r1 + h1 r0 + h2 20r2; d2 = h0 r2 + h1 r1 + h2 r0
         // (2^132 ≡ 20 · 2^0 and 2^176 ≡ 20 · 2^44 mod 2^130 − 5), each as low and high 52 bits.
-        let d0l = _mm512_madd52lo_epu64(
-            _mm512_madd52lo_epu64(_mm512_madd52lo_epu64(z, h0, r0), h1, s2),
-            h2,
-            s1,
-        );
-        let d0h = _mm512_madd52hi_epu64(
-            _mm512_madd52hi_epu64(_mm512_madd52hi_epu64(z, h0, r0), h1, s2),
-            h2,
-            s1,
-        );
-        let d1l = _mm512_madd52lo_epu64(
-            _mm512_madd52lo_epu64(_mm512_madd52lo_epu64(z, h0, r1), h1, r0),
-            h2,
-            s2,
-        );
-        let d1h = _mm512_madd52hi_epu64(
-            _mm512_madd52hi_epu64(_mm512_madd52hi_epu64(z, h0, r1), h1, r0),
-            h2,
-            s2,
-        );
-        let d2l = _mm512_madd52lo_epu64(
-            _mm512_madd52lo_epu64(_mm512_madd52lo_epu64(z, h0, r2), h1, r1),
-            h2,
-            r0,
-        );
-        let d2h = _mm512_madd52hi_epu64(
-            _mm512_madd52hi_epu64(_mm512_madd52hi_epu64(z, h0, r2), h1, r1),
-            h2,
-            r0,
-        );
+        let (d0l, d0h) = dot3([h0, h1, h2], [r0, s2, s1]);
+        let (d1l, d1h) = dot3([h0, h1, h2], [r1, r0, s2]);
+        let (d2l, d2h) = dot3([h0, h1, h2], [r2, r1, r0]);
         let m44 = _mm512_set1_epi64(M44 as i64);
         let m42 = _mm512_set1_epi64(M42 as i64);
         let n0 = _mm512_and_si512(d0l, m44);
@@ -518,6 +490,18 @@ mod imp {
         let n1 = _mm512_add_epi64(n1, _mm512_srli_epi64::<44>(n0));
         let n0 = _mm512_and_si512(n0, m44);
         (n0, n1, n2)
+    }
+
+    /// Σ a[i]·b[i] of 52-bit lanes, as the sums of the low and of the high 52 bits of each
+    /// 104-bit product.
+    #[target_feature(enable = "avx512f,avx512bw,avx512ifma")]
+    fn dot3(a: [__m512i; 3], b: [__m512i; 3]) -> (__m512i, __m512i) {
+        let (mut lo, mut hi) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+        for (x, y) in a.into_iter().zip(b) {
+            lo = _mm512_madd52lo_epu64(lo, x, y);
+            hi = _mm512_madd52hi_epu64(hi, x, y);
+        }
+        (lo, hi)
     }
 
     /// The tag from a partly carried accumulator: reduce fully mod 2^130 − 5 (constant time),

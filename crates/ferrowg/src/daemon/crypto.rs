@@ -151,6 +151,21 @@ mod tests {
         assert_eq!(vector_share(45), 45);
     }
 
+    /// The batch over `bodies`, counters 1000, 1001, ….
+    fn messages<'a>(bodies: &'a mut [Vec<u8>], tags: &'a mut [[u8; 16]]) -> Vec<AeadMessage<'a>> {
+        bodies
+            .iter_mut()
+            .zip(tags.iter_mut())
+            .enumerate()
+            .map(|(i, (body, tag))| AeadMessage {
+                counter: 1000 + i as u64,
+                body,
+                tag,
+                ok: false,
+            })
+            .collect()
+    }
+
     /// Every batch size from 1 to 50 seals to what ring seals one by one, and opens back; a
     /// corrupted message in a batch fails alone.
     #[test]
@@ -162,17 +177,7 @@ mod tests {
             let plain: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 16 * (i % 90) + 12]).collect();
             let mut bodies = plain.clone();
             let mut tags = vec![[0u8; 16]; n];
-            let mut batch: Vec<AeadMessage<'_>> = bodies
-                .iter_mut()
-                .zip(tags.iter_mut())
-                .enumerate()
-                .map(|(i, (body, tag))| AeadMessage {
-                    counter: 1000 + i as u64,
-                    body,
-                    tag,
-                    ok: false,
-                })
-                .collect();
+            let mut batch = messages(&mut bodies, &mut tags);
             batched.seal_batch(&mut batch);
             drop(batch);
             for i in 0..n {
@@ -182,17 +187,7 @@ mod tests {
             }
             let bad = n / 2;
             bodies[bad][3] ^= 1;
-            let mut batch: Vec<AeadMessage<'_>> = bodies
-                .iter_mut()
-                .zip(tags.iter_mut())
-                .enumerate()
-                .map(|(i, (body, tag))| AeadMessage {
-                    counter: 1000 + i as u64,
-                    body,
-                    tag,
-                    ok: false,
-                })
-                .collect();
+            let mut batch = messages(&mut bodies, &mut tags);
             batched.open_batch(&mut batch);
             let oks: Vec<bool> = batch.iter().map(|m| m.ok).collect();
             drop(batch);
