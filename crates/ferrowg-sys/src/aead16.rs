@@ -110,15 +110,13 @@ mod imp {
     /// One-time keys (the first 32 bytes of block 0 of each message's key stream).
     type PolyKeys = [[u8; 64]; LANES];
 
+    /// Every message of a group.
+    const ALL: u16 = u16::MAX;
+
     #[target_feature(enable = "avx512f,avx512bw,avx512ifma")]
     fn seal_group(key: &[u8; 32], msgs: &mut [Message<'_>]) {
         let mut keys: PolyKeys = [[0; 64]; LANES];
-        let blocks = msgs
-            .iter()
-            .map(|m| m.body.len().div_ceil(64))
-            .max()
-            .unwrap_or(0);
-        chacha(key, msgs, 0..blocks + 1, &mut keys);
+        chacha(key, msgs, ALL, true, true, &mut keys);
         for (g, k) in msgs.chunks_mut(PLANES).zip(keys.chunks(PLANES)) {
             let mut tags = poly1305(g, k);
             for (m, t) in g.iter_mut().zip(tags.iter()) {
@@ -132,7 +130,7 @@ mod imp {
     #[target_feature(enable = "avx512f,avx512bw,avx512ifma")]
     fn open_group(key: &[u8; 32], msgs: &mut [Message<'_>]) {
         let mut keys: PolyKeys = [[0; 64]; LANES];
-        chacha(key, msgs, 0..1, &mut keys);
+        chacha(key, msgs, ALL, true, false, &mut keys);
         let mut verified = 0u16;
         for (gi, (g, k)) in msgs.chunks_mut(PLANES).zip(keys.chunks(PLANES)).enumerate() {
             let mut tags = poly1305(g, k);
@@ -148,38 +146,36 @@ mod imp {
             wipe(&mut tags, [[0; 16]; PLANES]);
         }
         // Decrypt only what verified: a forged body stays ciphertext.
+        chacha(key, msgs, verified, false, true, &mut keys);
+        wipe(&mut keys, [[0; 64]; LANES]);
+    }
+
+    /// ChaCha20 for the messages selected by the bit mask `select`: with `poly_keys`, block 0,
+    /// whose key stream goes to `keys` (the one-time Poly1305 keys); with `data`, blocks 1..,
+    /// XORed into the bodies (block j into `body[64(j-1)..]`). A seal does both in one pass.
+    #[target_feature(enable = "avx512f,avx512bw,avx512ifma")]
+    fn chacha(
+        key: &[u8; 32],
+        msgs: &mut [Message<'_>],
+        select: u16,
+        poly_keys: bool,
+        data: bool,
+        keys: &mut PolyKeys,
+    ) {
         let mut bodies: [&mut [u8]; LANES] = Default::default();
         let mut counters = [0u64; LANES];
         let mut blocks = 0;
         let n = msgs.len();
         for (i, m) in msgs.iter_mut().enumerate() {
-            if verified & (1 << i) != 0 {
+            if select & (1 << i) != 0 {
                 blocks = blocks.max(m.body.len().div_ceil(64));
                 bodies[i] = &mut *m.body;
             }
             counters[i] = m.counter;
         }
-        keystream_xor(key, &counters[..n], &mut bodies, 1..blocks + 1, &mut keys);
-        wipe(&mut keys, [[0; 64]; LANES]);
-    }
-
-    /// ChaCha20 blocks `blocks` of every message: block 0's key stream goes to `keys`, block
-    /// j ≥ 1 is XORed into `body[64(j-1)..]`.
-    #[target_feature(enable = "avx512f,avx512bw,avx512ifma")]
-    fn chacha(
-        key: &[u8; 32],
-        msgs: &mut [Message<'_>],
-        blocks: core::ops::Range<usize>,
-        keys: &mut PolyKeys,
-    ) {
-        let mut bodies: [&mut [u8]; LANES] = Default::default();
-        let mut counters = [0u64; LANES];
-        let n = msgs.len();
-        for (i, m) in msgs.iter_mut().enumerate() {
-            bodies[i] = &mut *m.body;
-            counters[i] = m.counter;
-        }
-        keystream_xor(key, &counters[..n], &mut bodies, blocks, keys);
+        let first = if poly_keys { 0 } else { 1 };
+        let last = if data { blocks + 1 } else { 1 };
+        keystream_xor(key, &counters[..n], &mut bodies, first..last, keys);
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512ifma")]

@@ -428,15 +428,18 @@ impl Sealer {
                 .iter()
                 .map(|&(start, len, ..)| (0, start, start + len)),
         );
-        let mut batch = Vec::with_capacity(views.len());
-        for ((start, len, dst, job), view) in load.jobs.iter().zip(views) {
-            // Invariant: `prepare` lays the datagrams out in order, so every view exists.
-            if let Some(view) = view {
-                batch.push((job, view));
-                self.sent.push((*start, *len, *dst));
-            }
-        }
-        seal_batch(batch);
+        let sent = &mut self.sent;
+        seal_batch(
+            load.jobs
+                .iter()
+                .zip(views)
+                .filter_map(|((start, len, dst, job), view)| {
+                    // Invariant: `prepare` lays the datagrams out in order, so every view exists.
+                    let view = view?;
+                    sent.push((*start, *len, *dst));
+                    Some((job, view))
+                }),
+        );
         load.jobs.clear();
         if let Some(sock) = load.sock.take() {
             self.send(shared, &sock, &load.arena);
