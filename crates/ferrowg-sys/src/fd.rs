@@ -82,6 +82,22 @@ pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
     })
 }
 
+/// `writev(2)` once from `bufs`, gathered in order (retrying `EINTR`).
+pub(crate) fn writev(fd: BorrowedFd<'_>, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+    // More than IOV_MAX (1024 on Linux) slices would fail with EINVAL; say so before the call.
+    let count = libc::c_int::try_from(bufs.len())
+        .ok()
+        .filter(|&n| n <= 1024)
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    retry_eintr(|| {
+        // SAFETY: `IoSlice` is ABI-compatible with `struct iovec` (std guarantees it on Unix), and
+        // every slice in `bufs` is valid for reads of its length for the whole call; `count` is
+        // the number of slices; `fd` is a live descriptor borrowed for the call.
+        let n = unsafe { libc::writev(fd.as_raw_fd(), bufs.as_ptr().cast(), count) };
+        cvt(n).map(|n| n as usize)
+    })
+}
+
 /// Waits until `fd` (any descriptor: a listening socket, a pipe) has something to read, at most
 /// `timeout` (`None`: forever). `Ok(false)` on timeout; error conditions count as readable.
 pub fn wait_readable(fd: impl AsFd, timeout: Option<Duration>) -> io::Result<bool> {

@@ -415,6 +415,28 @@ impl TunQueue {
         Ok(written)
     }
 
+    /// Writes one packet gathered from `parts` (`writev(2)`: e.g. a virtio-net header and the
+    /// pieces of a super-packet that lie in different buffers), waiting at most `timeout`
+    /// (`None`: forever) while the queue is full. `Ok(false)` if the wait timed out.
+    pub fn write_vectored(
+        &self,
+        parts: &[io::IoSlice<'_>],
+        timeout: Option<Duration>,
+    ) -> Result<bool> {
+        let deadline = Deadline::after(timeout);
+        loop {
+            match fd::writev(self.fd.as_fd(), parts) {
+                Ok(_) => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !self.wait(Interest::Write, deadline)? {
+                        return Ok(false);
+                    }
+                }
+                Err(e) => return Err(self.error("writev(tun)", e)),
+            }
+        }
+    }
+
     /// Fails with [`Error::InterfaceGone`] if the interface was deleted or this queue detached
     /// (`TUNGETIFF` fails with `EBADFD` once there is no device behind the descriptor).
     pub fn check_attached(&self) -> Result<()> {

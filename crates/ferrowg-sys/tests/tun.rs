@@ -326,6 +326,18 @@ fn vnet_header_mode_carries_uso_super_packets() {
         assert_eq!(&bufs[0][..meta[0].len], b"with vnet header");
         assert_eq!(meta[0].src, SocketAddr::V4(peer));
 
+        // The same, gathered from three pieces by one `writev`.
+        let pkt = common::ipv4_udp(peer, local, b"gathered from pieces");
+        let hdr = VirtioNetHdr::default().to_bytes();
+        let parts = [
+            std::io::IoSlice::new(&hdr),
+            std::io::IoSlice::new(&pkt[..23]),
+            std::io::IoSlice::new(&pkt[23..]),
+        ];
+        assert!(tun.queues()[0].write_vectored(&parts, WAIT).unwrap());
+        assert_eq!(sock.recv_batch(&mut bufs, &mut meta, WAIT).unwrap(), 1);
+        assert_eq!(&bufs[0][..meta[0].len], b"gathered from pieces");
+
         assert_eq!(
             tun.set_offload(Offload::default()).unwrap(),
             Offload::default()

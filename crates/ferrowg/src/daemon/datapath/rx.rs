@@ -8,9 +8,10 @@
 //! state is locked once more for the replay checks and bookkeeping
 //! ([`ferrowg_proto::Device::finish_datagram`]). Then, with the TUN
 //! device's virtio-net header, the packets go through the [`Coalescer`] (TCP runs and, with
-//! USO, UDP runs become super-packets) and each frame is one `write(2)`; without it, each
-//! packet is written as it lies in the receive buffer.
+//! USO, UDP runs become super-packets) and each frame is one `writev(2)` gathered from the
+//! receive buffers; without it, each packet is written as it lies in the receive buffer.
 
+use std::io::IoSlice;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use super::{
     drain, nudge_timer, send_outbox, split_spans, DatapathStats, Outbox, Sender, Shared, BATCH,
     BUF_SIZE, POLL,
 };
-use crate::daemon::offload::Coalescer;
+use crate::daemon::offload::{Coalescer, PacketRef};
 use crate::daemon::state;
 
 /// UDP → device → TUN. `offload` is what the TUN device accepts (USO decides whether UDP is
@@ -110,26 +111,32 @@ pub fn udp_to_tun(shared: Arc<Shared>, tun: Arc<TunQueue>, sender: Arc<Sender>, 
             drain(&mut st, &mut out, &mut scratch);
             nudge_timer(&shared, &st);
         }
-        let packet = |&(i, off, len): &(usize, usize, usize)| {
-            let at = off + TRANSPORT_HEADER_SIZE;
-            &bufs[i][at..at + len]
+        let packet = |&(buf, off, len): &(usize, usize, usize)| PacketRef {
+            buf,
+            start: off + TRANSPORT_HEADER_SIZE,
+            len,
         };
         match coalescer.as_mut() {
             Some(c) => {
                 for d in &deliver {
-                    if !c.push(packet(d)) {
-                        write_frames(&shared, &tun, c);
+                    if !c.push(&bufs, packet(d)) {
+                        write_frames(&shared, &tun, c, &mut bufs);
                         // An empty coalescer always takes a packet.
-                        c.push(packet(d));
+                        c.push(&bufs, packet(d));
                     }
                 }
                 if !c.is_empty() {
-                    write_frames(&shared, &tun, c);
+                    write_frames(&shared, &tun, c, &mut bufs);
                 }
             }
             None => {
                 for d in &deliver {
-                    if !write_one(&shared, &tun, packet(d)) {
+                    let p = packet(d);
+                    if !write_one(
+                        &shared,
+                        &tun,
+                        &[IoSlice::new(&bufs[p.buf][p.start..][..p.len])],
+                    ) {
                         break;
                     }
                 }
@@ -163,24 +170,26 @@ fn enable_gro(sock: &UdpSocket) {
 }
 
 /// Writes every frame of the coalescer to the TUN device and empties it.
-fn write_frames(shared: &Shared, tun: &TunQueue, c: &mut Coalescer) {
-    for frame in c.finish() {
-        // A frame's second byte is its GSO type: non-zero for a super-packet.
-        if frame.get(1).is_some_and(|&t| t != 0) {
+fn write_frames(shared: &Shared, tun: &TunQueue, c: &mut Coalescer, bufs: &mut [PageBuf]) {
+    c.flush(bufs, |frame| {
+        // A frame starts with its virtio-net header, whose second byte is the GSO type:
+        // non-zero for a super-packet.
+        if frame
+            .first()
+            .and_then(|h| h.get(1))
+            .is_some_and(|&t| t != 0)
+        {
             DatapathStats::count(&shared.stats.gro_writes, 1);
         }
-        if !write_one(shared, tun, frame) {
-            break;
-        }
-    }
-    c.clear();
+        write_one(shared, tun, frame)
+    });
 }
 
-/// Writes one packet (or frame); false once the interface is gone.
-fn write_one(shared: &Shared, tun: &TunQueue, packet: &[u8]) -> bool {
-    match tun.write_batch(std::slice::from_ref(&packet), Some(Duration::from_secs(1))) {
-        Ok(1) => true,
-        Ok(_) => {
+/// Writes one packet (or frame), gathered from `parts`; false once the interface is gone.
+fn write_one(shared: &Shared, tun: &TunQueue, parts: &[IoSlice<'_>]) -> bool {
+    match tun.write_vectored(parts, Some(Duration::from_secs(1))) {
+        Ok(true) => true,
+        Ok(false) => {
             DatapathStats::count(&shared.stats.tun_write_errors, 1);
             true
         }

@@ -18,10 +18,17 @@
 //! Order: each packet is compared only with the newest item of its flow (among the last
 //! [`WINDOW`] items); if it cannot join, it starts a new item, which closes the old one. So a
 //! flow's packets leave in the order they arrived.
+//!
+//! Nothing is copied: the coalescer keeps references to the packets where they lie (the
+//! receive buffers, after decryption in place). A frame is written with one `writev(2)`: its
+//! virtio-net header, the first packet (whose headers are fixed up in place), then the payload
+//! of each packet appended to it.
+
+use std::io::IoSlice;
 
 use ferrowg_sys::{
-    PageBuf, VirtioNetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4,
-    VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_GSO_UDP_L4, VIRTIO_NET_HDR_LEN,
+    VirtioNetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6,
+    VIRTIO_NET_HDR_GSO_UDP_L4, VIRTIO_NET_HDR_LEN,
 };
 
 use super::{
@@ -32,13 +39,37 @@ use super::{
 
 /// Largest IP packet, and so largest super-packet.
 const MAX_IP_LEN: usize = 65535;
-/// Room for one frame: virtio-net header plus the largest IP packet.
-pub const FRAME_SIZE: usize = VIRTIO_NET_HDR_LEN + MAX_IP_LEN;
 /// Most segments in one super-packet (the kernel's `UDP_MAX_SEGMENTS` on older kernels; TCP
 /// allows more, but 64 segments already fill 64 KiB at a 1 KiB MSS).
 const MAX_SEGMENTS: u16 = 64;
 /// How many of the newest items a packet is compared against.
 pub const WINDOW: usize = 16;
+
+/// A packet in the caller's buffers: `bufs[buf][start..start + len]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketRef {
+    /// Which buffer.
+    pub buf: usize,
+    /// Where the IP packet starts in it.
+    pub start: usize,
+    /// Length of the IP packet.
+    pub len: usize,
+}
+
+impl PacketRef {
+    /// The packet's bytes, if it lies within `bufs` (the caller's promise; checked anyway).
+    fn get<'a, B: AsRef<[u8]>>(&self, bufs: &'a [B]) -> Option<&'a [u8]> {
+        bufs.get(self.buf)?
+            .as_ref()
+            .get(self.start..self.start.checked_add(self.len)?)
+    }
+
+    fn get_mut<'a, B: AsMut<[u8]>>(&self, bufs: &'a mut [B]) -> Option<&'a mut [u8]> {
+        bufs.get_mut(self.buf)?
+            .as_mut()
+            .get_mut(self.start..self.start.checked_add(self.len)?)
+    }
+}
 
 /// The flow of a packet that may be coalesced, and what must match to coalesce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,10 +82,12 @@ struct Flow {
     ports: [u8; 4],
 }
 
-/// One output packet under construction in its own buffer.
+/// One output frame under construction: its first packet, and the payloads appended to it.
 #[derive(Clone, Copy, Debug)]
 struct Item {
-    /// Bytes of the IP packet in the buffer (after the virtio-net header).
+    /// The first packet, whose headers become the super-packet's.
+    head: PacketRef,
+    /// Bytes of the whole IP packet the frame will carry.
     len: usize,
     /// The flow, if the packet is TCP or UDP.
     flow: Option<Flow>,
@@ -72,7 +105,24 @@ struct Item {
     next_seq: u32,
     /// The first packet's checksum has been verified (done before the first merge).
     verified: bool,
+    /// An appended TCP segment carried PSH: the super-packet gets it.
+    psh: bool,
+    /// First and last appended payload in `Coalescer::tails` (`NONE` if there is none).
+    first_tail: u32,
+    last_tail: u32,
+    /// The virtio-net header, written by `fix_heads`.
+    hdr: [u8; VIRTIO_NET_HDR_LEN],
 }
+
+/// The payload of a packet appended to an item, and the next one of the same item.
+#[derive(Clone, Copy, Debug)]
+struct Tail {
+    payload: PacketRef,
+    next: u32,
+}
+
+/// End of a list of tails.
+const NONE: u32 = u32::MAX;
 
 /// What a parsed candidate packet brings.
 struct Candidate {
@@ -85,11 +135,12 @@ struct Candidate {
     mergeable: bool,
 }
 
-/// Builds the frames for one batch of TUN writes. Buffers are allocated once, in
-/// [`Coalescer::new`].
+/// Builds the frames for one batch of TUN writes from packets that stay in the caller's
+/// buffers. The item list is allocated once, in [`Coalescer::new`].
 pub struct Coalescer {
-    bufs: Vec<PageBuf>,
     items: Vec<Item>,
+    tails: Vec<Tail>,
+    capacity: usize,
     udp: bool,
 }
 
@@ -97,9 +148,11 @@ impl Coalescer {
     /// Room for `capacity` output frames per batch. `udp`: coalesce UDP too (the device was
     /// given USO, Linux 6.2+).
     pub fn new(capacity: usize, udp: bool) -> Self {
+        let capacity = capacity.max(1);
         Coalescer {
-            bufs: PageBuf::many(capacity.max(1), FRAME_SIZE),
-            items: Vec::with_capacity(capacity.max(1)),
+            items: Vec::with_capacity(capacity),
+            tails: Vec::with_capacity(capacity * usize::from(MAX_SEGMENTS)),
+            capacity,
             udp,
         }
     }
@@ -111,68 +164,69 @@ impl Coalescer {
 
     /// True if the next packet might not fit: flush first.
     pub fn is_full(&self) -> bool {
-        self.items.len() == self.bufs.len()
+        self.items.len() == self.capacity
     }
 
-    /// Forgets every packet (after the frames were written).
-    pub fn clear(&mut self) {
-        self.items.clear();
-    }
-
-    /// Adds a decrypted IP packet. Returns false (and takes nothing) if [`is_full`]; flush and
-    /// retry.
+    /// Adds the decrypted IP packet `p` of `bufs`. Returns false (and takes nothing) if
+    /// [`is_full`]; [`flush`] and retry. The packet must stay where it is, unchanged, until the
+    /// next [`flush`].
     ///
     /// [`is_full`]: Self::is_full
-    pub fn push(&mut self, packet: &[u8]) -> bool {
-        if packet.len() > MAX_IP_LEN {
+    /// [`flush`]: Self::flush
+    pub fn push<B: AsRef<[u8]>>(&mut self, bufs: &[B], p: PacketRef) -> bool {
+        let Some(packet) = p.get(bufs).filter(|pk| pk.len() <= MAX_IP_LEN) else {
             // Cannot happen for a packet that came through WireGuard; not ours to judge.
             return true;
-        }
+        };
         let cand = parse(packet, self.udp);
         if let Some(c) = &cand {
-            if self.try_append(c, packet) {
+            if self.try_append(bufs, c, p, packet) {
                 return true;
             }
         }
         if self.is_full() {
             return false;
         }
-        let i = self.items.len();
-        self.bufs[i][VIRTIO_NET_HDR_LEN..VIRTIO_NET_HDR_LEN + packet.len()].copy_from_slice(packet);
-        let item = match cand {
-            Some(c) => Item {
-                len: packet.len(),
-                flow: Some(c.flow),
-                closed: !c.mergeable,
-                ip_len: c.ip_len,
-                l4_len: c.l4_len,
-                gso_size: c.payload,
-                segments: 1,
-                next_seq: c.seq.wrapping_add(c.payload as u32),
-                verified: false,
-            },
-            None => Item {
-                len: packet.len(),
-                flow: None,
-                closed: true,
-                ip_len: 0,
-                l4_len: 0,
-                gso_size: 0,
-                segments: 1,
-                next_seq: 0,
-                verified: false,
-            },
+        let mut item = Item {
+            head: p,
+            len: packet.len(),
+            flow: None,
+            closed: true,
+            ip_len: 0,
+            l4_len: 0,
+            gso_size: 0,
+            segments: 1,
+            next_seq: 0,
+            verified: false,
+            psh: false,
+            first_tail: NONE,
+            last_tail: NONE,
+            hdr: [0; VIRTIO_NET_HDR_LEN],
         };
+        if let Some(c) = cand {
+            item.flow = Some(c.flow);
+            item.closed = !c.mergeable;
+            item.ip_len = c.ip_len;
+            item.l4_len = c.l4_len;
+            item.gso_size = c.payload;
+            item.next_seq = c.seq.wrapping_add(c.payload as u32);
+        }
         self.items.push(item);
         true
     }
 
-    /// Appends `packet` to its flow's newest item if the rules allow.
-    fn try_append(&mut self, c: &Candidate, packet: &[u8]) -> bool {
+    /// Appends `packet` (that is, `p`) to its flow's newest item if the rules allow.
+    fn try_append<B: AsRef<[u8]>>(
+        &mut self,
+        bufs: &[B],
+        c: &Candidate,
+        p: PacketRef,
+        packet: &[u8],
+    ) -> bool {
         let start = self.items.len().saturating_sub(WINDOW);
         let Some(idx) = (start..self.items.len())
             .rev()
-            .find(|&i| self.items[i].flow == Some(c.flow))
+            .find(|&i| matches!(&self.items[i].flow, Some(f) if *f == c.flow))
         else {
             return false;
         };
@@ -180,13 +234,15 @@ impl Coalescer {
         if item.closed || !c.mergeable {
             return false;
         }
-        let buf = &self.bufs[idx][VIRTIO_NET_HDR_LEN..];
-        let head = &buf[..item.len];
+        let Some(head) = item.head.get(bufs) else {
+            return false;
+        };
         let tcp = c.flow.proto == PROTO_TCP;
         if c.l4_len != item.l4_len
             || c.payload > item.gso_size
             || item.len + c.payload > MAX_IP_LEN
             || item.segments >= MAX_SEGMENTS
+            || self.tails.len() >= NONE as usize
             || !ip_fields_match(head, packet, c.flow.v6)
         {
             return false;
@@ -206,53 +262,94 @@ impl Coalescer {
         if !transport_checksum_ok(packet, c.flow.v6, c.flow.proto, ip) {
             return false;
         }
-        let end = VIRTIO_NET_HDR_LEN + item.len;
-        let data = &packet[hl..];
-        self.bufs[idx][end..end + data.len()].copy_from_slice(data);
+        let tail = self.tails.len() as u32;
+        self.tails.push(Tail {
+            payload: PacketRef {
+                buf: p.buf,
+                start: p.start + hl,
+                len: p.len - hl,
+            },
+            next: NONE,
+        });
         let it = &mut self.items[idx];
-        it.len += data.len();
+        match it.last_tail {
+            NONE => it.first_tail = tail,
+            last => self.tails[last as usize].next = tail,
+        }
+        it.last_tail = tail;
+        it.len += c.payload;
         it.segments += 1;
         it.verified = true;
         it.next_seq = c.seq.wrapping_add(c.payload as u32);
         let psh = tcp && packet[ip + TCP_FLAGS] & TCP_PSH != 0;
-        if psh {
-            self.bufs[idx][VIRTIO_NET_HDR_LEN + ip + TCP_FLAGS] |= TCP_PSH;
-        }
+        it.psh |= psh;
         // Nothing may follow a short segment, or a segment with PSH.
         it.closed = c.payload < it.gso_size || psh;
         true
     }
 
-    /// Writes the headers of every frame and returns them, in order, each a virtio-net header
-    /// followed by an IP packet. Call [`clear`](Self::clear) once they are written.
-    pub fn finish(&mut self) -> impl Iterator<Item = &[u8]> + '_ {
-        for (item, buf) in self.items.iter().zip(self.bufs.iter_mut()) {
-            let hdr = if item.segments > 1 {
-                finish_super_packet(item, &mut buf[VIRTIO_NET_HDR_LEN..][..item.len])
-            } else {
-                VirtioNetHdr::default()
+    /// Writes every frame, in order, through `write` (which gets the pieces of one frame: a
+    /// virtio-net header followed by an IP packet, for one `writev`; it returns false to stop),
+    /// then forgets every packet. The headers of each frame's first packet are rewritten in
+    /// place in `bufs`.
+    pub fn flush<B: AsRef<[u8]> + AsMut<[u8]>>(
+        &mut self,
+        bufs: &mut [B],
+        mut write: impl FnMut(&[IoSlice<'_>]) -> bool,
+    ) {
+        self.fix_heads(bufs);
+        let bufs = &*bufs;
+        let empty = IoSlice::new(&[]);
+        let mut iov = [empty; 2 + MAX_SEGMENTS as usize];
+        for item in &self.items {
+            let Some(head) = item.head.get(bufs) else {
+                continue;
             };
-            buf[..VIRTIO_NET_HDR_LEN].copy_from_slice(&hdr.to_bytes());
+            iov[0] = IoSlice::new(&item.hdr);
+            iov[1] = IoSlice::new(head);
+            let mut n = 2;
+            let mut t = item.first_tail;
+            while let Some(tail) = self.tails.get(t as usize) {
+                if let (Some(slot), Some(payload)) = (iov.get_mut(n), tail.payload.get(bufs)) {
+                    *slot = IoSlice::new(payload);
+                    n += 1;
+                }
+                t = tail.next;
+            }
+            if !write(&iov[..n]) {
+                break;
+            }
         }
-        self.items
-            .iter()
-            .zip(self.bufs.iter())
-            .map(|(item, buf)| &buf[..VIRTIO_NET_HDR_LEN + item.len])
+        self.items.clear();
+        self.tails.clear();
+    }
+
+    /// Gives every item its virtio-net header and, for a super-packet, fixes the first
+    /// packet's headers for the whole.
+    fn fix_heads<B: AsMut<[u8]>>(&mut self, bufs: &mut [B]) {
+        for item in &mut self.items {
+            let hdr = match item.head.get_mut(bufs) {
+                Some(head) if item.segments > 1 => finish_super_packet(item, head),
+                _ => VirtioNetHdr::default(),
+            };
+            item.hdr = hdr.to_bytes();
+        }
     }
 }
 
-/// Fixes the lengths of a coalesced packet and puts the pseudo-header sum in its checksum
-/// field; returns its virtio-net header.
+/// Fixes the lengths of a coalesced packet in its first packet `p` (whose headers it keeps)
+/// and puts the pseudo-header sum in its checksum field; returns its virtio-net header.
 fn finish_super_packet(item: &Item, p: &mut [u8]) -> VirtioNetHdr {
     let Some(flow) = item.flow else {
         return VirtioNetHdr::default();
     };
     let ip = item.ip_len;
-    let l4_total = p.len() - ip;
+    let total = item.len;
+    let l4_total = total - ip;
     if flow.v6 {
-        put16(p, 4, (p.len() - IPV6_HDR_LEN) as u16);
+        put16(p, 4, (total - IPV6_HDR_LEN) as u16);
     } else {
-        put16(p, 2, p.len() as u16);
+        put16(p, 2, total as u16);
         set_ipv4_checksum(&mut p[..ip]);
     }
     let (gso_type, csum_offset) = match (flow.proto, flow.v6) {
@@ -263,6 +360,9 @@ fn finish_super_packet(item: &Item, p: &mut [u8]) -> VirtioNetHdr {
             (VIRTIO_NET_HDR_GSO_UDP_L4, UDP_CSUM)
         }
     };
+    if item.psh {
+        p[ip + TCP_FLAGS] |= TCP_PSH;
+    }
     let partial = checksum_fold(pseudo_header(p, flow.v6, flow.proto, l4_total));
     put16(p, ip + csum_offset, partial);
     VirtioNetHdr {
@@ -358,12 +458,59 @@ mod tests {
     use super::super::{GsoSplit, TCP_FIN};
     use super::*;
 
+    /// A coalescer fed the way the receive path feeds it: each packet is copied into one of
+    /// three buffers, several to a buffer, each behind a 16-byte gap (where its WireGuard header
+    /// was), and referred to there.
+    struct Tc {
+        c: Coalescer,
+        bufs: Vec<Vec<u8>>,
+        pushed: usize,
+    }
+
+    impl Tc {
+        fn new(capacity: usize, udp: bool) -> Self {
+            Tc {
+                c: Coalescer::new(capacity, udp),
+                bufs: vec![Vec::new(); 3],
+                pushed: 0,
+            }
+        }
+
+        fn push(&mut self, packet: &[u8]) -> bool {
+            let buf = self.pushed % self.bufs.len();
+            self.pushed += 1;
+            let b = &mut self.bufs[buf];
+            b.extend_from_slice(&[0xee; 16]);
+            let start = b.len();
+            b.extend_from_slice(packet);
+            let p = PacketRef {
+                buf,
+                start,
+                len: packet.len(),
+            };
+            self.c.push(&self.bufs, p)
+        }
+
+        fn is_full(&self) -> bool {
+            self.c.is_full()
+        }
+
+        /// The frames as `writev` would gather them.
+        fn frames(&mut self) -> Vec<Vec<u8>> {
+            let mut frames = Vec::new();
+            self.c.flush(&mut self.bufs, |iov| {
+                frames.push(iov.iter().flat_map(|s| s.iter().copied()).collect());
+                true
+            });
+            assert!(self.c.is_empty());
+            frames
+        }
+    }
+
     /// What the kernel would see: frames written, super-packets split again (as the kernel's
     /// GSO does on the receive path), each checked for lengths and checksums.
-    fn written(c: &mut Coalescer) -> Vec<(VirtioNetHdr, Vec<Vec<u8>>)> {
-        let frames: Vec<Vec<u8>> = c.finish().map(|f| f.to_vec()).collect();
-        c.clear();
-        frames
+    fn written(c: &mut Tc) -> Vec<(VirtioNetHdr, Vec<Vec<u8>>)> {
+        c.frames()
             .into_iter()
             .map(|f| {
                 let hdr = VirtioNetHdr::parse(&f).unwrap();
@@ -410,7 +557,7 @@ mod tests {
             spec.tcp_options = vec![1, 1, 8, 10, 0, 0, 0, 9, 0, 0, 0, 3];
             spec.seq = u32::MAX - 3000;
             let pkts = tcp_run(&spec, &[1380, 1380, 1380, 1380, 777]);
-            let mut c = Coalescer::new(8, true);
+            let mut c = Tc::new(8, true);
             for p in &pkts {
                 assert!(c.push(p));
             }
@@ -441,7 +588,7 @@ mod tests {
             s.flags |= TCP_PSH;
             s.build(&payload(1000, 1))
         };
-        let mut c = Coalescer::new(8, true);
+        let mut c = Tc::new(8, true);
         for p in &pkts {
             assert!(c.push(p));
         }
@@ -488,9 +635,9 @@ mod tests {
         bad[n - 1] ^= 0xff;
         variants.push(bad);
         for v in &variants {
-            let mut c = Coalescer::new(4, true);
+            let mut c = Tc::new(4, true);
             assert!(c.push(&base[0]) && c.push(v));
-            let frames: Vec<Vec<u8>> = c.finish().map(|f| f.to_vec()).collect();
+            let frames = c.frames();
             assert_eq!(frames.len(), 2);
             assert_eq!(
                 &frames[0][VIRTIO_NET_HDR_LEN..],
@@ -501,11 +648,11 @@ mod tests {
             assert!(frames.iter().all(|f| f[..VIRTIO_NET_HDR_LEN] == [0; 10]));
         }
         // A corrupt first packet is not merged into either.
-        let mut c = Coalescer::new(4, true);
+        let mut c = Tc::new(4, true);
         let mut bad = base[0].clone();
         bad[40] ^= 1;
         assert!(c.push(&bad) && c.push(&base[1]));
-        assert_eq!(c.finish().count(), 2);
+        assert_eq!(c.frames().len(), 2);
     }
 
     #[test]
@@ -515,7 +662,7 @@ mod tests {
         b.src_port = 1;
         let ra = tcp_run(&a, &[1200; 6]);
         let rb = tcp_run(&b, &[1100; 6]);
-        let mut c = Coalescer::new(8, true);
+        let mut c = Tc::new(8, true);
         // An ICMP-ish packet that is neither TCP nor UDP, a pure ACK of flow a in the middle.
         let mut other = a.build(&[]);
         other[9] = 1;
@@ -534,7 +681,7 @@ mod tests {
         for p in &order {
             assert!(c.push(p));
         }
-        let frames: Vec<Vec<u8>> = c.finish().map(|f| f.to_vec()).collect();
+        let frames = c.frames();
         // a[0..3], b[0..6], ack, other, a[3..6]
         assert_eq!(frames.len(), 5);
         let segs = |f: &Vec<u8>| VirtioNetHdr::parse(f).map_or(0, |h| h.gso_size);
@@ -553,7 +700,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, &n)| spec.build(&payload(n, i as u8)))
                 .collect();
-            let mut c = Coalescer::new(8, true);
+            let mut c = Tc::new(8, true);
             for p in &pkts {
                 assert!(c.push(p));
             }
@@ -563,7 +710,7 @@ mod tests {
             assert_eq!(out[0].0.gso_type, VIRTIO_NET_HDR_GSO_UDP_L4);
             let ip = spec.ip_hdr_len();
             assert_eq!(out[0].1[3][ip..], pkts[3][ip..]);
-            let mut c = Coalescer::new(8, false);
+            let mut c = Tc::new(8, false);
             for p in &pkts {
                 assert!(c.push(p));
             }
@@ -572,9 +719,9 @@ mod tests {
         // IPv4 UDP without a checksum goes alone.
         let mut p = Spec::udp(false).build(&payload(100, 0));
         put16(&mut p, 20 + UDP_CSUM, 0);
-        let mut c = Coalescer::new(8, true);
+        let mut c = Tc::new(8, true);
         assert!(c.push(&p) && c.push(&p));
-        assert_eq!(c.finish().count(), 2);
+        assert_eq!(c.frames().len(), 2);
     }
 
     #[test]
@@ -582,7 +729,7 @@ mod tests {
         let spec = Spec::tcp(false);
         // 60 x 1400 bytes exceed 64 KiB: two frames.
         let pkts = tcp_run(&spec, &[1400; 60]);
-        let mut c = Coalescer::new(8, true);
+        let mut c = Tc::new(8, true);
         for p in &pkts {
             assert!(c.push(p));
         }
@@ -590,7 +737,7 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].1.len() + out[1].1.len(), 60);
         // Full: push refuses a packet that needs a new frame, accepts one that merges.
-        let mut c = Coalescer::new(1, true);
+        let mut c = Tc::new(1, true);
         assert!(c.push(&pkts[0]));
         assert!(c.is_full());
         assert!(c.push(&pkts[1]));

@@ -19,7 +19,7 @@
 pub mod gro;
 pub mod gso;
 
-pub use gro::Coalescer;
+pub use gro::{Coalescer, PacketRef};
 pub use gso::{complete_checksum, GsoSplit};
 
 /// `IPPROTO_TCP`.
