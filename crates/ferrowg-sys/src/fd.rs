@@ -84,10 +84,10 @@ pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
 
 /// `writev(2)` once from `bufs`, gathered in order (retrying `EINTR`).
 pub(crate) fn writev(fd: BorrowedFd<'_>, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-    // More than IOV_MAX (1024 on Linux) slices would fail with EINVAL; say so before the call.
+    // More than UIO_MAXIOV slices would fail with EINVAL; say so before the call.
     let count = libc::c_int::try_from(bufs.len())
         .ok()
-        .filter(|&n| n <= 1024)
+        .filter(|&n| n <= libc::UIO_MAXIOV)
         .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
     retry_eintr(|| {
         // SAFETY: `IoSlice` is ABI-compatible with `struct iovec` (std guarantees it on Unix), and

@@ -10,7 +10,8 @@
 //! wireguard-go's `tun/offload_linux.go` does for its TUN device; the rules for which packets
 //! may be coalesced follow Linux's `tcp_gro_receive` as wireguard-go applies them.
 //!
-//! Everything here is pure and allocation-free per packet: byte slices in, byte slices out.
+//! Everything here is pure and allocation-free per packet: byte slices in, byte slices out (the
+//! coalescer refers to packets where they lie and hands out the pieces of each frame).
 //! Checksums are the Internet checksum of RFC 1071 with the pseudo-headers of RFC 9293 §3.1
 //! (TCP), RFC 768 (UDP) and RFC 8200 §8.1 (IPv6).
 //!
