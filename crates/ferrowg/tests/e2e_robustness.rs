@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ferrowg::key::PublicKey;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use support::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -328,23 +330,15 @@ fn malformed_uapi_requests_get_errno_and_change_nothing() {
     assert!(ns.alive(s.pid), "the daemon died");
 }
 
-/// A small deterministic PRNG for the flood (xorshift64*).
-struct Rng(u64);
+/// The flood's deterministic generator.
+struct Rng(ChaCha8Rng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545F4914F6CDD1D)
-    }
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        (self.0.next_u64() % n as u64) as usize
     }
     fn fill(&mut self, buf: &mut [u8]) {
-        for b in buf {
-            *b = self.next() as u8;
-        }
+        self.0.fill_bytes(buf);
     }
 }
 
@@ -445,7 +439,7 @@ fn garbage_flood_does_not_disturb_the_tunnel() {
     let peak_rss = AtomicU64::new(rss_before);
     let (ping_during, rss_during) = std::thread::scope(|s| {
         s.spawn(|| {
-            let mut rng = Rng(0x5eed_1234_abcd_0001);
+            let mut rng = Rng(ChaCha8Rng::seed_from_u64(0x5eed_1234_abcd_0001));
             let mut mac = ferrowg_proto::cookie::CookieMaker::new(&victim_key);
             let start = Instant::now();
             // About 15 000 datagrams a second, in bursts of 15 every millisecond.

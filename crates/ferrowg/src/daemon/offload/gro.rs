@@ -460,7 +460,7 @@ fn transport_checksum_ok(p: &[u8], v6: bool, proto: u8, ip: usize) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testpkt::{payload, verify, Spec};
+    use super::super::testpkt::{payload, verify, Rng, Spec};
     use super::super::{GsoSplit, TCP_FIN};
     use super::*;
 
@@ -781,22 +781,6 @@ mod tests {
         assert!(!c.push(&other.build(&[1])));
     }
 
-    /// xorshift64*: a deterministic generator, so the random test needs no crate.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
     /// An IP packet with the IPv4 ID and header checksum blanked (segmentation re-derives them).
     fn normalized(p: &[u8]) -> Vec<u8> {
         let mut p = p.to_vec();
@@ -815,7 +799,7 @@ mod tests {
     /// in (but for the IPv4 ID), a damaged one untouched and alone, each flow in its order.
     #[test]
     fn random_batches_come_out_as_they_went_in() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
         for round in 0..400 {
             let mut flows: Vec<Spec> = (0..1 + rng.below(4))
                 .map(|f| {

@@ -189,7 +189,7 @@ impl<'a> GsoSplit<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testpkt::{payload, verify, Spec};
+    use super::super::testpkt::{payload, verify, Rng, Spec};
     use super::super::{pseudo_header, TCP_ACK_FLAG};
     use super::*;
     use ferrowg_sys::VIRTIO_NET_HDR_F_NEEDS_CSUM;
@@ -391,13 +391,8 @@ mod tests {
     /// `max_segment_len` and there are exactly `segments()` of them.
     #[test]
     fn damaged_headers_and_packets_never_panic() {
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut rng = move |n: usize| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % n as u64) as usize
-        };
+        let mut r = Rng::new(0x2545_f491_4f6c_dd1d);
+        let mut rng = |n: usize| r.below(n);
         for _ in 0..3000 {
             let v6 = rng(2) == 1;
             let spec = if rng(2) == 1 {

@@ -140,10 +140,30 @@ fn set_ipv4_checksum(hdr: &mut [u8]) {
 
 #[cfg(test)]
 pub(crate) mod testpkt {
-    //! Hand-built IPv4/IPv6 TCP/UDP packets with correct checksums, and a verifier, for the
-    //! unit tests of `gso` and `gro`.
+    //! Hand-built IPv4/IPv6 TCP/UDP packets with correct checksums, a verifier, and a seeded
+    //! generator for the randomised tests, for the unit tests of `gso` and `gro`.
+
+    use rand_chacha::rand_core::{RngCore, SeedableRng};
 
     use super::*;
+
+    /// A deterministic generator (the same cases on every run).
+    pub struct Rng(rand_chacha::ChaCha8Rng);
+
+    impl Rng {
+        pub fn new(seed: u64) -> Rng {
+            Rng(rand_chacha::ChaCha8Rng::seed_from_u64(seed))
+        }
+
+        /// A number below `n` (> 0).
+        pub fn below(&mut self, n: usize) -> usize {
+            (self.0.next_u64() % n as u64) as usize
+        }
+
+        pub fn next(&mut self) -> u64 {
+            self.0.next_u64()
+        }
+    }
 
     /// What to build.
     #[derive(Clone, Debug)]
