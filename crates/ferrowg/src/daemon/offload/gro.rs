@@ -9,11 +9,11 @@
 //! same TOS/traffic class, TTL/hop limit, IPv6 flow label and IPv4 DF bit; same TCP header
 //! length and options; flags ACK or ACK|PSH and a payload; its sequence number follows the last
 //! one; its payload is no larger than the first (`gso_size`), and nothing follows a shorter
-//! segment or one with PSH (the first included); the result stays within 64 KiB. UDP: same addresses, ports and IP fields, non-zero checksum,
-//! same size except a shorter last datagram. IPv4 with options or fragments and IPv6 with
-//! extension headers are never coalesced. Because the kernel will compute a new checksum for
-//! the whole super-packet, every packet's own checksum is verified before it is merged, so a
-//! corrupt packet is never laundered.
+//! segment or one with PSH (the first included); the result stays within 64 KiB. UDP: same
+//! addresses, ports and IP fields, non-zero checksum, same size except a shorter last datagram.
+//! IPv4 with options or fragments and IPv6 with extension headers are never coalesced. Because
+//! the kernel will compute a new checksum for the whole super-packet, every packet's own
+//! checksum is verified before it is merged, so a corrupt packet is never laundered.
 //!
 //! Order: each packet is compared only with the newest item of its flow (among the last
 //! [`WINDOW`] items); if it cannot join, it starts a new item, which closes the old one. So a
