@@ -130,13 +130,8 @@ pub fn udp_to_tun(shared: Arc<Shared>, tun: Arc<TunQueue>, sender: Arc<Sender>, 
                 }
             }
             None => {
-                for d in &deliver {
-                    let p = packet(d);
-                    if !write_one(
-                        &shared,
-                        &tun,
-                        &[IoSlice::new(&bufs[p.buf][p.start..][..p.len])],
-                    ) {
+                for p in deliver.iter().filter_map(|d| packet(d).get(&bufs)) {
+                    if !write_one(&shared, &tun, &[IoSlice::new(p)]) {
                         break;
                     }
                 }

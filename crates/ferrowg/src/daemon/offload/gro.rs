@@ -28,7 +28,7 @@ use std::io::IoSlice;
 
 use ferrowg_sys::{
     VirtioNetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4, VIRTIO_NET_HDR_GSO_TCPV6,
-    VIRTIO_NET_HDR_GSO_UDP_L4, VIRTIO_NET_HDR_LEN,
+    VIRTIO_NET_HDR_GSO_UDP_L4,
 };
 
 use super::{
@@ -58,7 +58,7 @@ pub struct PacketRef {
 
 impl PacketRef {
     /// The packet's bytes, if it lies within `bufs` (the caller's promise; checked anyway).
-    fn get<'a, B: AsRef<[u8]>>(&self, bufs: &'a [B]) -> Option<&'a [u8]> {
+    pub fn get<'a, B: AsRef<[u8]>>(&self, bufs: &'a [B]) -> Option<&'a [u8]> {
         bufs.get(self.buf)?
             .as_ref()
             .get(self.start..self.start.checked_add(self.len)?)
@@ -110,8 +110,6 @@ struct Item {
     /// First and last appended payload in `Coalescer::tails` (`NONE` if there is none).
     first_tail: u32,
     last_tail: u32,
-    /// The virtio-net header, written by `fix_heads`.
-    hdr: [u8; VIRTIO_NET_HDR_LEN],
 }
 
 /// The payload of a packet appended to an item, and the next one of the same item.
@@ -203,7 +201,6 @@ impl Coalescer {
             psh: false,
             first_tail: NONE,
             last_tail: NONE,
-            hdr: [0; VIRTIO_NET_HDR_LEN],
         };
         if let Some(c) = cand {
             item.flow = Some(c.flow);
@@ -298,15 +295,21 @@ impl Coalescer {
         bufs: &mut [B],
         mut write: impl FnMut(&[IoSlice<'_>]) -> bool,
     ) {
-        self.fix_heads(bufs);
-        let bufs = &*bufs;
         let empty = IoSlice::new(&[]);
-        let mut iov = [empty; 2 + MAX_SEGMENTS as usize];
         for item in &self.items {
+            // A super-packet's first packet takes the headers of the whole before it is written.
+            let hdr = match item.head.get_mut(bufs) {
+                Some(head) if item.segments > 1 => finish_super_packet(item, head),
+                Some(_) => VirtioNetHdr::default(),
+                None => continue,
+            }
+            .to_bytes();
+            let bufs = &*bufs;
             let Some(head) = item.head.get(bufs) else {
                 continue;
             };
-            iov[0] = IoSlice::new(&item.hdr);
+            let mut iov = [empty; 2 + MAX_SEGMENTS as usize];
+            iov[0] = IoSlice::new(&hdr);
             iov[1] = IoSlice::new(head);
             let mut n = 2;
             let mut t = item.first_tail;
@@ -323,18 +326,6 @@ impl Coalescer {
         }
         self.items.clear();
         self.tails.clear();
-    }
-
-    /// Gives every item its virtio-net header and, for a super-packet, fixes the first
-    /// packet's headers for the whole.
-    fn fix_heads<B: AsMut<[u8]>>(&mut self, bufs: &mut [B]) {
-        for item in &mut self.items {
-            let hdr = match item.head.get_mut(bufs) {
-                Some(head) if item.segments > 1 => finish_super_packet(item, head),
-                _ => VirtioNetHdr::default(),
-            };
-            item.hdr = hdr.to_bytes();
-        }
     }
 }
 
@@ -463,6 +454,7 @@ mod tests {
     use super::super::testpkt::{payload, verify, Rng, Spec};
     use super::super::{GsoSplit, TCP_FIN};
     use super::*;
+    use ferrowg_sys::VIRTIO_NET_HDR_LEN;
 
     /// A coalescer fed the way the receive path feeds it: each packet is copied into one of
     /// three buffers, several to a buffer, each behind a 16-byte gap (where its WireGuard header
