@@ -11,6 +11,7 @@
 pub mod crypto;
 pub mod datapath;
 pub mod offload;
+mod rng;
 pub mod state;
 pub mod uapi;
 
@@ -147,12 +148,18 @@ pub fn run(iface: &str) -> Result<(), DaemonError> {
             std::io::Error::other(e.to_string()),
         )
     })?;
+    let rng = rng::ErasingRng::from_os().map_err(|e| {
+        os(
+            "cannot seed the random number generator",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
     let device = Device::new(
         Box::new(NoKey),
         // ring's ChaCha20-Poly1305 and aws-lc's X25519: the fastest of each measured here
         // (crates/ferrowg-proto/benches); batches of datagrams in AVX-512 lanes (crypto.rs).
         Box::new(crypto::BatchCrypto::new(WithAwsLcX25519(RingCrypto))),
-        Box::new(rand_core::OsRng),
+        Box::new(rng),
     );
     let mut st = State::new(device, socket);
     let now = state::now();

@@ -214,14 +214,25 @@ impl Sender {
     }
 
     /// TUN → device → UDP until the daemon stops.
+    ///
+    /// After waiting for the queue, the first read is sent on its own: a packet that woke an
+    /// idle thread is most likely alone (a ping, a request), and looking for company first
+    /// would put one more `read(2)`, answered `EAGAIN`, ahead of it on the wire. Under load the
+    /// thread does not wait, and every pump takes a whole batch.
     pub fn run(&self, shared: &Shared) {
+        let mut after_wait = false;
         while !shared.stopping() {
+            let max = if after_wait { 1 } else { BATCH };
             let read = {
                 let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-                tx.pump(shared, &self.tun, BATCH)
+                tx.pump(shared, &self.tun, max)
             };
+            after_wait = false;
             let waited = match read {
-                Ok(0) => self.tun.wait_readable(Some(POLL)),
+                Ok(0) => {
+                    after_wait = true;
+                    self.tun.wait_readable(Some(POLL))
+                }
                 Ok(_) => continue,
                 Err(e) => Err(e),
             };
