@@ -220,17 +220,16 @@ impl Sender {
     /// would put one more `read(2)`, answered `EAGAIN`, ahead of it on the wire. Under load the
     /// thread does not wait, and every pump takes a whole batch.
     pub fn run(&self, shared: &Shared) {
-        let mut after_wait = false;
+        let mut max = BATCH;
         while !shared.stopping() {
-            let max = if after_wait { 1 } else { BATCH };
             let read = {
                 let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
                 tx.pump(shared, &self.tun, max)
             };
-            after_wait = false;
+            max = BATCH;
             let waited = match read {
                 Ok(0) => {
-                    after_wait = true;
+                    max = 1;
                     self.tun.wait_readable(Some(POLL))
                 }
                 Ok(_) => continue,
