@@ -183,7 +183,10 @@ impl UdpSocket {
         loop {
             match self.recv_once(bufs, meta) {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if !self.wait(Interest::Read, deadline)? {
+                    // Nothing queued: with no time left (a zero timeout), no need to ask poll.
+                    if deadline.remaining() == Some(Duration::ZERO)
+                        || !self.wait(Interest::Read, deadline)?
+                    {
                         return Ok(0);
                     }
                 }

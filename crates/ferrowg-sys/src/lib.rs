@@ -6,6 +6,8 @@
 //!   deleted. [`VirtioNetHdr`] and [`Offload`] (`vnet.rs`) prepare for TSO/USO.
 //! - [`UdpSocket`] (`udp.rs`, `batch.rs`): a dual-stack UDP socket with forced large buffers,
 //!   fwmark, receive-drop counting, `recvmmsg`/`sendmmsg` batches, UDP GRO and GSO.
+//! - [`Poller`] (`poll.rs`): one epoll queue for several threads, one-shot and last-in-first-out,
+//!   so the free thread with the warmest cache takes the next readable descriptor.
 //! - [`PageBuf`] (`mem.rs`): packet buffers in anonymous mappings, resident only once written.
 //! - [`aead16`]: ChaCha20-Poly1305 for up to 16 messages at once with AVX-512/IFMA (it needs
 //!   `unsafe` for the CPU-feature dispatch and vector loads, so it lives here).
@@ -33,6 +35,7 @@ mod fd;
 mod mem;
 pub mod netdev;
 pub mod netns;
+mod poll;
 pub mod process;
 mod sockaddr;
 mod tun;
@@ -43,6 +46,7 @@ pub use batch::{RecvMeta, Transmit, BATCH_MAX, GSO_MAX_SEGMENTS};
 pub use error::{Error, Result};
 pub use fd::wait_readable;
 pub use mem::PageBuf;
+pub use poll::Poller;
 pub use sockaddr::canonical;
 pub use tun::{Tun, TunConfig, TunQueue, MAX_QUEUES};
 pub use udp::{BufferSizes, UdpSocket, DEFAULT_BUFFER_SIZE};
@@ -61,6 +65,7 @@ mod tests {
         shareable::<crate::UdpSocket>();
         shareable::<crate::TunQueue>();
         shareable::<crate::Tun>();
+        shareable::<crate::Poller>();
         shareable::<crate::Error>();
     }
 }

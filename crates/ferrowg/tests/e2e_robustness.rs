@@ -160,6 +160,37 @@ fn restart_of_killed_initiator_resumes_traffic() {
     eprintln!("initiator restarted: traffic back after {t:.1?}");
 }
 
+#[test]
+fn listen_port_change_moves_traffic_to_the_new_socket() {
+    if !require_root() {
+        return;
+    }
+    let pair = Pair::new(Impl::Ferrowg, Impl::Ferrowg);
+    pair.ping_until_up(Duration::from_secs(20));
+    let (a, b) = (&pair.a, &pair.b);
+    // The responder moves to another port while its data path is idle, and the initiator is
+    // told the new endpoint: the session goes on over the new socket.
+    let port = b.port + 100;
+    b.ns.run(&format!("wg set {} listen-port {port}", b.iface));
+    a.ns.run(&format!(
+        "wg set {} peer {} endpoint {}:{port}",
+        a.iface, b.keys.public, b.underlay
+    ));
+    let (rx_before, _) = b.transfer();
+    assert!(
+        a.ping(&b.tunnel_v4, 3),
+        "no answer after the port change\nA: {}\nB: {}",
+        a.ns.logs(),
+        b.ns.logs()
+    );
+    let (rx_after, _) = b.transfer();
+    assert!(rx_after > rx_before, "{rx_before} -> {rx_after}");
+    // The old socket is closed, not merely unused: only the new port is bound.
+    let bound = b.ns.run("ss -Hlun");
+    assert!(bound.contains(&format!(":{port} ")), "{bound}");
+    assert!(!bound.contains(&format!(":{} ", b.port)), "{bound}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Bad input
 

@@ -192,17 +192,16 @@ pub fn run(iface: &str) -> Result<(), DaemonError> {
         shared.lock().device.crypto_name(),
     );
 
-    let queues = tun.into_queues();
     let mut handles = Vec::new();
-    for q in queues {
-        let q = Arc::new(q);
-        let sender = Arc::new(datapath::Sender::new(&shared, q.clone()));
-        let (s, tx) = (shared.clone(), sender.clone());
-        handles.push(spawn("tun-rx", move || tx.run(&s))?);
-        let s = shared.clone();
-        handles.push(spawn("udp-rx", move || {
-            datapath::udp_to_tun(s, q, sender, offload)
-        })?);
+    for q in tun.into_queues() {
+        let q = Arc::new(
+            datapath::Queue::new(&shared, q, offload)
+                .map_err(|e| os("cannot set up the data path", e))?,
+        );
+        for name in ["data-0", "data-1"] {
+            let (s, q) = (shared.clone(), q.clone());
+            handles.push(spawn(name, move || q.work(&s))?);
+        }
     }
     let s = shared.clone();
     handles.push(spawn("timers", move || datapath::timers(s))?);

@@ -12,55 +12,161 @@
 //! receive buffers; without it, each packet is written as it lies in the receive buffer.
 
 use std::io::IoSlice;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use ferrowg_proto::{open_batch, Begin, Incoming, OpenJob, TRANSPORT_HEADER_SIZE};
-use ferrowg_sys::{Offload, PageBuf, RecvMeta, TunQueue, UdpSocket};
+use ferrowg_sys::{Offload, PageBuf, Poller, RecvMeta, TunQueue, UdpSocket};
 
 use super::{
     drain, nudge_timer, send_outbox, split_spans, DatapathStats, Outbox, Sender, Shared, BATCH,
-    BUF_SIZE, POLL,
+    BUF_SIZE, UDP_TOKEN,
 };
 use crate::daemon::offload::{Coalescer, PacketRef};
-use crate::daemon::state;
+use crate::daemon::state::{self, State};
 
-/// UDP → device → TUN. `offload` is what the TUN device accepts (USO decides whether UDP is
-/// coalesced). After a receive batch of at most [`REPLY_AFTER`] packets, the kernel's
-/// immediate answers to them are sent through `sender` from this thread ([`Sender::reply`]).
-pub fn udp_to_tun(shared: Arc<Shared>, tun: Arc<TunQueue>, sender: Arc<Sender>, offload: Offload) {
-    let mut bufs = PageBuf::many(BATCH, BUF_SIZE);
-    let mut metas = [RecvMeta::default(); BATCH];
-    // (buffer, offset of the datagram, length of the IP packet) of each decrypted packet.
-    let mut deliver: Vec<(usize, usize, usize)> = Vec::with_capacity(BATCH * 64);
-    let mut jobs: Vec<Job> = Vec::with_capacity(BATCH * 64);
-    let mut coalescer = tun
-        .has_vnet_hdr()
-        .then(|| Coalescer::new(BATCH, offload.uso));
-    let mut scratch = PageBuf::zeroed(BUF_SIZE);
-    let mut out = Outbox::default();
-    let (mut sock, mut generation) = {
-        let st = shared.lock();
-        (st.socket.clone(), st.socket_generation)
-    };
-    enable_gro(&sock);
-    while !shared.stopping() {
-        let n = match sock.recv_batch(&mut bufs, &mut metas, Some(POLL)) {
-            Ok(n) => n,
-            Err(e) => {
-                log::warn!("UDP receive: {e}");
-                std::thread::sleep(Duration::from_millis(10));
-                0
-            }
+/// The receiving half of one TUN queue: UDP → device → TUN. Whichever data-path thread of the
+/// queue is free runs it ([`Receiver::drain`]) when the socket becomes readable.
+pub struct Receiver {
+    tun: Arc<TunQueue>,
+    sender: Arc<Sender>,
+    rx: Mutex<Rx>,
+}
+
+/// The receiving stage's buffers (allocated once) and the socket it reads.
+struct Rx {
+    bufs: Vec<PageBuf>,
+    metas: [RecvMeta; BATCH],
+    /// (buffer, offset of the datagram, length of the IP packet) of each decrypted packet.
+    deliver: Vec<(usize, usize, usize)>,
+    jobs: Vec<Job>,
+    coalescer: Option<Coalescer>,
+    scratch: PageBuf,
+    out: Outbox,
+    sock: Arc<UdpSocket>,
+    /// The state's socket generation `sock` belongs to.
+    generation: u64,
+}
+
+impl Receiver {
+    /// The receiving half of `tun`. `offload` is what the TUN device accepts (USO decides
+    /// whether UDP is coalesced). After a receive batch of at most [`REPLY_AFTER`] packets, the
+    /// kernel's immediate answers to them are sent through `sender` from the same thread
+    /// ([`Sender::reply`]).
+    pub fn new(
+        shared: &Shared,
+        tun: Arc<TunQueue>,
+        sender: Arc<Sender>,
+        offload: Offload,
+    ) -> Receiver {
+        let (sock, generation) = {
+            let st = shared.lock();
+            (st.socket.clone(), st.socket_generation)
         };
+        enable_gro(&sock);
+        let rx = Rx {
+            bufs: PageBuf::many(BATCH, BUF_SIZE),
+            metas: [RecvMeta::default(); BATCH],
+            deliver: Vec::with_capacity(BATCH * 64),
+            jobs: Vec::with_capacity(BATCH * 64),
+            coalescer: tun
+                .has_vnet_hdr()
+                .then(|| Coalescer::new(BATCH, offload.uso)),
+            scratch: PageBuf::zeroed(BUF_SIZE),
+            out: Outbox::default(),
+            sock,
+            generation,
+        };
+        Receiver {
+            tun,
+            sender,
+            rx: Mutex::new(rx),
+        }
+    }
+
+    /// The socket this stage reads now.
+    pub fn socket(&self) -> Arc<UdpSocket> {
+        self.lock().sock.clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Rx> {
+        self.rx.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Receives, decrypts and delivers batches until the socket has nothing more queued (or the
+    /// daemon stops). Returns the socket to arm again in `poller`: the device's socket may have
+    /// been replaced (a new listen port) meanwhile, and then the new one is already registered.
+    pub fn drain(&self, shared: &Shared, poller: &Poller) -> Arc<UdpSocket> {
+        let mut guard = self.lock();
+        let rx = &mut *guard;
+        while !shared.stopping() {
+            let n = match rx
+                .sock
+                .recv_batch(&mut rx.bufs, &mut rx.metas, Some(Duration::ZERO))
+            {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) => {
+                    log::warn!("UDP receive: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                    break;
+                }
+            };
+            rx.batch(shared, poller, &self.tun, n);
+            if !rx.deliver.is_empty() && rx.deliver.len() <= REPLY_AFTER {
+                self.sender.reply(shared);
+            }
+        }
+        rx.sock.clone()
+    }
+
+    /// Follows a replacement of the device's socket without waiting for a datagram on the old
+    /// one (which may never come). Does nothing if another thread is receiving: it follows.
+    pub fn follow_socket(&self, shared: &Shared, poller: &Poller) {
+        let mut rx = match self.rx.try_lock() {
+            Ok(rx) => rx,
+            Err(TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(TryLockError::WouldBlock) => return,
+        };
+        let rx = &mut *rx;
+        follow(&shared.lock(), poller, &mut rx.sock, &mut rx.generation);
+    }
+}
+
+/// Switches `sock` to the state's socket if that was replaced: the old one leaves `poller`,
+/// the new one joins it, armed.
+fn follow(st: &State, poller: &Poller, sock: &mut Arc<UdpSocket>, generation: &mut u64) {
+    if st.socket_generation == *generation {
+        return;
+    }
+    // The old socket may already be closed elsewhere; either way it is no longer watched.
+    let _ = poller.remove(&**sock);
+    *sock = st.socket.clone();
+    *generation = st.socket_generation;
+    enable_gro(sock);
+    if let Err(e) = poller.add(&**sock, UDP_TOKEN) {
+        log::error!("cannot watch the new UDP socket: {e}");
+    }
+}
+
+impl Rx {
+    /// Decrypts the `n` datagrams just received and writes their packets to `tun`.
+    fn batch(&mut self, shared: &Shared, poller: &Poller, tun: &TunQueue, n: usize) {
+        let Rx {
+            bufs,
+            metas,
+            deliver,
+            jobs,
+            coalescer,
+            scratch,
+            out,
+            sock,
+            generation,
+        } = self;
         deliver.clear();
         {
             let mut st = shared.lock();
-            if st.socket_generation != generation {
-                sock = st.socket.clone();
-                generation = st.socket_generation;
-                enable_gro(&sock);
-            }
+            follow(&st, poller, sock, generation);
             let now = state::now();
             for (i, m) in metas.iter().enumerate().take(n) {
                 if m.truncated {
@@ -87,10 +193,10 @@ pub fn udp_to_tun(shared: Arc<Shared>, tun: Arc<TunQueue>, sender: Arc<Sender>, 
                     off = end;
                 }
             }
-            drain(&mut st, &mut out, &mut scratch);
-            nudge_timer(&shared, &st);
+            drain(&mut st, out, scratch);
+            nudge_timer(shared, &st);
         }
-        let views = split_spans(&mut bufs, jobs.iter().map(|j| (j.buf, j.off, j.end)));
+        let views = split_spans(bufs, jobs.iter().map(|j| (j.buf, j.off, j.end)));
         open_batch(
             jobs.iter_mut()
                 .zip(views)
@@ -108,8 +214,8 @@ pub fn udp_to_tun(shared: Arc<Shared>, tun: Arc<TunQueue>, sender: Arc<Sender>, 
                     _ => {}
                 }
             }
-            drain(&mut st, &mut out, &mut scratch);
-            nudge_timer(&shared, &st);
+            drain(&mut st, out, scratch);
+            nudge_timer(shared, &st);
         }
         let packet = |&(buf, off, len): &(usize, usize, usize)| PacketRef {
             buf,
@@ -118,29 +224,26 @@ pub fn udp_to_tun(shared: Arc<Shared>, tun: Arc<TunQueue>, sender: Arc<Sender>, 
         };
         match coalescer.as_mut() {
             Some(c) => {
-                for d in &deliver {
-                    if !c.push(&bufs, packet(d)) {
-                        write_frames(&shared, &tun, c, &mut bufs);
+                for d in deliver.iter() {
+                    if !c.push(bufs, packet(d)) {
+                        write_frames(shared, tun, c, bufs);
                         // An empty coalescer always takes a packet.
-                        c.push(&bufs, packet(d));
+                        c.push(bufs, packet(d));
                     }
                 }
                 if !c.is_empty() {
-                    write_frames(&shared, &tun, c, &mut bufs);
+                    write_frames(shared, tun, c, bufs);
                 }
             }
             None => {
-                for p in deliver.iter().filter_map(|d| packet(d).get(&bufs)) {
-                    if !write_one(&shared, &tun, &[IoSlice::new(p)]) {
+                for p in deliver.iter().filter_map(|d| packet(d).get(bufs)) {
+                    if !write_one(shared, tun, &[IoSlice::new(p)]) {
                         break;
                     }
                 }
             }
         }
-        send_outbox(&sock, &mut out);
-        if !deliver.is_empty() && deliver.len() <= REPLY_AFTER {
-            sender.reply(&shared);
-        }
+        send_outbox(sock, out);
     }
 }
 

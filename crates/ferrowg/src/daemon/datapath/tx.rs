@@ -6,15 +6,16 @@
 //! at [`TRANSPORT_HEADER_SIZE`] past their slot, each slot as long as its datagram will be.
 //! Only then is the state locked, once, to route each packet and assign its counter
 //! ([`ferrowg_proto::Device::prepare_packet`]). The encryption ([`SealJob::seal`]) runs after
-//! the lock is released, so the receive thread is never kept waiting by it: in this thread, or,
+//! the lock is released, so the receiving stage is never kept waiting by it: in this thread, or,
 //! with more than two CPUs (or `FERROWG_SEAL_THREAD=1`), on a sealing thread that takes whole
 //! arenas in order through a bounded queue while this one reads on. Consecutive datagrams to
 //! the same endpoint with the same size (the last may be shorter) then leave as one UDP GSO
 //! send (`UDP_SEGMENT`), all of them in one `sendmmsg`. If the kernel refuses GSO (`EIO` on a
 //! path without checksum offload, for one), the stage falls back to one datagram each for good.
 //!
-//! All of this is a [`Sender`]: its own thread runs it, and the receive thread borrows it for
-//! the one read that answers what it just wrote to the TUN device ([`Sender::reply`]).
+//! All of this is a [`Sender`]: a data-path thread runs it when the TUN queue is readable
+//! ([`Sender::drain`]), and the thread that has just written packets to the TUN device borrows
+//! it for the one read that answers them ([`Sender::reply`]).
 
 use std::net::SocketAddr;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -29,7 +30,6 @@ use ferrowg_sys::{
 
 use super::{
     drain, nudge_timer, send_outbox, split_spans, DatapathStats, Outbox, Shared, BATCH, BUF_SIZE,
-    POLL,
 };
 use crate::daemon::offload::{complete_checksum, GsoSplit};
 use crate::daemon::state;
@@ -178,8 +178,8 @@ impl Pipe {
     }
 }
 
-/// The sending half of one TUN queue. Its thread ([`Sender::run`]) owns it; the receive thread
-/// may borrow it for a moment to send a reply right away ([`Sender::reply`]). Whoever reads
+/// The sending half of one TUN queue. A data-path thread runs it ([`Sender::drain`]); the
+/// receiving stage may borrow it for a moment to send a reply right away ([`Sender::reply`]). Whoever reads
 /// the TUN queue holds the lock until the packets read are sent, so they leave in the order
 /// they were read.
 pub struct Sender {
@@ -188,7 +188,7 @@ pub struct Sender {
 }
 
 /// Most TUN reads [`Sender::reply`] takes: one, the answer to what was just written (in a bulk
-/// transfer, the sending thread keeps the rest; one read may be a 64 KiB super-packet).
+/// transfer, the thread in [`Sender::drain`] takes the rest; one read may be a 64 KiB super-packet).
 const REPLY_READS: usize = 1;
 
 impl Sender {
@@ -213,48 +213,42 @@ impl Sender {
         }
     }
 
-    /// TUN → device → UDP until the daemon stops.
+    /// TUN → device → UDP until the queue is empty (or the daemon stops); whichever data-path
+    /// thread of the queue is free runs it when the queue becomes readable.
     ///
-    /// After waiting for the queue, the first read is sent on its own: a packet that woke an
-    /// idle thread is most likely alone (a ping, a request), and looking for company first
-    /// would put one more `read(2)`, answered `EAGAIN`, ahead of it on the wire. Under load the
-    /// thread does not wait, and every pump takes a whole batch.
-    pub fn run(&self, shared: &Shared) {
-        let mut max = BATCH;
+    /// The first read is sent on its own: a packet that woke an idle thread is most likely
+    /// alone (a ping, a request), and looking for company first would put one more `read(2)`,
+    /// answered `EAGAIN`, ahead of it on the wire. Under load the reads go on in whole batches
+    /// and the thread does not come back here.
+    pub fn drain(&self, shared: &Shared) {
+        let mut max = 1;
         while !shared.stopping() {
             let read = {
                 let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
                 tx.pump(shared, &self.tun, max)
             };
-            max = BATCH;
-            let waited = match read {
-                Ok(0) => {
-                    max = 1;
-                    self.tun.wait_readable(Some(POLL))
-                }
-                Ok(_) => continue,
-                Err(e) => Err(e),
-            };
-            match waited {
-                Ok(_) => {}
+            match read {
+                Ok(0) => return,
+                Ok(_) => max = BATCH,
                 Err(e) if e.is_interface_gone() => {
                     shared.stop(format!("interface {} was removed", self.tun.name()));
-                    break;
+                    return;
                 }
                 Err(e) => {
                     log::warn!("TUN read: {e}");
                     std::thread::sleep(Duration::from_millis(10));
+                    return;
                 }
             }
         }
     }
 
-    /// For the receive thread, right after it wrote a few packets to the TUN device: the kernel
-    /// answers some packets during that very write (an echo reply, a TCP ACK, a DNS answer from
-    /// a local server), so whatever is queued now is read and sent from the calling thread,
-    /// instead of waking the sending thread (on this VM, each cross-CPU wake-up costs tens of
-    /// microseconds of round trip). Does nothing if the sending thread is busy: it will get
-    /// there itself. Errors are left to the sending thread to see and report.
+    /// For the receiving stage, right after it wrote a few packets to the TUN device: the
+    /// kernel answers some packets during that very write (an echo reply, a TCP ACK, a DNS
+    /// answer from a local server), so whatever is queued now is read and sent from the calling
+    /// thread, instead of waking the other thread (on this VM, each cross-CPU wake-up costs
+    /// tens of microseconds of round trip). Does nothing if another thread is sending: it will
+    /// get there itself. Errors are left to [`Sender::drain`] to see and report.
     pub fn reply(&self, shared: &Shared) {
         let mut tx = match self.tx.try_lock() {
             Ok(tx) => tx,
