@@ -674,11 +674,11 @@ fn run_all(kind_a: Impl, kind_b: Impl, udp: bool) {
         !log_a.contains("super-packets split 0,") && !log_a.contains("coalesced 0,"),
         "offload paths not exercised in A:\n{log_a}"
     );
-    // A's receive thread wrote B's data to the TUN device and sent the ACKs the kernel made
+    // A's receiving stage wrote B's data to the TUN device and sent the ACKs the kernel made
     // during those writes itself (all in order: the transfers above check their bytes).
     assert!(
-        !log_a.contains("replies from the receive thread 0,"),
-        "the receive thread never sent a reply in A:\n{log_a}"
+        !log_a.contains("replies from the receiving stage 0,"),
+        "the receiving stage never sent a reply in A:\n{log_a}"
     );
     // On a CPU with AVX-512 IFMA (the start-up line names the backend), bulk transfers seal
     // and open GSO/GRO batches in vector lanes; the bytes above checked that they did it right.

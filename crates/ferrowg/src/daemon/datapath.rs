@@ -134,7 +134,8 @@ pub struct DatapathStats {
     pub gso_reads: AtomicU64,
     /// Not drops: coalesced super-packets written to the TUN device.
     pub gro_writes: AtomicU64,
-    /// Not drops: TUN reads the receive thread sent itself ([`Sender::reply`]).
+    /// Not drops: TUN reads sent by the receiving stage right after its TUN write
+    /// ([`Sender::reply`]).
     pub replies: AtomicU64,
 }
 
@@ -148,7 +149,7 @@ impl DatapathStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
             "tun read errors {}, tun write errors {}, udp send errors {}, udp truncated {} \
-             (super-packets split {}, coalesced {}, replies from the receive thread {}, \
+             (super-packets split {}, coalesced {}, replies from the receiving stage {}, \
              datagrams sealed in vector lanes {}, opened in vector lanes {})",
             get(&self.tun_read_errors),
             get(&self.tun_write_errors),

@@ -20,7 +20,7 @@ use ferrowg_sys::{Offload, PageBuf, Poller, RecvMeta, TunQueue, UdpSocket};
 
 use super::{
     drain, nudge_timer, send_outbox, split_spans, DatapathStats, Outbox, Sender, Shared, BATCH,
-    BUF_SIZE, UDP_TOKEN,
+    BUF_SIZE, TUN_TOKEN, UDP_TOKEN,
 };
 use crate::daemon::offload::{Coalescer, PacketRef};
 use crate::daemon::state::{self, State};
@@ -112,9 +112,12 @@ impl Receiver {
                     break;
                 }
             };
-            rx.batch(shared, poller, &self.tun, n);
-            if !rx.deliver.is_empty() && rx.deliver.len() <= REPLY_AFTER {
+            if rx.batch(shared, poller, &self.tun, n) {
                 self.sender.reply(shared);
+                // Whatever the reply left (or what came meanwhile) wakes a thread now.
+                if let Err(e) = poller.rearm(&*self.tun, TUN_TOKEN) {
+                    log::warn!("data path: {e}");
+                }
             }
         }
         rx.sock.clone()
@@ -134,7 +137,7 @@ impl Receiver {
 }
 
 /// Switches `sock` to the state's socket if that was replaced: the old one leaves `poller`,
-/// the new one joins it, armed.
+/// the new one joins it, armed (`generation` follows only once it has).
 fn follow(st: &State, poller: &Poller, sock: &mut Arc<UdpSocket>, generation: &mut u64) {
     if st.socket_generation == *generation {
         return;
@@ -142,16 +145,20 @@ fn follow(st: &State, poller: &Poller, sock: &mut Arc<UdpSocket>, generation: &m
     // The old socket may already be closed elsewhere; either way it is no longer watched.
     let _ = poller.remove(&**sock);
     *sock = st.socket.clone();
-    *generation = st.socket_generation;
     enable_gro(sock);
-    if let Err(e) = poller.add(&**sock, UDP_TOKEN) {
-        log::error!("cannot watch the new UDP socket: {e}");
+    match poller.add(&**sock, UDP_TOKEN) {
+        Ok(()) => *generation = st.socket_generation,
+        // Tried again at the next wait that times out.
+        Err(e) => log::error!("cannot watch the new UDP socket: {e}"),
     }
 }
 
 impl Rx {
-    /// Decrypts the `n` datagrams just received and writes their packets to `tun`.
-    fn batch(&mut self, shared: &Shared, poller: &Poller, tun: &TunQueue, n: usize) {
+    /// Decrypts the `n` datagrams just received and writes their packets to `tun`. Returns
+    /// true if they were few enough ([`REPLY_AFTER`]) for the kernel's answers to be sent from
+    /// this thread: the TUN queue is then disarmed in `poller` for the write (the other thread
+    /// would only wake to find the answer taken), and the caller re-arms it.
+    fn batch(&mut self, shared: &Shared, poller: &Poller, tun: &TunQueue, n: usize) -> bool {
         let Rx {
             bufs,
             metas,
@@ -217,6 +224,12 @@ impl Rx {
             drain(&mut st, out, scratch);
             nudge_timer(shared, &st);
         }
+        let reply = !deliver.is_empty() && deliver.len() <= REPLY_AFTER;
+        if reply {
+            if let Err(e) = poller.disarm(tun, TUN_TOKEN) {
+                log::debug!("data path: {e}");
+            }
+        }
         let packet = |&(buf, off, len): &(usize, usize, usize)| PacketRef {
             buf,
             start: off + TRANSPORT_HEADER_SIZE,
@@ -244,6 +257,7 @@ impl Rx {
             }
         }
         send_outbox(sock, out);
+        reply
     }
 }
 
