@@ -3,10 +3,10 @@
 //!
 //! Each TUN queue has two data-path threads, and neither is tied to a direction: both wait on
 //! one readiness queue ([`Poller`]) holding the TUN queue and the UDP socket, and whichever is
-//! free takes whichever became readable. Under load that is one thread per direction, as
-//! before; at low load it is the thread that just sent a request that receives its answer
-//! (epoll wakes the most recent waiter first), on the CPU it just ran on, instead of a second
-//! thread that last ran who knows where. On this 2-vCPU VM, where waking a halted vCPU costs
+//! free takes whichever became readable. Under load that is one thread per direction; at low
+//! load it is the thread that just sent a request that receives its answer (epoll wakes the
+//! most recent waiter first), on the CPU it just ran on, instead of a second thread that last
+//! ran elsewhere. On this 2-vCPU VM, where waking a halted vCPU costs
 //! tens of microseconds, that is most of a ping's round trip in the daemon.
 //!
 //! Each stage works in batches: one batched read, one lock of the shared state for
@@ -56,7 +56,7 @@ const UDP_TOKEN: u64 = 1;
 pub struct Queue {
     poller: Poller,
     tun: Arc<TunQueue>,
-    sender: Arc<Sender>,
+    sender: Sender,
     receiver: Receiver,
 }
 
@@ -64,8 +64,8 @@ impl Queue {
     /// The data path of `tun`, reading the device's current UDP socket.
     pub fn new(shared: &Arc<Shared>, tun: TunQueue, offload: Offload) -> ferrowg_sys::Result<Self> {
         let tun = Arc::new(tun);
-        let sender = Arc::new(Sender::new(shared, tun.clone()));
-        let receiver = Receiver::new(shared, tun.clone(), sender.clone(), offload);
+        let sender = Sender::new(shared, tun.clone());
+        let receiver = Receiver::new(shared, tun.clone(), offload);
         let poller = Poller::new()?;
         poller.add(&*tun, TUN_TOKEN)?;
         poller.add(&*receiver.socket(), UDP_TOKEN)?;
@@ -87,7 +87,7 @@ impl Queue {
                     self.poller.rearm(&*self.tun, TUN_TOKEN)
                 }
                 Ok(Some(_)) => {
-                    let sock = self.receiver.drain(shared, &self.poller);
+                    let sock = self.receiver.drain(shared, &self.poller, &self.sender);
                     self.poller.rearm(&*sock, UDP_TOKEN)
                 }
                 Ok(None) => {

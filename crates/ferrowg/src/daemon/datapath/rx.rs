@@ -29,7 +29,6 @@ use crate::daemon::state::{self, State};
 /// queue is free runs it ([`Receiver::drain`]) when the socket becomes readable.
 pub struct Receiver {
     tun: Arc<TunQueue>,
-    sender: Arc<Sender>,
     rx: Mutex<Rx>,
 }
 
@@ -50,15 +49,8 @@ struct Rx {
 
 impl Receiver {
     /// The receiving half of `tun`. `offload` is what the TUN device accepts (USO decides
-    /// whether UDP is coalesced). After a receive batch of at most [`REPLY_AFTER`] packets, the
-    /// kernel's immediate answers to them are sent through `sender` from the same thread
-    /// ([`Sender::reply`]).
-    pub fn new(
-        shared: &Shared,
-        tun: Arc<TunQueue>,
-        sender: Arc<Sender>,
-        offload: Offload,
-    ) -> Receiver {
+    /// whether UDP is coalesced).
+    pub fn new(shared: &Shared, tun: Arc<TunQueue>, offload: Offload) -> Receiver {
         let (sock, generation) = {
             let st = shared.lock();
             (st.socket.clone(), st.socket_generation)
@@ -79,7 +71,6 @@ impl Receiver {
         };
         Receiver {
             tun,
-            sender,
             rx: Mutex::new(rx),
         }
     }
@@ -96,7 +87,9 @@ impl Receiver {
     /// Receives, decrypts and delivers batches until the socket has nothing more queued (or the
     /// daemon stops). Returns the socket to arm again in `poller`: the device's socket may have
     /// been replaced (a new listen port) meanwhile, and then the new one is already registered.
-    pub fn drain(&self, shared: &Shared, poller: &Poller) -> Arc<UdpSocket> {
+    /// After a batch of at most [`REPLY_AFTER`] packets, the kernel's immediate answers to them
+    /// are sent through `sender` from this thread ([`Sender::reply`]).
+    pub fn drain(&self, shared: &Shared, poller: &Poller, sender: &Sender) -> Arc<UdpSocket> {
         let mut guard = self.lock();
         let rx = &mut *guard;
         while !shared.stopping() {
@@ -113,7 +106,7 @@ impl Receiver {
                 }
             };
             if rx.batch(shared, poller, &self.tun, n) {
-                self.sender.reply(shared);
+                sender.reply(shared);
                 // Whatever the reply left (or what came meanwhile) wakes a thread now.
                 if let Err(e) = poller.rearm(&*self.tun, TUN_TOKEN) {
                     log::warn!("data path: {e}");
