@@ -20,6 +20,11 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::fd::{cvt, Deadline};
 
+/// Events of an armed descriptor: readable, once.
+const ARMED: u32 = (libc::EPOLLIN | libc::EPOLLONESHOT) as u32;
+/// Events of a disarmed one: none (errors and hang-ups are reported regardless, once).
+const DISARMED: u32 = libc::EPOLLONESHOT as u32;
+
 /// An epoll instance whose descriptors each carry a caller-chosen token.
 #[derive(Debug)]
 pub struct Poller {
@@ -40,59 +45,40 @@ impl Poller {
     /// Registers `fd` for readability, armed, reporting `token`. Errors (`EEXIST`, …) leave the
     /// queue as it was.
     pub fn add(&self, fd: impl AsFd, token: u64) -> Result<()> {
-        self.ctl(libc::EPOLL_CTL_ADD, fd.as_fd().as_raw_fd(), token)
-            .map_err(|e| Error::os("epoll_ctl(ADD)", e))
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token, ARMED, "epoll_ctl(ADD)")
     }
 
     /// Arms `fd` again after its event was taken; reported at once if it is still readable.
     pub fn rearm(&self, fd: impl AsFd, token: u64) -> Result<()> {
-        self.ctl(libc::EPOLL_CTL_MOD, fd.as_fd().as_raw_fd(), token)
-            .map_err(|e| Error::os("epoll_ctl(MOD)", e))
+        self.ctl(libc::EPOLL_CTL_MOD, fd, token, ARMED, "epoll_ctl(MOD)")
     }
 
     /// Keeps `fd` registered but wakes nobody for it until it is [`rearm`](Self::rearm)ed: for a
     /// thread about to cause data on `fd` that it will read itself.
     pub fn disarm(&self, fd: impl AsFd, token: u64) -> Result<()> {
-        let fd = fd.as_fd().as_raw_fd();
-        self.ctl_events(libc::EPOLL_CTL_MOD, fd, token, libc::EPOLLONESHOT as u32)
-            .map_err(|e| Error::os("epoll_ctl(MOD)", e))
+        self.ctl(libc::EPOLL_CTL_MOD, fd, token, DISARMED, "epoll_ctl(MOD)")
     }
 
     /// Stops watching `fd` (closing it does so as well).
     pub fn remove(&self, fd: impl AsFd) -> Result<()> {
-        let fd = fd.as_fd().as_raw_fd();
-        // SAFETY: `epfd` is our open epoll descriptor; EPOLL_CTL_DEL ignores the event pointer
-        // (null is allowed since Linux 2.6.9).
-        let ret = unsafe {
-            libc::epoll_ctl(
-                self.epfd.as_raw_fd(),
-                libc::EPOLL_CTL_DEL,
-                fd,
-                std::ptr::null_mut(),
-            )
-        };
-        cvt(ret)
-            .map(drop)
-            .map_err(|e| Error::os("epoll_ctl(DEL)", e))
+        self.ctl(libc::EPOLL_CTL_DEL, fd, 0, 0, "epoll_ctl(DEL)")
     }
 
-    fn ctl(&self, op: libc::c_int, fd: libc::c_int, token: u64) -> io::Result<()> {
-        let events = (libc::EPOLLIN | libc::EPOLLONESHOT) as u32;
-        self.ctl_events(op, fd, token, events)
-    }
-
-    fn ctl_events(
+    fn ctl(
         &self,
         op: libc::c_int,
-        fd: libc::c_int,
+        fd: impl AsFd,
         token: u64,
         events: u32,
-    ) -> io::Result<()> {
+        what: &'static str,
+    ) -> Result<()> {
         let mut ev = libc::epoll_event { events, u64: token };
-        // SAFETY: `epfd` is our open epoll descriptor; `ev` is a valid epoll_event that lives
-        // across the call (the kernel copies it); a bad `fd` is reported as EBADF.
-        let ret = unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd, &mut ev) };
-        cvt(ret).map(drop)
+        // SAFETY: `epfd` is our open epoll descriptor and `fd` a live one borrowed for the call;
+        // `ev` is a valid epoll_event that lives across the call (the kernel copies it; DEL
+        // ignores it).
+        let ret =
+            unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), op, fd.as_fd().as_raw_fd(), &mut ev) };
+        cvt(ret).map(drop).map_err(|e| Error::os(what, e))
     }
 
     /// Waits at most `timeout` (`None`: forever) for one armed descriptor to become readable

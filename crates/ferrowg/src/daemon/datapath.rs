@@ -55,7 +55,7 @@ const UDP_TOKEN: u64 = 1;
 /// One TUN queue's data path: both stages and the readiness queue their threads share.
 pub struct Queue {
     poller: Poller,
-    tun: Arc<TunQueue>,
+    tun: TunQueue,
     sender: Sender,
     receiver: Receiver,
 }
@@ -63,11 +63,10 @@ pub struct Queue {
 impl Queue {
     /// The data path of `tun`, reading the device's current UDP socket.
     pub fn new(shared: &Arc<Shared>, tun: TunQueue, offload: Offload) -> ferrowg_sys::Result<Self> {
-        let tun = Arc::new(tun);
-        let sender = Sender::new(shared, tun.clone());
-        let receiver = Receiver::new(shared, tun.clone(), offload);
+        let sender = Sender::new(shared, &tun);
+        let receiver = Receiver::new(shared, &tun, offload);
         let poller = Poller::new()?;
-        poller.add(&*tun, TUN_TOKEN)?;
+        poller.add(&tun, TUN_TOKEN)?;
         poller.add(&*receiver.socket(), UDP_TOKEN)?;
         Ok(Queue {
             poller,
@@ -83,11 +82,13 @@ impl Queue {
         while !shared.stopping() {
             let rearmed = match self.poller.wait(Some(POLL)) {
                 Ok(Some(TUN_TOKEN)) => {
-                    self.sender.drain(shared);
-                    self.poller.rearm(&*self.tun, TUN_TOKEN)
+                    self.sender.drain(shared, &self.tun);
+                    self.poller.rearm(&self.tun, TUN_TOKEN)
                 }
                 Ok(Some(_)) => {
-                    let sock = self.receiver.drain(shared, &self.poller, &self.sender);
+                    let sock = self
+                        .receiver
+                        .drain(shared, &self.poller, &self.tun, &self.sender);
                     self.poller.rearm(&*sock, UDP_TOKEN)
                 }
                 Ok(None) => {

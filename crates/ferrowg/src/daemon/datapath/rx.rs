@@ -28,7 +28,6 @@ use crate::daemon::state::{self, State};
 /// The receiving half of one TUN queue: UDP → device → TUN. Whichever data-path thread of the
 /// queue is free runs it ([`Receiver::drain`]) when the socket becomes readable.
 pub struct Receiver {
-    tun: Arc<TunQueue>,
     rx: Mutex<Rx>,
 }
 
@@ -50,7 +49,7 @@ struct Rx {
 impl Receiver {
     /// The receiving half of `tun`. `offload` is what the TUN device accepts (USO decides
     /// whether UDP is coalesced).
-    pub fn new(shared: &Shared, tun: Arc<TunQueue>, offload: Offload) -> Receiver {
+    pub fn new(shared: &Shared, tun: &TunQueue, offload: Offload) -> Receiver {
         let (sock, generation) = {
             let st = shared.lock();
             (st.socket.clone(), st.socket_generation)
@@ -69,10 +68,7 @@ impl Receiver {
             sock,
             generation,
         };
-        Receiver {
-            tun,
-            rx: Mutex::new(rx),
-        }
+        Receiver { rx: Mutex::new(rx) }
     }
 
     /// The socket this stage reads now.
@@ -89,7 +85,13 @@ impl Receiver {
     /// been replaced (a new listen port) meanwhile, and then the new one is already registered.
     /// After a batch of at most [`REPLY_AFTER`] packets, the kernel's immediate answers to them
     /// are sent through `sender` from this thread ([`Sender::reply`]).
-    pub fn drain(&self, shared: &Shared, poller: &Poller, sender: &Sender) -> Arc<UdpSocket> {
+    pub fn drain(
+        &self,
+        shared: &Shared,
+        poller: &Poller,
+        tun: &TunQueue,
+        sender: &Sender,
+    ) -> Arc<UdpSocket> {
         let mut guard = self.lock();
         let rx = &mut *guard;
         while !shared.stopping() {
@@ -105,10 +107,20 @@ impl Receiver {
                     break;
                 }
             };
-            if rx.batch(shared, poller, &self.tun, n) {
-                sender.reply(shared);
-                // Whatever the reply left (or what came meanwhile) wakes a thread now.
-                if let Err(e) = poller.rearm(&*self.tun, TUN_TOKEN) {
+            // A few packets: the kernel's answers to them, made during the write, are sent from
+            // this thread, with the TUN queue disarmed meanwhile (the other thread would only
+            // wake to find them taken). Whatever is left then wakes a thread as usual.
+            let delivered = rx.open(shared, poller, n);
+            let reply = delivered > 0 && delivered <= REPLY_AFTER;
+            if reply {
+                if let Err(e) = poller.disarm(tun, TUN_TOKEN) {
+                    log::debug!("data path: {e}");
+                }
+            }
+            rx.write(shared, tun);
+            if reply {
+                sender.reply(shared, tun);
+                if let Err(e) = poller.rearm(tun, TUN_TOKEN) {
                     log::warn!("data path: {e}");
                 }
             }
@@ -147,21 +159,19 @@ fn follow(st: &State, poller: &Poller, sock: &mut Arc<UdpSocket>, generation: &m
 }
 
 impl Rx {
-    /// Decrypts the `n` datagrams just received and writes their packets to `tun`. Returns
-    /// true if they were few enough ([`REPLY_AFTER`]) for the kernel's answers to be sent from
-    /// this thread: the TUN queue is then disarmed in `poller` for the write (the other thread
-    /// would only wake to find the answer taken), and the caller re-arms it.
-    fn batch(&mut self, shared: &Shared, poller: &Poller, tun: &TunQueue, n: usize) -> bool {
+    /// Decrypts the `n` datagrams just received (following a replaced socket in `poller` on
+    /// the way); returns how many packets there are to [`write`](Self::write).
+    fn open(&mut self, shared: &Shared, poller: &Poller, n: usize) -> usize {
         let Rx {
             bufs,
             metas,
             deliver,
             jobs,
-            coalescer,
             scratch,
             out,
             sock,
             generation,
+            ..
         } = self;
         deliver.clear();
         {
@@ -217,12 +227,19 @@ impl Rx {
             drain(&mut st, out, scratch);
             nudge_timer(shared, &st);
         }
-        let reply = !deliver.is_empty() && deliver.len() <= REPLY_AFTER;
-        if reply {
-            if let Err(e) = poller.disarm(tun, TUN_TOKEN) {
-                log::debug!("data path: {e}");
-            }
-        }
+        deliver.len()
+    }
+
+    /// Writes the decrypted packets to `tun`, then sends what the device wants sent.
+    fn write(&mut self, shared: &Shared, tun: &TunQueue) {
+        let Rx {
+            bufs,
+            deliver,
+            coalescer,
+            out,
+            sock,
+            ..
+        } = self;
         let packet = |&(buf, off, len): &(usize, usize, usize)| PacketRef {
             buf,
             start: off + TRANSPORT_HEADER_SIZE,
@@ -250,7 +267,6 @@ impl Rx {
             }
         }
         send_outbox(sock, out);
-        reply
     }
 }
 

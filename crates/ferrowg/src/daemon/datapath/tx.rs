@@ -179,21 +179,21 @@ impl Pipe {
 }
 
 /// The sending half of one TUN queue. A data-path thread runs it ([`Sender::drain`]); the
-/// receiving stage may borrow it for a moment to send a reply right away ([`Sender::reply`]). Whoever reads
-/// the TUN queue holds the lock until the packets read are sent, so they leave in the order
-/// they were read.
+/// receiving stage may borrow it for a moment to send a reply right away ([`Sender::reply`]).
+/// Whoever reads the TUN queue holds the lock until the packets read are sent, so they leave
+/// in the order they were read.
 pub struct Sender {
-    tun: Arc<TunQueue>,
     tx: Mutex<Tx>,
 }
 
 /// Most TUN reads [`Sender::reply`] takes: one, the answer to what was just written (in a bulk
-/// transfer, the thread in [`Sender::drain`] takes the rest; one read may be a 64 KiB super-packet).
+/// transfer, the thread in [`Sender::drain`] takes the rest; one read may be a 64 KiB
+/// super-packet).
 const REPLY_READS: usize = 1;
 
 impl Sender {
     /// The sending half of `tun`, with its buffers (and sealing thread, if any).
-    pub fn new(shared: &Arc<Shared>, tun: Arc<TunQueue>) -> Sender {
+    pub fn new(shared: &Arc<Shared>, tun: &TunQueue) -> Sender {
         let vnet = tun.has_vnet_hdr();
         let tx = Tx {
             reads: PageBuf::many(BATCH, BUF_SIZE),
@@ -207,10 +207,7 @@ impl Sender {
             pipe: Pipe::new(shared),
             truncated: 0,
         };
-        Sender {
-            tun,
-            tx: Mutex::new(tx),
-        }
+        Sender { tx: Mutex::new(tx) }
     }
 
     /// TUN → device → UDP until the queue is empty (or the daemon stops); whichever data-path
@@ -220,18 +217,18 @@ impl Sender {
     /// alone (a ping, a request), and looking for company first would put one more `read(2)`,
     /// answered `EAGAIN`, ahead of it on the wire. Under load the reads go on in whole batches
     /// and the thread does not come back here.
-    pub fn drain(&self, shared: &Shared) {
+    pub fn drain(&self, shared: &Shared, tun: &TunQueue) {
         let mut max = 1;
         while !shared.stopping() {
             let read = {
                 let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-                tx.pump(shared, &self.tun, max)
+                tx.pump(shared, tun, max)
             };
             match read {
                 Ok(0) => return,
                 Ok(_) => max = BATCH,
                 Err(e) if e.is_interface_gone() => {
-                    shared.stop(format!("interface {} was removed", self.tun.name()));
+                    shared.stop(format!("interface {} was removed", tun.name()));
                     return;
                 }
                 Err(e) => {
@@ -249,13 +246,13 @@ impl Sender {
     /// thread, instead of waking the other thread (on this VM, each cross-CPU wake-up costs
     /// tens of microseconds of round trip). Does nothing if another thread is sending: it will
     /// get there itself. Errors are left to [`Sender::drain`] to see and report.
-    pub fn reply(&self, shared: &Shared) {
+    pub fn reply(&self, shared: &Shared, tun: &TunQueue) {
         let mut tx = match self.tx.try_lock() {
             Ok(tx) => tx,
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => return,
         };
-        if let Ok(n) = tx.pump(shared, &self.tun, REPLY_READS) {
+        if let Ok(n) = tx.pump(shared, tun, REPLY_READS) {
             DatapathStats::count(&shared.stats.replies, n as u64);
         }
     }
