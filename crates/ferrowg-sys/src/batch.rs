@@ -2,10 +2,13 @@
 //! kernel's drop counter (`SO_RXQ_OVFL`), and `sendmmsg` to a destination per datagram with an
 //! optional UDP GSO segment size (`UDP_SEGMENT`) per datagram.
 //!
-//! Up to [`BATCH_MAX`] datagrams go through one system call; the message headers, address and
-//! control buffers for them live on the stack of the call (about 22 KiB), so nothing is allocated
-//! per batch and the socket can be used from several threads at once.
+//! Up to [`BATCH_MAX`] datagrams go through one system call. The message headers, address and
+//! control buffers for them (about 22 KiB) are allocated and zeroed once per thread and reused,
+//! so a call touches only the entries it uses: nothing is allocated or cleared per batch, a
+//! one-datagram call stays within a few cache lines, and the socket can be used from several
+//! threads at once.
 
+use std::cell::Cell;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
@@ -91,8 +94,10 @@ impl<'a> Transmit<'a> {
     }
 }
 
-/// Per-call scratch space for one `recvmmsg`/`sendmmsg`: the message headers point into the
-/// other arrays, so it must not move between filling and the system call.
+/// Scratch space for one `recvmmsg`/`sendmmsg` at a time: the message headers point into the
+/// other arrays, so it must not move between filling and the system call. Each call fills in
+/// every field the kernel reads for the entries it uses ([`Scratch::prepare`]), so what an
+/// earlier call left behind does not matter.
 struct Scratch {
     hdrs: [libc::mmsghdr; BATCH_MAX],
     iovs: [libc::iovec; BATCH_MAX],
@@ -108,8 +113,26 @@ impl Scratch {
         unsafe { std::mem::zeroed() }
     }
 
+    /// Runs `f` with this thread's scratch space, made on first use. The space is taken out of
+    /// its slot for the call and put back after, so a nested call (there is none) or one while
+    /// the thread exits would find the slot empty and use a fresh one.
+    fn with<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+        thread_local! {
+            static SCRATCH: Cell<Option<Box<Scratch>>> = const { Cell::new(None) };
+        }
+        let mut s = SCRATCH
+            .try_with(Cell::take)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| Box::new(Scratch::new()));
+        let r = f(&mut s);
+        // Fails only while the thread exits: the space is then freed.
+        let _ = SCRATCH.try_with(|slot| slot.set(Some(s)));
+        r
+    }
+
     /// Points message `i` at `buf`, at address slot `i` (`name_len` bytes valid) and at control
-    /// slot `i` (`control_len` bytes).
+    /// slot `i` (`control_len` bytes); clears what the kernel wrote there last time.
     fn prepare(&mut self, i: usize, buf: *mut u8, len: usize, name_len: u32, control_len: usize) {
         self.iovs[i] = libc::iovec {
             iov_base: buf.cast(),
@@ -126,6 +149,8 @@ impl Scratch {
             self.cmsgs[i].0.as_mut_ptr().cast()
         };
         hdr.msg_controllen = control_len as _;
+        hdr.msg_flags = 0;
+        self.hdrs[i].msg_len = 0;
     }
 }
 
@@ -200,11 +225,19 @@ impl UdpSocket {
         bufs: &mut [B],
         meta: &mut [RecvMeta],
     ) -> io::Result<usize> {
+        Scratch::with(|s| self.recv_into(s, bufs, meta))
+    }
+
+    fn recv_into<B: AsMut<[u8]>>(
+        &self,
+        s: &mut Scratch,
+        bufs: &mut [B],
+        meta: &mut [RecvMeta],
+    ) -> io::Result<usize> {
         let n = bufs.len().min(meta.len()).min(BATCH_MAX);
         if n == 0 {
             return Ok(0);
         }
-        let mut s = Scratch::new();
         for (i, buf) in bufs[..n].iter_mut().enumerate() {
             let buf = buf.as_mut();
             s.prepare(
@@ -259,7 +292,8 @@ impl UdpSocket {
     /// reported by the next call, which starts at that message. A data path that must not stall
     /// on one bad destination skips it on error and carries on.
     pub fn send_batch(&self, msgs: &[Transmit<'_>], timeout: Option<Duration>) -> Result<usize> {
-        let deadline = Deadline::after(timeout);
+        // Set at the first full send buffer: most calls never wait, nor read the clock.
+        let mut deadline = None;
         let mut sent = 0;
         while sent < msgs.len() {
             match self.send_once(&msgs[sent..]) {
@@ -267,6 +301,7 @@ impl UdpSocket {
                 Ok(0) => break,
                 Ok(n) => sent += n,
                 Err(SendError::Os(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let deadline = *deadline.get_or_insert_with(|| Deadline::after(timeout));
                     if !self.wait(Interest::Write, deadline)? {
                         break;
                     }
@@ -306,7 +341,10 @@ impl UdpSocket {
     /// One `sendmmsg` of up to BATCH_MAX leading messages; stops before the first destination
     /// this socket cannot reach (reporting it if it is the first).
     fn send_once(&self, msgs: &[Transmit<'_>]) -> Result<usize, SendError> {
-        let mut s = Scratch::new();
+        Scratch::with(|s| self.send_from(s, msgs))
+    }
+
+    fn send_from(&self, s: &mut Scratch, msgs: &[Transmit<'_>]) -> Result<usize, SendError> {
         let mut n = 0;
         for (i, msg) in msgs.iter().take(BATCH_MAX).enumerate() {
             let Some((addr, addr_len)) = self.encode_dst(msg.dst) else {
@@ -426,6 +464,46 @@ mod tests {
         assert_eq!(a.recv_batch(&mut bufs, &mut meta, WAIT).unwrap(), 1);
         assert!(meta[0].truncated);
         assert_eq!(meta[0].len, 10);
+    }
+
+    /// The thread's scratch space is reused: nothing from one call (a truncation flag, a GSO
+    /// control message, a longer batch) shows in the next.
+    #[test]
+    fn reused_scratch_keeps_no_state_between_calls() {
+        let a = UdpSocket::bind_addr("127.0.0.1:0".parse().unwrap()).unwrap();
+        let b = UdpSocket::bind_addr("127.0.0.1:0".parse().unwrap()).unwrap();
+        let seg = [5u8; 300];
+        let msgs = [
+            Transmit::new(b.local_addr(), &seg[..100]).with_segment_size(50),
+            Transmit::new(b.local_addr(), &seg[..70]),
+            Transmit::new(b.local_addr(), &seg[..20]),
+        ];
+        assert_eq!(a.send_batch(&msgs, WAIT).unwrap(), 3);
+        // No segment size this time: must arrive as one datagram of 80 bytes.
+        assert_eq!(
+            a.send_batch(&[Transmit::new(b.local_addr(), &seg[..80])], WAIT)
+                .unwrap(),
+            1
+        );
+        let mut got = Vec::new();
+        let mut meta = [RecvMeta::default(); 8];
+        while got.len() < 5 {
+            // A 60-byte buffer truncates the 70- and 80-byte datagrams, not the others.
+            let mut bufs = vec![[0u8; 60]; 8];
+            let n = b.recv_batch(&mut bufs, &mut meta, WAIT).unwrap();
+            assert_ne!(n, 0, "timed out");
+            got.extend(meta[..n].iter().map(|m| (m.len, m.truncated)));
+        }
+        assert_eq!(
+            got,
+            [
+                (50, false),
+                (50, false),
+                (60, true),
+                (20, false),
+                (60, true)
+            ]
+        );
     }
 
     #[test]

@@ -24,21 +24,38 @@ impl Interest {
     }
 }
 
-/// A point in time after which a wait gives up; `None` waits forever.
+/// When a wait gives up.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Deadline(Option<Instant>);
+pub(crate) enum Deadline {
+    /// No timeout: wait forever.
+    Never,
+    /// A zero timeout: do not wait at all (known without reading the clock, which the data
+    /// path's non-blocking calls would otherwise do on every call).
+    Passed,
+    /// Wait until then.
+    At(Instant),
+}
 
 impl Deadline {
     /// A deadline `timeout` from now (`None`: never).
     pub(crate) fn after(timeout: Option<Duration>) -> Self {
-        // A timeout too large to represent as an Instant is as good as "never".
-        Deadline(timeout.and_then(|t| Instant::now().checked_add(t)))
+        match timeout {
+            None => Deadline::Never,
+            Some(t) if t.is_zero() => Deadline::Passed,
+            // A timeout too large to represent as an Instant is as good as "never".
+            Some(t) => Instant::now()
+                .checked_add(t)
+                .map_or(Deadline::Never, Deadline::At),
+        }
     }
 
     /// The time left, `None` if there is no deadline; zero once it has passed.
     pub(crate) fn remaining(self) -> Option<Duration> {
-        self.0
-            .map(|at| at.saturating_duration_since(Instant::now()))
+        match self {
+            Deadline::Never => None,
+            Deadline::Passed => Some(Duration::ZERO),
+            Deadline::At(at) => Some(at.saturating_duration_since(Instant::now())),
+        }
     }
 }
 

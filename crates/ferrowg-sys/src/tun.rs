@@ -398,12 +398,14 @@ impl TunQueue {
         packets: &[B],
         timeout: Option<Duration>,
     ) -> Result<usize> {
-        let deadline = Deadline::after(timeout);
+        // Set when the queue is first full: most calls never wait, nor read the clock.
+        let mut deadline = None;
         let mut written = 0;
         while let Some(packet) = packets.get(written) {
             match fd::write(self.fd.as_fd(), packet.as_ref()) {
                 Ok(_) => written += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let deadline = *deadline.get_or_insert_with(|| Deadline::after(timeout));
                     if !self.wait(Interest::Write, deadline)? {
                         break;
                     }
@@ -423,11 +425,13 @@ impl TunQueue {
         parts: &[io::IoSlice<'_>],
         timeout: Option<Duration>,
     ) -> Result<bool> {
-        let deadline = Deadline::after(timeout);
+        // Set when the queue is first full: most calls never wait, nor read the clock.
+        let mut deadline = None;
         loop {
             match fd::writev(self.fd.as_fd(), parts) {
                 Ok(_) => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let deadline = *deadline.get_or_insert_with(|| Deadline::after(timeout));
                     if !self.wait(Interest::Write, deadline)? {
                         return Ok(false);
                     }

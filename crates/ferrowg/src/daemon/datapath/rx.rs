@@ -44,6 +44,44 @@ struct Rx {
     sock: Arc<UdpSocket>,
     /// The state's socket generation `sock` belongs to.
     generation: u64,
+    replies: ReplyBackoff,
+}
+
+/// Whether a small batch is worth a reply attempt ([`Sender::reply`]). At the end of a tunnel
+/// that starts the exchanges (the ping sender, the client), the kernel has no immediate answer
+/// to what is written, and each attempt only costs two `epoll_ctl` and a `read` answered
+/// `EAGAIN`. So after an attempt that found nothing, the next 1, 2, 4, … 64 small batches go
+/// without one; an attempt that finds an answer ends the backoff.
+#[derive(Debug, Default)]
+struct ReplyBackoff {
+    /// Small batches to skip after the last miss.
+    backoff: u8,
+    /// Small batches still to skip.
+    skip: u8,
+}
+
+/// Most small batches skipped between two reply attempts.
+const REPLY_BACKOFF_MAX: u8 = 64;
+
+impl ReplyBackoff {
+    /// Called for each small batch: whether to attempt a reply after it.
+    fn wanted(&mut self) -> bool {
+        if self.skip == 0 {
+            return true;
+        }
+        self.skip -= 1;
+        false
+    }
+
+    /// The outcome of an attempt: `found` if it sent something.
+    fn record(&mut self, found: bool) {
+        if found {
+            self.backoff = 0;
+        } else {
+            self.backoff = (self.backoff.saturating_mul(2)).clamp(1, REPLY_BACKOFF_MAX);
+        }
+        self.skip = self.backoff;
+    }
 }
 
 impl Receiver {
@@ -67,6 +105,7 @@ impl Receiver {
             out: Outbox::default(),
             sock,
             generation,
+            replies: ReplyBackoff::default(),
         };
         Receiver { rx: Mutex::new(rx) }
     }
@@ -111,7 +150,7 @@ impl Receiver {
             // this thread, with the TUN queue disarmed meanwhile (the other thread would only
             // wake to find them taken). Whatever is left then wakes a thread as usual.
             let delivered = rx.open(shared, poller, n);
-            let reply = delivered > 0 && delivered <= REPLY_AFTER;
+            let reply = delivered > 0 && delivered <= REPLY_AFTER && rx.replies.wanted();
             if reply {
                 if let Err(e) = poller.disarm(tun, TUN_TOKEN) {
                     log::debug!("data path: {e}");
@@ -119,7 +158,9 @@ impl Receiver {
             }
             rx.write(shared, tun);
             if reply {
-                sender.reply(shared, tun);
+                if let Some(found) = sender.reply(shared, tun) {
+                    rx.replies.record(found > 0);
+                }
                 if let Err(e) = poller.rearm(tun, TUN_TOKEN) {
                     log::warn!("data path: {e}");
                 }
@@ -161,6 +202,10 @@ fn follow(st: &State, poller: &Poller, sock: &mut Arc<UdpSocket>, generation: &m
 impl Rx {
     /// Decrypts the `n` datagrams just received (following a replaced socket in `poller` on
     /// the way); returns how many packets there are to [`write`](Self::write).
+    ///
+    /// A batch is decrypted without the state lock, so that the sending stage is not kept
+    /// waiting; but a few datagrams ([`OPEN_LOCKED`]) decrypt in about a microsecond, less
+    /// than unlocking and locking again costs, and are decrypted under the one lock.
     fn open(&mut self, shared: &Shared, poller: &Poller, n: usize) -> usize {
         let Rx {
             bufs,
@@ -174,59 +219,31 @@ impl Rx {
             ..
         } = self;
         deliver.clear();
-        {
-            let mut st = shared.lock();
-            follow(&st, poller, sock, generation);
-            let now = state::now();
-            for (i, m) in metas.iter().enumerate().take(n) {
-                if m.truncated {
-                    DatapathStats::count(&shared.stats.udp_truncated, 1);
-                    continue;
-                }
-                let stride = if m.stride == 0 { m.len } else { m.stride };
-                let mut off = 0;
-                while off < m.len {
-                    let end = (off + stride).min(m.len);
-                    match st.device.begin_datagram(now, m.src, &mut bufs[i][off..end]) {
-                        Begin::Open(job) => jobs.push(Job {
-                            buf: i,
-                            off,
-                            end,
-                            job,
-                            opened: false,
-                        }),
-                        Begin::Done(Incoming::Dropped(r)) => {
-                            log::trace!("datagram from {} dropped: {r}", m.src)
-                        }
-                        Begin::Done(_) => {}
-                    }
-                    off = end;
-                }
-            }
+        let mut st = shared.lock();
+        follow(&st, poller, sock, generation);
+        let mut now = state::now();
+        begin(shared, &mut st, now, &metas[..n], bufs, jobs);
+        if jobs.len() > OPEN_LOCKED {
             drain(&mut st, out, scratch);
             nudge_timer(shared, &st);
+            drop(st);
+            open_jobs(bufs, jobs);
+            st = shared.lock();
+            now = state::now();
+        } else {
+            open_jobs(bufs, jobs);
         }
-        let views = split_spans(bufs, jobs.iter().map(|j| (j.buf, j.off, j.end)));
-        open_batch(
-            jobs.iter_mut()
-                .zip(views)
-                .filter_map(|(Job { job, opened, .. }, v)| Some((&*job, v?, opened))),
-        );
-        if !jobs.is_empty() {
-            let mut st = shared.lock();
-            let now = state::now();
-            for j in jobs.drain(..) {
-                let src = metas[j.buf].src;
-                let buf = &mut bufs[j.buf][j.off..j.end];
-                match st.device.finish_datagram(now, src, buf, j.job, j.opened) {
-                    Incoming::Packet { len, .. } => deliver.push((j.buf, j.off, len)),
-                    Incoming::Dropped(r) => log::trace!("datagram from {src} dropped: {r}"),
-                    _ => {}
-                }
+        for j in jobs.drain(..) {
+            let src = metas[j.buf].src;
+            let buf = &mut bufs[j.buf][j.off..j.end];
+            match st.device.finish_datagram(now, src, buf, j.job, j.opened) {
+                Incoming::Packet { len, .. } => deliver.push((j.buf, j.off, len)),
+                Incoming::Dropped(r) => log::trace!("datagram from {src} dropped: {r}"),
+                _ => {}
             }
-            drain(&mut st, out, scratch);
-            nudge_timer(shared, &st);
         }
+        drain(&mut st, out, scratch);
+        nudge_timer(shared, &st);
         deliver.len()
     }
 
@@ -273,6 +290,57 @@ impl Rx {
 /// Largest receive batch (in packets written to the TUN device) after which this thread sends
 /// the kernel's answers itself: a ping, a request, a TCP ACK clock, not a bulk transfer.
 const REPLY_AFTER: usize = 4;
+
+/// Most datagrams decrypted under the state lock ([`Rx::open`]).
+const OPEN_LOCKED: usize = 4;
+
+/// Finds the session of each datagram described by `metas` (with GRO, several per buffer),
+/// under the state lock: transport data becomes a job in `jobs`, handshake messages are
+/// handled right away.
+fn begin(
+    shared: &Shared,
+    st: &mut State,
+    now: ferrowg_proto::Instant,
+    metas: &[RecvMeta],
+    bufs: &mut [PageBuf],
+    jobs: &mut Vec<Job>,
+) {
+    for (i, m) in metas.iter().enumerate() {
+        if m.truncated {
+            DatapathStats::count(&shared.stats.udp_truncated, 1);
+            continue;
+        }
+        let stride = if m.stride == 0 { m.len } else { m.stride };
+        let mut off = 0;
+        while off < m.len {
+            let end = (off + stride).min(m.len);
+            match st.device.begin_datagram(now, m.src, &mut bufs[i][off..end]) {
+                Begin::Open(job) => jobs.push(Job {
+                    buf: i,
+                    off,
+                    end,
+                    job,
+                    opened: false,
+                }),
+                Begin::Done(Incoming::Dropped(r)) => {
+                    log::trace!("datagram from {} dropped: {r}", m.src)
+                }
+                Begin::Done(_) => {}
+            }
+            off = end;
+        }
+    }
+}
+
+/// Decrypts the jobs in place, in batches per session key.
+fn open_jobs(bufs: &mut [PageBuf], jobs: &mut [Job]) {
+    let views = split_spans(bufs, jobs.iter().map(|j| (j.buf, j.off, j.end)));
+    open_batch(
+        jobs.iter_mut()
+            .zip(views)
+            .filter_map(|(Job { job, opened, .. }, v)| Some((&*job, v?, opened))),
+    );
+}
 
 /// A transport datagram waiting to be decrypted: `bufs[buf][off..end]`.
 struct Job {
@@ -323,5 +391,41 @@ fn write_one(shared: &Shared, tun: &TunQueue, parts: &[IoSlice<'_>]) -> bool {
             DatapathStats::count(&shared.stats.tun_write_errors, 1);
             true
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pattern of attempts over `batches` small batches when every attempt finds `found`.
+    fn attempts(b: &mut ReplyBackoff, batches: usize, found: bool) -> Vec<usize> {
+        let mut at = Vec::new();
+        for i in 0..batches {
+            if b.wanted() {
+                at.push(i);
+                b.record(found);
+            }
+        }
+        at
+    }
+
+    #[test]
+    fn misses_back_off_exponentially_and_a_hit_ends_it() {
+        let mut b = ReplyBackoff::default();
+        // Hits: every batch tries.
+        assert_eq!(attempts(&mut b, 5, true), [0, 1, 2, 3, 4]);
+        // Misses: gaps of 1, 2, 4, … batches, capped at 64.
+        assert_eq!(
+            attempts(&mut b, 400, false),
+            [0, 2, 5, 10, 19, 36, 69, 134, 199, 264, 329, 394]
+        );
+        // One hit, and every batch tries again.
+        let mut b = ReplyBackoff::default();
+        b.record(false);
+        assert!(!b.wanted());
+        assert!(b.wanted());
+        b.record(true);
+        assert_eq!(attempts(&mut b, 3, true), [0, 1, 2]);
     }
 }

@@ -246,15 +246,18 @@ impl Sender {
     /// thread, instead of waking the other thread (on this VM, each cross-CPU wake-up costs
     /// tens of microseconds of round trip). Does nothing if another thread is sending: it will
     /// get there itself. Errors are left to [`Sender::drain`] to see and report.
-    pub fn reply(&self, shared: &Shared, tun: &TunQueue) {
+    ///
+    /// Returns how many reads there were, `None` if another thread is sending or the read
+    /// failed.
+    pub fn reply(&self, shared: &Shared, tun: &TunQueue) -> Option<usize> {
         let mut tx = match self.tx.try_lock() {
             Ok(tx) => tx,
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
-            Err(TryLockError::WouldBlock) => return,
+            Err(TryLockError::WouldBlock) => return None,
         };
-        if let Ok(n) = tx.pump(shared, tun, REPLY_READS) {
-            DatapathStats::count(&shared.stats.replies, n as u64);
-        }
+        let n = tx.pump(shared, tun, REPLY_READS).ok()?;
+        DatapathStats::count(&shared.stats.replies, n as u64);
+        Some(n)
     }
 }
 
