@@ -11,6 +11,7 @@
 //! - [`PageBuf`] (`mem.rs`): packet buffers in anonymous mappings, resident only once written.
 //! - [`aead16`]: ChaCha20-Poly1305 for up to 16 messages at once with AVX-512/IFMA (it needs
 //!   `unsafe` for the CPU-feature dispatch and vector loads, so it lives here).
+//! - [`cpu`]: the current CPU, and pinning a thread to one.
 //! - [`csum`]: the Internet checksum's word sum, with AVX-512/AVX2 when the CPU has them.
 //! - [`netdev`]: interface index/MTU/up by name; [`netns`]: move a thread into a network
 //!   namespace; [`process`]: root and capability checks.
@@ -29,6 +30,7 @@ compile_error!("ferrowg-sys supports Linux only");
 
 pub mod aead16;
 mod batch;
+pub mod cpu;
 pub mod csum;
 mod error;
 mod fd;

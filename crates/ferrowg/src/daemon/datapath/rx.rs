@@ -123,16 +123,18 @@ impl Receiver {
     /// daemon stops). Returns the socket to arm again in `poller`: the device's socket may have
     /// been replaced (a new listen port) meanwhile, and then the new one is already registered.
     /// After a batch of at most [`REPLY_AFTER`] packets, the kernel's immediate answers to them
-    /// are sent through `sender` from this thread ([`Sender::reply`]).
+    /// are sent through `sender` from this thread ([`Sender::reply`]). Also returns how many
+    /// packets were delivered.
     pub fn drain(
         &self,
         shared: &Shared,
         poller: &Poller,
         tun: &TunQueue,
         sender: &Sender,
-    ) -> Arc<UdpSocket> {
+    ) -> (Arc<UdpSocket>, usize) {
         let mut guard = self.lock();
         let rx = &mut *guard;
+        let mut packets = 0;
         while !shared.stopping() {
             let n = match rx
                 .sock
@@ -150,6 +152,7 @@ impl Receiver {
             // this thread, with the TUN queue disarmed meanwhile (the other thread would only
             // wake to find them taken). Whatever is left then wakes a thread as usual.
             let delivered = rx.open(shared, poller, n);
+            packets += delivered;
             let reply = delivered > 0 && delivered <= REPLY_AFTER && rx.replies.wanted();
             if reply {
                 if let Err(e) = poller.disarm(tun, TUN_TOKEN) {
@@ -166,7 +169,7 @@ impl Receiver {
                 }
             }
         }
-        rx.sock.clone()
+        (rx.sock.clone(), packets)
     }
 
     /// Follows a replacement of the device's socket without waiting for a datagram on the old

@@ -60,6 +60,8 @@ struct Tx {
     pipe: Pipe,
     /// The TUN queue's count of truncated reads, as last seen.
     truncated: u64,
+    /// Packets read so far (wrapping), for [`Sender::drain`] to report.
+    packets: usize,
 }
 
 /// One arena of prepared datagrams on its way to the sealing stage, and back empty.
@@ -206,6 +208,7 @@ impl Sender {
             scratch: PageBuf::zeroed(BUF_SIZE),
             pipe: Pipe::new(shared),
             truncated: 0,
+            packets: 0,
         };
         Sender { tx: Mutex::new(tx) }
     }
@@ -217,27 +220,34 @@ impl Sender {
     /// alone (a ping, a request), and looking for company first would put one more `read(2)`,
     /// answered `EAGAIN`, ahead of it on the wire. Under load the reads go on in whole batches
     /// and the thread does not come back here.
-    pub fn drain(&self, shared: &Shared, tun: &TunQueue) {
+    ///
+    /// Returns how many packets were read (a super-packet counts as the packets it holds).
+    pub fn drain(&self, shared: &Shared, tun: &TunQueue) -> usize {
         let mut max = 1;
+        let mut packets = 0;
         while !shared.stopping() {
             let read = {
                 let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-                tx.pump(shared, tun, max)
+                let before = tx.packets;
+                let read = tx.pump(shared, tun, max);
+                packets += tx.packets.wrapping_sub(before);
+                read
             };
             match read {
-                Ok(0) => return,
+                Ok(0) => return packets,
                 Ok(_) => max = BATCH,
                 Err(e) if e.is_interface_gone() => {
                     shared.stop(format!("interface {} was removed", tun.name()));
-                    return;
+                    return packets;
                 }
                 Err(e) => {
                     log::warn!("TUN read: {e}");
                     std::thread::sleep(Duration::from_millis(10));
-                    return;
+                    return packets;
                 }
             }
         }
+        packets
     }
 
     /// For the receiving stage, right after it wrote a few packets to the TUN device: the
@@ -380,6 +390,7 @@ impl Tx {
     /// Under one lock: routes every slot and assigns its counter, collects the device's own
     /// datagrams and the socket to send on.
     fn prepare(&mut self, shared: &Shared) {
+        self.packets = self.packets.wrapping_add(self.slots.len());
         let mut st = shared.lock();
         let now = state::now();
         for (start, len, size) in self.slots.drain(..) {
