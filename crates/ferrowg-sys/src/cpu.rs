@@ -32,9 +32,12 @@ fn allowed() -> io::Result<libc::cpu_set_t> {
 /// The lowest-numbered CPU the process was allowed to run on at the first call of this
 /// module.
 pub fn first_allowed_cpu() -> Option<usize> {
-    let all = allowed().ok()?;
-    // SAFETY: CPU_ISSET only reads the set, and checks `c` against its size.
-    (0..libc::CPU_SETSIZE as usize).find(|&c| unsafe { libc::CPU_ISSET(c, &all) })
+    static FIRST: OnceLock<Option<usize>> = OnceLock::new();
+    *FIRST.get_or_init(|| {
+        let all = allowed().ok()?;
+        // SAFETY: CPU_ISSET only reads the set, and checks `c` against its size.
+        (0..libc::CPU_SETSIZE as usize).find(|&c| unsafe { libc::CPU_ISSET(c, &all) })
+    })
 }
 
 /// Restricts the calling thread to CPU `cpu`, or with `None` gives it back every CPU the

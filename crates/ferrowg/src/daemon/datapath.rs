@@ -7,7 +7,8 @@
 //! load it is the thread that just sent a request that receives its answer (epoll wakes the
 //! most recent waiter first), on the CPU it just ran on, instead of a second thread that last
 //! ran elsewhere. On this 2-vCPU VM, where waking a halted vCPU costs
-//! tens of microseconds, that is most of a ping's round trip in the daemon.
+//! tens of microseconds, that is most of a ping's round trip in the daemon. While traffic stays
+//! light, both threads also keep to one CPU, and spread again under load ([`Placement`]).
 //!
 //! Each stage works in batches: one batched read, one lock of the shared state for
 //! the whole batch, one batched write. Buffers are allocated once per thread; packets are
@@ -147,9 +148,7 @@ impl Queue {
             }
         }
     }
-}
 
-impl Queue {
     /// After an event that brought `packets` packets: gathers or spreads the queue's threads
     /// ([`Placement`]) and moves this one accordingly.
     fn place(&self, me: &mut Placement, packets: usize) {
@@ -159,7 +158,7 @@ impl Queue {
         let Some(first) = ferrowg_sys::cpu::first_allowed_cpu() else {
             return;
         };
-        let now_ms = self.born.elapsed().as_millis() as u64;
+        let now_ms = || self.born.elapsed().as_millis() as u64;
         let want = me.after_event(&self.home, &self.heavy_at, packets, now_ms, first);
         if want != me.pinned {
             if let Err(e) = ferrowg_sys::cpu::pin_current_thread(want) {
@@ -172,26 +171,29 @@ impl Queue {
 }
 
 impl Placement {
-    /// The policy: after an event with `packets` packets at `now_ms`, updates the queue's
-    /// `home` and the time of its last heavy event, and returns the CPU this thread should
-    /// keep to (`None`: any). `first` is the CPU threads gather on.
+    /// The policy: after an event with `packets` packets, updates the queue's `home` and the
+    /// time of its last heavy event, and returns the CPU this thread should keep to (`None`:
+    /// any). `first` is the CPU threads gather on; `now_ms` reads the clock, which only
+    /// heavy events and a gathering decision need (not every light event).
     fn after_event(
         &mut self,
         home: &AtomicUsize,
         heavy_at: &AtomicU64,
         packets: usize,
-        now_ms: u64,
+        now_ms: impl Fn() -> u64,
         first: usize,
     ) -> Option<usize> {
         if packets > LIGHT_PACKETS {
             self.streak = 0;
-            heavy_at.store(now_ms, Ordering::Relaxed);
+            heavy_at.store(now_ms(), Ordering::Relaxed);
             home.store(SPREAD, Ordering::Relaxed);
         } else if packets > 0 {
             self.streak = self.streak.saturating_add(1);
-            let quiet =
-                now_ms.saturating_sub(heavy_at.load(Ordering::Relaxed)) >= QUIET.as_millis() as u64;
-            if self.streak >= LIGHT_STREAK && quiet {
+            if self.streak >= LIGHT_STREAK
+                && home.load(Ordering::Relaxed) == SPREAD
+                && now_ms().saturating_sub(heavy_at.load(Ordering::Relaxed))
+                    >= QUIET.as_millis() as u64
+            {
                 home.store(first, Ordering::Relaxed);
             }
         }
@@ -490,28 +492,32 @@ mod tests {
         let quiet = QUIET.as_millis() as u64;
         // Light events, but within QUIET of the start: stay spread.
         for t in 0..LIGHT_STREAK as u64 * 2 {
-            assert_eq!(a.after_event(&home, &heavy_at, 1, t, 3), None);
+            assert_eq!(a.after_event(&home, &heavy_at, 1, || t, 3), None);
         }
         // Quiet now: the streak is long enough, both threads keep to CPU 3; an event with no
         // packets changes nothing.
-        assert_eq!(a.after_event(&home, &heavy_at, 1, quiet, 3), Some(3));
-        assert_eq!(b.after_event(&home, &heavy_at, 0, quiet, 3), Some(3));
+        assert_eq!(a.after_event(&home, &heavy_at, 1, || quiet, 3), Some(3));
+        assert_eq!(b.after_event(&home, &heavy_at, 0, || quiet, 3), Some(3));
         // A heavy event on either thread spreads both.
         assert_eq!(
-            b.after_event(&home, &heavy_at, LIGHT_PACKETS + 1, quiet + 1, 3),
+            b.after_event(&home, &heavy_at, LIGHT_PACKETS + 1, || quiet + 1, 3),
             None
         );
-        assert_eq!(a.after_event(&home, &heavy_at, 1, quiet + 2, 3), None);
+        assert_eq!(a.after_event(&home, &heavy_at, 1, || quiet + 2, 3), None);
         // Light events with a heavy one every 100 ms: never gathered.
         for i in 0..100u64 {
             let t = quiet + 2 + i * 10;
             let p = if i % 10 == 0 { 64 } else { 2 };
-            assert_eq!(a.after_event(&home, &heavy_at, p, t, 3), None, "event {i}");
+            assert_eq!(
+                a.after_event(&home, &heavy_at, p, || t, 3),
+                None,
+                "event {i}"
+            );
         }
         // Quiet again for QUIET after the last heavy event: gathered again.
         let last_heavy = heavy_at.load(Ordering::Relaxed);
         assert_eq!(
-            a.after_event(&home, &heavy_at, 1, last_heavy + quiet, 3),
+            a.after_event(&home, &heavy_at, 1, || last_heavy + quiet, 3),
             Some(3)
         );
     }
