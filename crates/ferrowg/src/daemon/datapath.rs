@@ -8,7 +8,7 @@
 //! most recent waiter first), on the CPU it just ran on, instead of a second thread that last
 //! ran elsewhere. On this 2-vCPU VM, where waking a halted vCPU costs
 //! tens of microseconds, that is most of a ping's round trip in the daemon. While traffic stays
-//! light, both threads also keep to one CPU, and spread again under load ([`Placement`]).
+//! light, both threads also keep to one CPU, and spread again under load (`Placement`).
 //!
 //! Each stage works in batches: one batched read, one lock of the shared state for
 //! the whole batch, one batched write. Buffers are allocated once per thread; packets are
