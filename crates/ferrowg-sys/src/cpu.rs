@@ -1,4 +1,4 @@
-//! Which CPU the calling thread runs on, and keeping it on one: the data path gathers its
+//! Keeping the calling thread on one CPU: the data path gathers its
 //! threads on one CPU while traffic is light ([`pin_current_thread`]), so that a lone packet
 //! does not wake a second, halted CPU (on a VM, each such wake-up costs tens of microseconds
 //! of round trip), and lets them spread again under load.
@@ -7,13 +7,6 @@ use std::io;
 use std::sync::OnceLock;
 
 use crate::fd::cvt;
-
-/// The CPU the calling thread is running on now (it may move at any time).
-pub fn current_cpu() -> Option<usize> {
-    // SAFETY: sched_getcpu(3) takes no arguments and only returns a number (or -1).
-    let cpu = unsafe { libc::sched_getcpu() };
-    usize::try_from(cpu).ok()
-}
 
 /// The CPUs the process was allowed to run on when this was first called.
 fn allowed() -> io::Result<libc::cpu_set_t> {
@@ -66,6 +59,13 @@ pub fn pin_current_thread(cpu: Option<usize>) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The CPU the calling thread is running on now.
+    fn current_cpu() -> Option<usize> {
+        // SAFETY: sched_getcpu(3) takes no arguments and only returns a number (or -1).
+        let cpu = unsafe { libc::sched_getcpu() };
+        usize::try_from(cpu).ok()
+    }
 
     #[test]
     fn pinning_moves_the_thread_and_unpinning_frees_it() {

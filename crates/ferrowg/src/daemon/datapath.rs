@@ -30,7 +30,7 @@ pub use rx::Receiver;
 pub use tx::Sender;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -59,8 +59,8 @@ pub struct Queue {
     tun: TunQueue,
     sender: Sender,
     receiver: Receiver,
-    /// The CPU both threads keep to while traffic is light, or [`SPREAD`] ([`Placement`]).
-    home: AtomicUsize,
+    /// Whether both threads keep to one CPU, traffic being light ([`Placement`]).
+    gathered: AtomicBool,
     /// Whether threads gather on one CPU at all (`FERROWG_GATHER=0` turns it off).
     gather: bool,
     /// When the queue was made: the origin of `heavy_at`.
@@ -69,10 +69,9 @@ pub struct Queue {
     heavy_at: AtomicU64,
 }
 
-/// [`Queue::home`] when the threads may run on any CPU.
-const SPREAD: usize = usize::MAX;
 /// Most packets one readiness event may bring and still count as light traffic: a ping, a
-/// request and its answer, a few TCP ACKs.
+/// request and its answer, a few TCP ACKs, not a bulk transfer. After such a receive batch the
+/// receiving thread also sends the kernel's immediate answers itself ([`Sender::reply`]).
 const LIGHT_PACKETS: usize = 4;
 /// Light events in a row after which a thread gathers the queue's threads on one CPU ...
 const LIGHT_STREAK: u32 = 8;
@@ -85,7 +84,8 @@ const QUIET: Duration = Duration::from_millis(500);
 /// Under load the two threads of a queue run on two CPUs, one per direction. At low load,
 /// though, a packet that wakes a thread on an idle CPU pays for waking that CPU: on this
 /// 2-vCPU VM a halted vCPU takes tens of microseconds to resume, and a ping's round trip
-/// crosses four such hops (with every thread pinned to one CPU, the average ping here fell from 0.163 to 0.115 ms). So after
+/// crosses four such hops (with every thread pinned to one CPU, the average ping here fell
+/// from 0.163 to 0.115 ms). So after
 /// [`LIGHT_STREAK`] light events in a row, and none heavy in the queue for [`QUIET`], both
 /// threads keep to one CPU, the first the process may use (so that the interfaces of one host
 /// gather on the same one); the first event with more than [`LIGHT_PACKETS`] packets spreads
@@ -111,7 +111,7 @@ impl Queue {
             tun,
             sender,
             receiver,
-            home: AtomicUsize::new(SPREAD),
+            gathered: AtomicBool::new(false),
             gather: std::env::var_os("FERROWG_GATHER").is_none_or(|v| v != "0"),
             born: std::time::Instant::now(),
             heavy_at: AtomicU64::new(0),
@@ -159,7 +159,7 @@ impl Queue {
             return;
         };
         let now_ms = || self.born.elapsed().as_millis() as u64;
-        let want = me.after_event(&self.home, &self.heavy_at, packets, now_ms, first);
+        let want = me.after_event(&self.gathered, &self.heavy_at, packets, now_ms, first);
         if want != me.pinned {
             if let Err(e) = ferrowg_sys::cpu::pin_current_thread(want) {
                 // Not retried: the thread stays where it is until the home changes again.
@@ -171,13 +171,13 @@ impl Queue {
 }
 
 impl Placement {
-    /// The policy: after an event with `packets` packets, updates the queue's `home` and the
-    /// time of its last heavy event, and returns the CPU this thread should keep to (`None`:
-    /// any). `first` is the CPU threads gather on; `now_ms` reads the clock, which only
-    /// heavy events and a gathering decision need (not every light event).
+    /// The policy: after an event with `packets` packets, updates whether the queue's threads
+    /// are `gathered` and the time of its last heavy event, and returns the CPU this thread
+    /// should keep to (`None`: any). `first` is the CPU threads gather on; `now_ms` reads the
+    /// clock, which only heavy events and a gathering decision need (not every light event).
     fn after_event(
         &mut self,
-        home: &AtomicUsize,
+        gathered: &AtomicBool,
         heavy_at: &AtomicU64,
         packets: usize,
         now_ms: impl Fn() -> u64,
@@ -186,21 +186,18 @@ impl Placement {
         if packets > LIGHT_PACKETS {
             self.streak = 0;
             heavy_at.store(now_ms(), Ordering::Relaxed);
-            home.store(SPREAD, Ordering::Relaxed);
+            gathered.store(false, Ordering::Relaxed);
         } else if packets > 0 {
             self.streak = self.streak.saturating_add(1);
             if self.streak >= LIGHT_STREAK
-                && home.load(Ordering::Relaxed) == SPREAD
+                && !gathered.load(Ordering::Relaxed)
                 && now_ms().saturating_sub(heavy_at.load(Ordering::Relaxed))
                     >= QUIET.as_millis() as u64
             {
-                home.store(first, Ordering::Relaxed);
+                gathered.store(true, Ordering::Relaxed);
             }
         }
-        match home.load(Ordering::Relaxed) {
-            SPREAD => None,
-            cpu => Some(cpu),
-        }
+        gathered.load(Ordering::Relaxed).then_some(first)
     }
 }
 
@@ -487,7 +484,7 @@ mod tests {
     /// at once; light events between heavy ones (a bulk sender's ACKs) never gather them.
     #[test]
     fn threads_gather_when_quiet_and_spread_under_load() {
-        let (home, heavy_at) = (AtomicUsize::new(SPREAD), AtomicU64::new(0));
+        let (home, heavy_at) = (AtomicBool::new(false), AtomicU64::new(0));
         let (mut a, mut b) = (Placement::default(), Placement::default());
         let quiet = QUIET.as_millis() as u64;
         // Light events, but within QUIET of the start: stay spread.

@@ -20,7 +20,7 @@ use ferrowg_sys::{Offload, PageBuf, Poller, RecvMeta, TunQueue, UdpSocket};
 
 use super::{
     drain, nudge_timer, send_outbox, split_spans, DatapathStats, Outbox, Sender, Shared, BATCH,
-    BUF_SIZE, TUN_TOKEN, UDP_TOKEN,
+    BUF_SIZE, LIGHT_PACKETS, TUN_TOKEN, UDP_TOKEN,
 };
 use crate::daemon::offload::{Coalescer, PacketRef};
 use crate::daemon::state::{self, State};
@@ -122,7 +122,7 @@ impl Receiver {
     /// Receives, decrypts and delivers batches until the socket has nothing more queued (or the
     /// daemon stops). Returns the socket to arm again in `poller`: the device's socket may have
     /// been replaced (a new listen port) meanwhile, and then the new one is already registered.
-    /// After a batch of at most [`REPLY_AFTER`] packets, the kernel's immediate answers to them
+    /// After a batch of at most [`LIGHT_PACKETS`] packets, the kernel's immediate answers to them
     /// are sent through `sender` from this thread ([`Sender::reply`]). Also returns how many
     /// packets were delivered.
     pub fn drain(
@@ -153,7 +153,7 @@ impl Receiver {
             // wake to find them taken). Whatever is left then wakes a thread as usual.
             let delivered = rx.open(shared, poller, n);
             packets += delivered;
-            let reply = delivered > 0 && delivered <= REPLY_AFTER && rx.replies.wanted();
+            let reply = delivered > 0 && delivered <= LIGHT_PACKETS && rx.replies.wanted();
             if reply {
                 if let Err(e) = poller.disarm(tun, TUN_TOKEN) {
                     log::debug!("data path: {e}");
@@ -289,10 +289,6 @@ impl Rx {
         send_outbox(sock, out);
     }
 }
-
-/// Largest receive batch (in packets written to the TUN device) after which this thread sends
-/// the kernel's answers itself: a ping, a request, a TCP ACK clock, not a bulk transfer.
-const REPLY_AFTER: usize = 4;
 
 /// Most datagrams decrypted under the state lock ([`Rx::open`]).
 const OPEN_LOCKED: usize = 4;

@@ -60,8 +60,6 @@ struct Tx {
     pipe: Pipe,
     /// The TUN queue's count of truncated reads, as last seen.
     truncated: u64,
-    /// Packets read so far (wrapping), for [`Sender::drain`] to report.
-    packets: usize,
 }
 
 /// One arena of prepared datagrams on its way to the sealing stage, and back empty.
@@ -208,7 +206,6 @@ impl Sender {
             scratch: PageBuf::zeroed(BUF_SIZE),
             pipe: Pipe::new(shared),
             truncated: 0,
-            packets: 0,
         };
         Sender { tx: Mutex::new(tx) }
     }
@@ -228,14 +225,14 @@ impl Sender {
         while !shared.stopping() {
             let read = {
                 let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
-                let before = tx.packets;
-                let read = tx.pump(shared, tun, max);
-                packets += tx.packets.wrapping_sub(before);
-                read
+                tx.pump(shared, tun, max)
             };
             match read {
-                Ok(0) => return packets,
-                Ok(_) => max = BATCH,
+                Ok((0, _)) => return packets,
+                Ok((_, sent)) => {
+                    packets += sent;
+                    max = BATCH;
+                }
                 Err(e) if e.is_interface_gone() => {
                     shared.stop(format!("interface {} was removed", tun.name()));
                     return packets;
@@ -265,7 +262,7 @@ impl Sender {
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => return None,
         };
-        let n = tx.pump(shared, tun, REPLY_READS).ok()?;
+        let (n, _) = tx.pump(shared, tun, REPLY_READS).ok()?;
         DatapathStats::count(&shared.stats.replies, n as u64);
         Some(n)
     }
@@ -273,8 +270,13 @@ impl Sender {
 
 impl Tx {
     /// Reads up to `max` packets (or super-packets) already queued on `tun`, without waiting,
-    /// and sends them; returns how many reads there were.
-    fn pump(&mut self, shared: &Shared, tun: &TunQueue, max: usize) -> ferrowg_sys::Result<usize> {
+    /// and sends them; returns how many reads there were, and how many packets they held.
+    fn pump(
+        &mut self,
+        shared: &Shared,
+        tun: &TunQueue,
+        max: usize,
+    ) -> ferrowg_sys::Result<(usize, usize)> {
         // The IP packet starts at TRANSPORT_HEADER_SIZE whether or not a header precedes it.
         let read_at = if self.vnet {
             TRANSPORT_HEADER_SIZE - VIRTIO_NET_HDR_LEN
@@ -288,14 +290,13 @@ impl Tx {
             DatapathStats::count(&shared.stats.tun_read_errors, t - self.truncated);
             self.truncated = t;
         }
-        if n > 0 {
-            self.process(shared, n);
-        }
-        Ok(n)
+        Ok((n, self.process(shared, n)))
     }
 
-    /// Encrypts the `n` reads and sends them, in as many arena loads as they need.
-    fn process(&mut self, shared: &Shared, n: usize) {
+    /// Encrypts the `n` reads and sends them, in as many arena loads as they need; returns how
+    /// many packets they held.
+    fn process(&mut self, shared: &Shared, n: usize) -> usize {
+        let mut packets = 0;
         let mut i = 0;
         while i < n {
             let next = self.fill(shared, i, n);
@@ -305,11 +306,13 @@ impl Tx {
                 continue;
             }
             i = next;
+            packets += self.slots.len();
             self.prepare(shared);
             let full = std::mem::replace(&mut self.load, Load::empty());
             self.load = self.pipe.submit(shared, full);
             self.used = 0;
         }
+        packets
     }
 
     /// Copies reads `from..n` into the arena as slots, without the lock, until one does not
@@ -390,7 +393,6 @@ impl Tx {
     /// Under one lock: routes every slot and assigns its counter, collects the device's own
     /// datagrams and the socket to send on.
     fn prepare(&mut self, shared: &Shared) {
-        self.packets = self.packets.wrapping_add(self.slots.len());
         let mut st = shared.lock();
         let now = state::now();
         for (start, len, size) in self.slots.drain(..) {
