@@ -1,5 +1,7 @@
-//! What the ferrowg daemon needs from Linux for a fast data path, and the only crate of the
-//! project allowed to use `unsafe` (every block says why it is sound in a `// SAFETY:` comment).
+//! What the ferrowg daemon needs from Linux for a fast data path: the system calls behind TUN
+//! devices, UDP sockets, namespaces and CPU placement. With `ferrowg-simd` (the vector code) it is
+//! one of the two crates allowed `unsafe`; every block says why it is sound in a `// SAFETY:`
+//! comment.
 //!
 //! - [`Tun`]/[`TunQueue`] (`tun.rs`): TUN devices, single- or multi-queue, with batch reads and
 //!   writes, MTU and up/down, and a distinct [`Error::InterfaceGone`] once the interface is
@@ -9,10 +11,7 @@
 //! - [`Poller`] (`poll.rs`): one epoll queue for several threads, one-shot and last-in-first-out,
 //!   so the free thread with the warmest cache takes the next readable descriptor.
 //! - [`PageBuf`] (`mem.rs`): packet buffers in anonymous mappings, resident only once written.
-//! - [`aead16`]: ChaCha20-Poly1305 for up to 16 messages at once with AVX-512/IFMA (it needs
-//!   `unsafe` for the CPU-feature dispatch and vector loads, so it lives here).
 //! - [`cpu`]: the current CPU, and pinning a thread to one.
-//! - [`csum`]: the Internet checksum's word sum, with AVX-512/AVX2 when the CPU has them.
 //! - [`netdev`]: interface index/MTU/up by name; [`netns`]: move a thread into a network
 //!   namespace; [`process`]: root and capability checks.
 //!
@@ -28,10 +27,8 @@
 #[cfg(not(target_os = "linux"))]
 compile_error!("ferrowg-sys supports Linux only");
 
-pub mod aead16;
 mod batch;
 pub mod cpu;
-pub mod csum;
 mod error;
 mod fd;
 mod mem;

@@ -176,7 +176,7 @@ fn token_key_interop_with_wireguard_go() {
     );
 
     // ferrowg reports the token key through its UAPI extension (URI without PIN, public key).
-    let raw = ferrowg::wgctl::get_raw(&pair.a.iface).expect("get");
+    let raw = ferrowg::cli::client::get_raw(&pair.a.iface).expect("get");
     let raw = String::from_utf8_lossy(&raw);
     assert!(raw.contains("ferrowg_private_key_uri=pkcs11:"), "{raw}");
     assert!(
@@ -187,13 +187,13 @@ fn token_key_interop_with_wireguard_go() {
     let running = pair
         .a
         .ns
-        .run_in(|| ferrowg::keycmd::running_key(&pair.a.iface));
+        .run_in(|| ferrowg::cli::key::running_key(&pair.a.iface));
     let running = running.expect("running key");
     assert_eq!(
         running.public.map(|k| k.to_base64()),
         Some(pair.a.keys.public.clone())
     );
-    let expected = ferrowg::pkcs11::Pkcs11Uri::parse(&uri).expect("uri");
+    let expected = ferrowg_keys::pkcs11::Pkcs11Uri::parse(&uri).expect("uri");
     assert_eq!(running.uri, Some(expected));
     assert!(!running.software);
 }
@@ -270,7 +270,7 @@ fn up_reports_which_part_of_the_token_key_is_wrong() {
     );
     let public = t.ferrowg_ok(&["pubkey", "--pkcs11", &t.uri("k")]);
     let running = ns
-        .run_in(|| ferrowg::keycmd::running_key(&iface))
+        .run_in(|| ferrowg::cli::key::running_key(&iface))
         .expect("running key");
     assert_eq!(running.public.map(|k| k.to_base64()), Some(public));
     let down = ns.sh(&format!(
@@ -484,7 +484,7 @@ fn key_rotation_in_the_token_counts_lost_pings() {
     let running = pair
         .a
         .ns
-        .run_in(|| ferrowg::keycmd::running_key(&pair.a.iface))
+        .run_in(|| ferrowg::cli::key::running_key(&pair.a.iface))
         .expect("key");
     assert_eq!(
         running.public.map(|k| k.to_base64()),

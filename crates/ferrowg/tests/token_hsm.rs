@@ -8,7 +8,8 @@ mod token;
 
 use std::time::{Duration, Instant};
 
-use ferrowg::pkcs11::{manage as tok, Pkcs11Error, Pkcs11Key, Pkcs11Uri};
+use ferrowg_conf::uapi::Errno;
+use ferrowg_keys::pkcs11::{manage as tok, Pkcs11Error, Pkcs11Key, Pkcs11Uri};
 use ferrowg_proto::crypto::{self, KeyError, RingCrypto, SecretKey, StaticKey};
 use ferrowg_proto::{Device, Incoming, PeerConfig};
 use token::{in_process, in_process_exclusive, process_token, TestToken, MODULE};
@@ -18,7 +19,7 @@ fn uri(s: &str) -> Pkcs11Uri {
 }
 
 fn b64(k: &[u8; 32]) -> String {
-    ferrowg::key::PublicKey::from_bytes(*k).to_base64()
+    ferrowg_keys::key::PublicKey::from_bytes(*k).to_base64()
 }
 
 #[test]
@@ -116,7 +117,7 @@ fn token_dh_equals_software_x25519() {
 fn key_import_through_the_cli() {
     let t = TestToken::new("imp");
     let u = t.uri("from-wg");
-    let sk = ferrowg::key::PrivateKey::from_bytes(crypto::clamp([0x42; 32]));
+    let sk = ferrowg_keys::key::PrivateKey::from_bytes(crypto::clamp([0x42; 32]));
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferrowg"))
         .args(["key", "import", "--pkcs11", &u])
         .env("SOFTHSM2_CONF", &t.conf)
@@ -204,10 +205,9 @@ fn open_errors_say_which_part_is_wrong() {
             // LOGGED_IN) and private objects are visible without one, so the wrong and the
             // missing PIN are only tested in a fresh process.
             errnos.push(
-                Pkcs11Error::WrongPin {
+                Errno::of_token_error(&Pkcs11Error::WrongPin {
                     token: String::new(),
-                }
-                .errno()
+                })
                 .0,
             );
             continue;
@@ -216,7 +216,7 @@ fn open_errors_say_which_part_is_wrong() {
         assert!(is(&e), "{text}: {e:?}");
         let msg = e.to_string();
         assert!(msg.contains(says), "{text}: {msg}");
-        errnos.push(e.errno().0);
+        errnos.push(Errno::of_token_error(&e).0);
     }
     // Module, PIN, object and token failures have distinct UAPI errnos.
     let distinct: std::collections::BTreeSet<i32> = errnos[..4].iter().copied().collect();
@@ -348,7 +348,7 @@ impl std::fmt::Display for Rate {
 
 /// Handshakes per second for `a` ↔ `b` over `dur` (both sides' work in this one thread).
 fn rate(a_key: Box<dyn StaticKey>, b_key: Box<dyn StaticKey>, dur: Duration) -> Rate {
-    use rand_core::OsRng;
+    use ferrowg_proto::rand_core::OsRng;
     let mut now = ferrowg_proto::Instant::from_secs(1);
     let mut a = Device::new(a_key, Box::new(RingCrypto), Box::new(OsRng));
     let mut b = Device::new(b_key, Box::new(RingCrypto), Box::new(OsRng));

@@ -16,13 +16,13 @@ mod common;
 use std::net::SocketAddr;
 
 use common::*;
-use ferrowg::addr::{AllowedIp, Endpoint};
-use ferrowg::config::{self, Dialect};
-use ferrowg::key::{PresharedKey, PrivateKey, PublicKey};
-use ferrowg::show::{self, Field, ShowOptions};
-use ferrowg::uapi::client::ConfMode;
-use ferrowg::uapi::server::{errno_reply, parse_set, write_get_response};
-use ferrowg::uapi::{DeviceState, Errno, Limits, PeerOp, PeerState, SetRequest};
+use ferrowg::cli::show::{self, Field, ShowOptions};
+use ferrowg_conf::addr::{AllowedIp, Endpoint};
+use ferrowg_conf::config::{self, Dialect};
+use ferrowg_conf::uapi::client::ConfMode;
+use ferrowg_conf::uapi::server::{errno_reply, parse_set, write_get_response};
+use ferrowg_conf::uapi::{DeviceState, Errno, Limits, PeerOp, PeerState, SetRequest};
+use ferrowg_keys::key::{PresharedKey, PrivateKey, PublicKey};
 
 const YEAR: u64 = 365 * 24 * 3600;
 

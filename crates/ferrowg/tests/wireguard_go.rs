@@ -20,12 +20,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use ferrowg::addr::AllowedIp;
-use ferrowg::config::{self, Dialect};
-use ferrowg::key::{PrivateKey, PublicKey};
-use ferrowg::uapi::client::{parse_get_response, parse_set_response, read_get_response, ConfMode};
-use ferrowg::uapi::server::{parse_set, write_get_response};
-use ferrowg::uapi::{Errno, Limits, SetRequest};
+use ferrowg_conf::addr::AllowedIp;
+use ferrowg_conf::config::{self, Dialect};
+use ferrowg_conf::uapi::client::{
+    parse_get_response, parse_set_response, read_get_response, ConfMode,
+};
+use ferrowg_conf::uapi::server::{parse_set, write_get_response};
+use ferrowg_conf::uapi::{Errno, Limits, SetRequest};
+use ferrowg_keys::key::{PrivateKey, PublicKey};
 
 /// A wireguard-go process serving `<dir>/<name>.sock`; killed on drop.
 struct WireguardGo {
@@ -101,7 +103,7 @@ impl Drop for WireguardGo {
 fn reply_errno(reply: &[u8]) -> i32 {
     match parse_set_response(reply) {
         Ok(()) => 0,
-        Err(ferrowg::uapi::client::GetError::Remote(e)) => e.0,
+        Err(ferrowg_conf::uapi::client::GetError::Remote(e)) => e.0,
         Err(e) => panic!("bad reply {:?}: {e}", String::from_utf8_lossy(reply)),
     }
 }

@@ -1,0 +1,188 @@
+//! Secret key files: the one reader and writer of private and preshared keys kept on disk, in
+//! base64 as `wg genkey` and `wg genpsk` write them.
+//!
+//! Rules (stricter than wg(8), which only warns):
+//! - a regular file its group or others may access is refused, with the `chmod` that fixes it;
+//! - at most [`MAX_KEY_FILE`] bytes are read, into memory that is zeroed after parsing;
+//! - `-` and `/dev/stdin` read standard input;
+//! - files are written with mode 0600 and replaced atomically.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use crate::key::{PresharedKey, PrivateKey};
+
+/// Most bytes read from a key file: a key and its newline are 45.
+pub const MAX_KEY_FILE: u64 = 4096;
+
+/// Why a key file could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyFileError {
+    /// The file could not be opened, read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
+    /// The file's group or others may access it.
+    #[error(
+        "`{}' is accessible by its group or others (mode {mode:04o}): a private key file must be \
+         private to its owner; run chmod 600 {}",
+        path.display(),
+        path.display()
+    )]
+    Exposed {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The content is not one base64 key.
+    #[error("Key is not the correct length or format: `{}'", path.display())]
+    Format {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
+/// Reads a private key file.
+pub fn read_private_key(path: &Path) -> Result<PrivateKey, KeyFileError> {
+    let text = read_secret(path)?;
+    PrivateKey::from_base64(text.trim()).map_err(|_| format_error(path))
+}
+
+/// Reads a preshared key file.
+pub fn read_preshared_key(path: &Path) -> Result<PresharedKey, KeyFileError> {
+    let text = read_secret(path)?;
+    PresharedKey::from_base64(text.trim()).map_err(|_| format_error(path))
+}
+
+/// Writes `key` in base64 to `path`, mode 0600, replacing the file atomically.
+pub fn write_private_key(path: &Path, key: &PrivateKey) -> Result<(), KeyFileError> {
+    let err = |source| KeyFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let b64 = Zeroizing::new(key.to_base64());
+    let text = Zeroizing::new(format!("{}\n", b64.as_str()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(err)?;
+    let written = f.write_all(text.as_bytes()).and_then(|()| f.sync_all());
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e));
+    }
+    Ok(())
+}
+
+/// The file's text, bounded, in memory zeroed on drop; refused when group or others may access
+/// a regular file.
+fn read_secret(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
+    let io = |source| KeyFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut buf = Zeroizing::new(Vec::new());
+    if path == Path::new("-") || path == Path::new("/dev/stdin") {
+        std::io::stdin()
+            .lock()
+            .take(MAX_KEY_FILE)
+            .read_to_end(&mut buf)
+            .map_err(io)?;
+    } else {
+        let mut f = std::fs::File::open(path).map_err(io)?;
+        let meta = f.metadata().map_err(io)?;
+        let mode = meta.permissions().mode();
+        if meta.is_file() && mode & 0o077 != 0 {
+            return Err(KeyFileError::Exposed {
+                path: path.to_owned(),
+                mode: mode & 0o7777,
+            });
+        }
+        Read::by_ref(&mut f)
+            .take(MAX_KEY_FILE)
+            .read_to_end(&mut buf)
+            .map_err(io)?;
+    }
+    let text = std::str::from_utf8(&buf).map_err(|_| format_error(path))?;
+    Ok(Zeroizing::new(text.to_owned()))
+}
+
+fn format_error(path: &Path) -> KeyFileError {
+    KeyFileError::Format {
+        path: path.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ferrowg-keyfile-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn key_files_must_be_private() {
+        let d = tmpdir("perm");
+        let path = d.join("k");
+        let key = PrivateKey::from_bytes([0x41; 32]);
+        write_private_key(&path, &key).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(read_private_key(&path).unwrap(), key);
+        for bad in [0o640, 0o604, 0o644, 0o660, 0o602] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(bad)).unwrap();
+            let e = read_private_key(&path).unwrap_err().to_string();
+            assert!(
+                e.contains("chmod 600") && e.contains(&format!("{bad:04o}")),
+                "{e}"
+            );
+            let e = read_preshared_key(&path).unwrap_err();
+            assert!(matches!(e, KeyFileError::Exposed { .. }), "{e}");
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert_eq!(read_private_key(&path).unwrap(), key);
+        let bad = d.join("bad");
+        std::fs::write(&bad, "not a key\n").unwrap();
+        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = read_private_key(&bad).unwrap_err().to_string();
+        assert!(e.contains("not the correct length or format"), "{e}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn reads_are_bounded() {
+        let d = tmpdir("big");
+        let path = d.join("k");
+        let key = PrivateKey::from_bytes([0x42; 32]).to_base64();
+        // A valid key followed by more than the limit of padding is cut off and refused.
+        let text = format!("{key}\n{}", " ".repeat(MAX_KEY_FILE as usize));
+        std::fs::write(&path, &text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(
+            read_private_key(&path).is_ok(),
+            "trailing blanks within the limit"
+        );
+        std::fs::write(&path, format!("{}{key}", " ".repeat(MAX_KEY_FILE as usize))).unwrap();
+        assert!(matches!(
+            read_private_key(&path),
+            Err(KeyFileError::Format { .. })
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
