@@ -27,10 +27,13 @@ UNDER_B=192.168.241.2
 TUNNEL_MTU=1420
 
 # Implementations in table order; the slot (index + 1) picks subnet, port and interface names.
-# ferrowg-ring is ferrowg with FERROWG_AEAD=ring: every datagram through ring, as before the
-# AVX-512 batch AEAD (daemon/crypto.rs), so one run shows what that backend is worth. It is
+# ferrowg-ring is ferrowg with --aead=ring: every datagram through ring, without the AVX-512
+# batch AEAD (crates/ferrowg-daemon/src/crypto.rs), so one run shows what that backend is worth. It is
 # not a reference: the ratio row ignores it. peers.sh leaves it out (PEER_IMPLS).
-ALL_IMPLS=(ferrowg ferrowg-ring wireguard-go boringtun gotatun)
+# ferrowg-base is another build of ferrowg (FERROWG_BASE=path), started the same way, so that a
+# change is measured against the code before it in one interleaved run; it is not a reference
+# either, and gets a ratio row of its own (ferrowg / ferrowg-base).
+ALL_IMPLS=(ferrowg ferrowg-ring ferrowg-base wireguard-go boringtun gotatun)
 PEER_IMPLS=(ferrowg wireguard-go boringtun gotatun)
 
 # Binaries. FERROWG is resolved against the caller's working directory when given, and against
@@ -40,6 +43,12 @@ if [[ -n ${FERROWG:-} ]]; then
 else
 	FERROWG=$REPO_DIR/target/release/ferrowg
 fi
+FERROWG_BASE=${FERROWG_BASE:+$(realpath -ms -- "$FERROWG_BASE")}
+# What tunnel.sh runs when BENCH_IMPLS is not set: ferrowg-base only when FERROWG_BASE names it.
+TUNNEL_IMPLS=()
+for impl in "${ALL_IMPLS[@]}"; do
+	[[ $impl == ferrowg-base && -z $FERROWG_BASE ]] || TUNNEL_IMPLS+=("$impl")
+done
 WIREGUARD_GO=${WIREGUARD_GO:-$(command -v wireguard-go || echo /usr/bin/wireguard-go)}
 BORINGTUN=${BORINGTUN:-$(command -v boringtun-cli || echo "$HOME/.cargo/bin/boringtun-cli")}
 GOTATUN=${GOTATUN:-$(command -v gotatun || echo "$HOME/.cargo/bin/gotatun")}
@@ -77,6 +86,7 @@ impl_tag() {
 	case $1 in
 	ferrowg) echo fg ;;
 	ferrowg-ring) echo fgr ;;
+	ferrowg-base) echo fgb ;;
 	wireguard-go) echo wgo ;;
 	boringtun) echo bt ;;
 	gotatun) echo gt ;;
@@ -86,6 +96,7 @@ impl_tag() {
 impl_bin() {
 	case $1 in
 	ferrowg | ferrowg-ring) echo "$FERROWG" ;;
+	ferrowg-base) echo "${FERROWG_BASE:-/nonexistent/FERROWG_BASE-not-set}" ;;
 	wireguard-go) echo "$WIREGUARD_GO" ;;
 	boringtun) echo "$BORINGTUN" ;;
 	gotatun) echo "$GOTATUN" ;;
@@ -95,7 +106,8 @@ impl_bin() {
 impl_label() {
 	case $1 in
 	boringtun) echo boringtun-cli ;;
-	ferrowg-ring) echo "ferrowg, ring only (FERROWG_AEAD=ring)" ;;
+	ferrowg-ring) echo "ferrowg, ring only (--aead=ring)" ;;
+	ferrowg-base) echo "ferrowg, base build (FERROWG_BASE)" ;;
 	veth) echo "bare veth (no tunnel)" ;;
 	*) echo "$1" ;;
 	esac
@@ -122,11 +134,11 @@ start_daemon() {
 	[[ -e $UAPI_DIR/$iface.sock ]] && die "$UAPI_DIR/$iface.sock already exists (name clash?)"
 	BENCH_IFACES+=("$iface")
 	case $impl in
-	ferrowg)
+	ferrowg | ferrowg-base)
 		ip netns exec "$ns" "$bin" daemon --foreground "$iface" >"$logf" 2>&1 &
 		;;
 	ferrowg-ring)
-		ip netns exec "$ns" env FERROWG_AEAD=ring "$bin" daemon --foreground "$iface" >"$logf" 2>&1 &
+		ip netns exec "$ns" "$bin" daemon --foreground --aead=ring "$iface" >"$logf" 2>&1 &
 		;;
 	wireguard-go)
 		ip netns exec "$ns" env LOG_LEVEL=error "$bin" -f "$iface" >"$logf" 2>&1 &

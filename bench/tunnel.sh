@@ -47,7 +47,7 @@ UDP_LOSS_MAX=${BENCH_UDP_LOSS:-1}      # percent
 PING_COUNT=${BENCH_PING_COUNT:-200}
 PING_ROUNDS=${BENCH_PING_ROUNDS:-4}   # the pings of each target come in this many turns
 RESULTS=${BENCH_RESULTS-$BENCH_DIR/RESULTS.md}
-read -r -a IMPLS <<<"${BENCH_IMPLS:-${ALL_IMPLS[*]}}"
+read -r -a IMPLS <<<"${BENCH_IMPLS:-${TUNNEL_IMPLS[*]}}"
 WITH_VETH=${BENCH_VETH:-1}
 
 # ---------------------------------------------------------------------------------------------
@@ -431,11 +431,23 @@ row_for() {
 	fi
 }
 
+# ferrowg / another build of it (the same cells, one ratio each).
+ratio_base() {
+	local c=$1 v b
+	v=${VAL[ferrowg|$c]:-}
+	b=${VAL[ferrowg-base|$c]:-}
+	if [[ -z $b || -z $v ]] || awk -v b="$b" 'BEGIN { exit !(b == 0) }'; then
+		echo "n/a"
+	else
+		fcalc "$v / $b" %.2fx
+	fi
+}
+
 # ferrowg / best reference (max for throughput and pps, min for ping, CPU and RSS).
 ratio() {
 	local c=$1 best="" r v
 	for r in "${UP[@]}"; do
-		[[ $r == ferrowg || $r == ferrowg-ring ]] && continue
+		[[ $r == ferrowg || $r == ferrowg-ring || $r == ferrowg-base ]] && continue
 		v=${VAL[$r|$c]:-}
 		[[ -z $v ]] && continue
 		if [[ -z $best ]]; then
@@ -463,6 +475,11 @@ TABLE=$BENCH_TMP/table.tsv
 		printf 'ferrowg / best reference'
 		for c in "${TESTS[@]}" udp ping cpu; do printf '\t%s' "$(ratio "$c")"; done
 		printf '\t%s / %s\n' "$(ratio rss_idle)" "$(ratio rss_peak)"
+	fi
+	if [[ " ${UP[*]} " == *" ferrowg "* && " ${UP[*]} " == *" ferrowg-base "* ]]; then
+		printf 'ferrowg / ferrowg-base'
+		for c in "${TESTS[@]}" udp ping cpu; do printf '\t%s' "$(ratio_base "$c")"; done
+		printf '\t%s / %s\n' "$(ratio_base rss_idle)" "$(ratio_base rss_peak)"
 	fi
 } >"$TABLE"
 

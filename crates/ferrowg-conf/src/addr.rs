@@ -9,9 +9,13 @@
 //! - Output of wg(8) (`show`, `showconf`, the `set=1` requests it writes): addresses are printed
 //!   by glibc's `inet_ntop`, which differs from Rust's and Go's formatting for IPv6 addresses
 //!   whose first 96 bits are zero (`::1.2.3.4`). [`Ntop`] reproduces glibc's algorithm.
+//!
+//! The numbers inside them (masks, ports, zones) are read by [`crate::grammar`].
 
 use core::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+
+use crate::grammar::{self, decimal};
 
 /// An IP prefix: an address and a mask length, host bits kept as written (wg accepts
 /// `10.0.0.1/24`; the allowed-IPs table masks it on insertion, see [`AllowedIp::masked`]).
@@ -58,20 +62,24 @@ impl AllowedIp {
         };
         let addr = parse_ip_like_wg(ip)?;
         let cidr = match mask {
-            // strtoul after a leading-digit check: leading zeros are fine, nothing else is.
-            Some(mask) => {
-                if mask.is_empty() || !mask.bytes().all(|c| c.is_ascii_digit()) {
-                    return None;
-                }
-                let digits = mask.trim_start_matches('0');
-                if digits.len() > 3 {
-                    return None;
-                }
-                digits.parse::<u8>().unwrap_or(0)
-            }
+            Some(mask) => decimal(mask)?,
             None => max_cidr(&addr),
         };
         Self::new(addr, cidr)
+    }
+
+    /// Parses an `AllowedIPs` value the way `parse_allowedips` in wg's config.c does, for the
+    /// file key and for `wg set … allowed-ips`: prefixes separated by commas (white space
+    /// already removed), each as [`AllowedIp::parse_config`] reads it. An empty list is valid
+    /// (`wg set … allowed-ips ""` clears a peer's prefixes); an empty entry is not. On failure,
+    /// the offending entry.
+    pub fn parse_config_list(list: &str) -> Result<Vec<Self>, &str> {
+        if list.is_empty() {
+            return Ok(Vec::new());
+        }
+        list.split(',')
+            .map(|item| Self::parse_config(item).ok_or(item))
+            .collect()
     }
 
     /// Parses a UAPI `allowed_ip` value like Go's `netip.ParsePrefix`: the mask is mandatory,
@@ -79,14 +87,10 @@ impl AllowedIp {
     pub fn parse_uapi(text: &str) -> Option<Self> {
         let (ip, bits) = text.rsplit_once('/')?;
         let addr = ip.parse::<IpAddr>().ok()?;
-        if bits.is_empty()
-            || !bits.bytes().all(|c| c.is_ascii_digit())
-            || (bits.len() > 1 && bits.starts_with('0'))
-            || bits.len() > 3
-        {
+        if bits.len() > 1 && bits.starts_with('0') {
             return None;
         }
-        Self::new(addr, bits.parse().ok()?)
+        Self::new(addr, decimal(bits)?)
     }
 
     /// Formats like wg(8) does (`inet_ntop`, then `/cidr`).
@@ -148,15 +152,10 @@ impl Endpoint {
             let (host, port) = text.rsplit_once(':')?;
             (host, port, false)
         };
-        if host.is_empty() || port.is_empty() || !port.bytes().all(|c| c.is_ascii_digit()) {
+        if host.is_empty() {
             return None;
         }
-        let port = port.trim_start_matches('0');
-        let port: u16 = if port.is_empty() {
-            0
-        } else {
-            port.parse().ok()?
-        };
+        let port = grammar::port(port)?;
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Some(Self::Addr(SocketAddr::new(ip, port)));
         }
@@ -177,6 +176,17 @@ impl Endpoint {
             port,
         })
     }
+
+    /// The socket address: a numeric endpoint as it is, a host name through `resolve`.
+    pub fn resolve_with<E>(
+        &self,
+        resolve: impl FnOnce(&Self) -> Result<SocketAddr, E>,
+    ) -> Result<SocketAddr, E> {
+        match self {
+            Self::Addr(addr) => Ok(*addr),
+            host => resolve(host),
+        }
+    }
 }
 
 /// As wg(8) would write it back: `[v6]:port`, `v4:port`, or `host:port`.
@@ -195,24 +205,14 @@ impl fmt::Display for Endpoint {
 /// names; wireguard-go would accept `%eth0`).
 pub fn parse_uapi_endpoint(text: &str) -> Option<SocketAddr> {
     let (ip, port) = text.rsplit_once(':')?;
-    if ip.is_empty() || port.is_empty() || !port.bytes().all(|c| c.is_ascii_digit()) {
+    if ip.is_empty() {
         return None;
     }
-    let port = port.trim_start_matches('0');
-    let port: u16 = if port.is_empty() {
-        0
-    } else {
-        port.parse().ok()?
-    };
+    let port = grammar::port(port)?;
     if let Some(inner) = ip.strip_prefix('[') {
         let inner = inner.strip_suffix(']')?;
         let (addr, scope) = match inner.split_once('%') {
-            Some((addr, zone)) => {
-                if zone.is_empty() || !zone.bytes().all(|c| c.is_ascii_digit()) {
-                    return None;
-                }
-                (addr, zone.parse::<u32>().ok()?)
-            }
+            Some((addr, zone)) => (addr, decimal(zone)?),
             None => (inner, 0),
         };
         let addr = addr.parse::<Ipv6Addr>().ok()?;
@@ -370,10 +370,22 @@ mod tests {
             "fe80::1%eth0/64",
             "host/8",
             "10.0.0.0/8/8",
+            "10.0.0.0/999",
+            "10.0.0.0/256",
             "10.0.0.0/99999999999999999999",
         ] {
             assert_eq!(p(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn config_prefix_lists_follow_wg() {
+        let p = AllowedIp::parse_config_list;
+        assert_eq!(p(""), Ok(Vec::new()));
+        assert_eq!(p("10.0.0.1/24,fd00::/64").map(|v| v.len()), Ok(2));
+        assert_eq!(p("10.0.0.0/8,"), Err(""));
+        assert_eq!(p(",10.0.0.0/8"), Err(""));
+        assert_eq!(p("10.0.0.0/8,10.0.0.0/33"), Err("10.0.0.0/33"));
     }
 
     #[test]

@@ -4,11 +4,11 @@
 use std::io::{BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrowg_conf::uapi::server::{errno_reply, read_request, write_get_response_ext, Request};
+use ferrowg_conf::uapi::reply::{errno_reply, write_get_response_ext};
+use ferrowg_conf::uapi::request::{read_request, Request};
 use ferrowg_conf::uapi::{socket_path, Limits, SOCKET_DIR};
 
 use crate::datapath::{Shared, POLL};
@@ -36,7 +36,7 @@ pub fn listen(iface: &str) -> std::io::Result<UnixListener> {
 
 /// Serves connections until shutdown.
 pub fn serve(shared: Arc<Shared>, listener: UnixListener) {
-    while !shared.shutdown.load(Ordering::Relaxed) {
+    while !shared.stopping() {
         match listener.accept() {
             Ok((conn, _)) => {
                 let shared = shared.clone();

@@ -1,42 +1,44 @@
 //! The daemon's transport crypto: the backend picked at start-up (ring's ChaCha20-Poly1305,
-//! aws-lc's X25519), plus ferrowg-sys's AVX-512 code ([`ferrowg_simd::aead16`]) for batches.
+//! aws-lc's X25519), plus ferrowg-simd's AVX-512 code ([`ferrowg_simd::aead16`]) for batches.
 //!
-//! A GSO super-packet from TUN becomes ~45 datagrams under one session key, and a UDP GRO read
-//! brings as many back; sealing or opening them 16 at a time in vector lanes costs about 60 %
-//! of ring's one-at-a-time time (`cargo bench -p ferrowg-sys --bench aead16`). Single packets
-//! and small batches, where most lanes would idle, still go to ring, so latency is unchanged.
-//! Used when the CPU has AVX-512F and IFMA; `FERROWG_AEAD=ring` turns it off (for A/B runs).
+//! A GSO super-packet from TUN becomes dozens of datagrams under one session key, and a UDP GRO
+//! read brings as many back; these are sealed or opened 16 at a time in vector lanes, which is
+//! faster than ring one at a time (`cargo bench -p ferrowg-simd --bench aead16`). Single packets
+//! and small batches, where most lanes would idle, go to ring, so latency does not depend on
+//! the vector code. Used when the CPU has AVX-512F and IFMA, unless the [`Tuning`] says
+//! [`Aead::Ring`].
+//!
+//! [`Tuning`]: crate::Tuning
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use ferrowg_proto::crypto::{AeadKey, AeadMessage, AuthError, Crypto, Secret};
 use ferrowg_simd::aead16::{self, Message, LANES};
 use zeroize::Zeroizing;
 
-/// Fewest messages worth a vector pass: below this, half the lanes would idle and ring is as
-/// fast (8 × 1420 bytes measured equal).
-const MIN_BATCH: usize = 8;
+use crate::datapath::DatapathStats;
+use crate::tuning::Aead;
 
-/// Messages sealed in vector lanes since the process started (one interface per process, so
-/// the daemon's log reports it with its own statistics).
-pub static VECTOR_SEALED: AtomicU64 = AtomicU64::new(0);
-/// Messages opened (verified or not) in vector lanes since the process started.
-pub static VECTOR_OPENED: AtomicU64 = AtomicU64::new(0);
+/// Fewest messages worth a vector pass: below this, half the lanes would idle and ring is as
+/// fast.
+const MIN_BATCH: usize = 8;
 
 /// A backend whose keys seal and open batches with [`ferrowg_simd::aead16`].
 pub struct BatchCrypto<C> {
     inner: C,
     vector: bool,
+    /// Where the keys count the messages they put through vector lanes.
+    stats: Arc<DatapathStats>,
 }
 
 impl<C: Crypto> BatchCrypto<C> {
-    /// Wraps `inner`; batches use the vector code if this CPU runs it and `FERROWG_AEAD` is
-    /// not `ring`.
-    pub fn new(inner: C) -> Self {
-        let off = std::env::var("FERROWG_AEAD").is_ok_and(|v| v == "ring");
+    /// Wraps `inner`; batches use the vector code if this CPU runs it and `aead` allows it,
+    /// and are counted in `stats`.
+    pub fn new(inner: C, aead: Aead, stats: Arc<DatapathStats>) -> Self {
         BatchCrypto {
             inner,
-            vector: aead16::available() && !off,
+            vector: aead16::available() && aead == Aead::Auto,
+            stats,
         }
     }
 }
@@ -50,6 +52,7 @@ impl<C: Crypto> Crypto for BatchCrypto<C> {
         Box::new(BatchKey {
             key: Zeroizing::new(*key),
             single,
+            stats: self.stats.clone(),
         })
     }
     fn x25519(&self, secret: &[u8; 32], public: &[u8; 32]) -> Option<Secret> {
@@ -71,6 +74,7 @@ impl<C: Crypto> Crypto for BatchCrypto<C> {
 struct BatchKey {
     key: Zeroizing<[u8; 32]>,
     single: Box<dyn AeadKey>,
+    stats: Arc<DatapathStats>,
 }
 
 /// How many messages of a batch of `n` go to the vector code: whole groups of [`LANES`], and
@@ -108,7 +112,7 @@ impl AeadKey for BatchKey {
         let (vector, rest) = batch.split_at_mut(vector_share(batch.len()));
         if !vector.is_empty() {
             if aead16::seal(&self.key, &mut lanes(vector)) {
-                VECTOR_SEALED.fetch_add(vector.len() as u64, Ordering::Relaxed);
+                DatapathStats::count(&self.stats.vector_sealed, vector.len() as u64);
             } else {
                 self.single.seal_batch(vector);
             }
@@ -125,7 +129,7 @@ impl AeadKey for BatchKey {
                 for (m, ok) in vector.iter_mut().zip(oks) {
                     m.ok = ok;
                 }
-                VECTOR_OPENED.fetch_add(vector.len() as u64, Ordering::Relaxed);
+                DatapathStats::count(&self.stats.vector_opened, vector.len() as u64);
             } else {
                 drop(msgs);
                 self.single.open_batch(vector);
@@ -172,7 +176,8 @@ mod tests {
     fn batches_match_ring_message_for_message() {
         let key = [0x42u8; 32];
         let ring = RingCrypto.aead_key(&key);
-        let batched = BatchCrypto::new(RingCrypto).aead_key(&key);
+        let stats = Arc::new(DatapathStats::default());
+        let batched = BatchCrypto::new(RingCrypto, Aead::Auto, stats.clone()).aead_key(&key);
         for n in 1..=50usize {
             let plain: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 16 * (i % 90) + 12]).collect();
             let mut bodies = plain.clone();
@@ -198,5 +203,18 @@ mod tests {
                 }
             }
         }
+        // The vector lanes count what they took (none on a CPU without them).
+        let counted =
+            |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        let vector = aead16::available();
+        assert_eq!(counted(&stats.vector_sealed) > 0, vector);
+        assert_eq!(counted(&stats.vector_opened) > 0, vector);
+        // With ring chosen, nothing goes to the lanes.
+        let stats = Arc::new(DatapathStats::default());
+        let ring_only = BatchCrypto::new(RingCrypto, Aead::Ring, stats.clone()).aead_key(&key);
+        let mut bodies = vec![vec![7u8; 1000]; 32];
+        let mut tags = vec![[0u8; 16]; 32];
+        ring_only.seal_batch(&mut messages(&mut bodies, &mut tags));
+        assert_eq!(counted(&stats.vector_sealed), 0);
     }
 }

@@ -2,111 +2,46 @@
 //!
 //! It creates TUN device IFACE and the UAPI socket `/var/run/wireguard/IFACE.sock`, then runs
 //! until the interface is deleted, the socket is removed, or it gets SIGTERM/SIGINT; it then
-//! removes both. Without `--foreground` it detaches (re-executes itself in the background and
-//! returns once the interface is ready), like wireguard-go.
+//! removes both. The command line (`ferrowg daemon`, in the binary) decides whether it runs in
+//! the foreground or detached, and the [`Tuning`] it runs with.
 //!
-//! Threads: one TUN→UDP and one UDP→TUN data-path thread (so both cores work), one for the
-//! protocol timers, one for the UAPI socket, and the main thread watching for the end.
+//! Threads: two data-path threads per TUN queue, which take either direction ([`datapath`]),
+//! one for the protocol timers, one for the UAPI socket ([`control`]), and the main thread
+//! watching for the end.
 
 pub mod control;
 pub mod crypto;
 pub mod datapath;
+mod error;
 pub mod offload;
 mod rng;
 pub mod state;
+mod tuning;
+
+pub use error::DaemonError;
+pub use tuning::{Aead, Tuning};
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ferrowg_proto::crypto::aws_lc::WithAwsLcX25519;
 use ferrowg_proto::crypto::RingCrypto;
 use ferrowg_proto::Device;
+use ferrowg_sys::Tun;
 
-use datapath::Shared;
+use datapath::{DatapathStats, OpenTun, Shared};
+use error::os;
 use state::{NoKey, State};
 
-/// Why the daemon could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
-    /// Not root / no CAP_NET_ADMIN.
-    #[error("creating {iface} needs root or CAP_NET_ADMIN ({source})")]
-    Privilege {
-        /// The interface.
-        iface: String,
-        /// The OS error.
-        source: ferrowg_sys::Error,
-    },
-    /// /dev/net/tun is missing.
-    #[error("/dev/net/tun is missing: load the tun module or create the device node ({0})")]
-    NoTun(ferrowg_sys::Error),
-    /// Another OS error.
-    #[error("{what}: {source}")]
-    Os {
-        /// What failed.
-        what: String,
-        /// The error.
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
-}
-
-fn os(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> DaemonError {
-    DaemonError::Os {
-        what: what.into(),
-        source: Box::new(e),
-    }
-}
-
-/// Runs the daemon in this process until it is told to stop.
-pub fn run(iface: &str) -> Result<(), DaemonError> {
-    let (tun, offload) = datapath::open_tun(iface).map_err(|e| {
-        // EPERM: TUNSETIFF without CAP_NET_ADMIN. EACCES: /dev/net/tun's mode does not let
-        // the user open it (0600 or 0660 on many systems).
-        if matches!(e.raw_os_error(), Some(1 | 13)) {
-            DaemonError::Privilege {
-                iface: iface.to_string(),
-                source: e,
-            }
-        } else if e.raw_os_error() == Some(2) {
-            DaemonError::NoTun(e)
-        } else {
-            os(format!("cannot create TUN device {iface}"), e)
-        }
-    })?;
-    let socket = state::bind_socket(0, 0).map_err(|e| {
-        os(
-            "cannot bind a UDP socket",
-            std::io::Error::other(e.to_string()),
-        )
-    })?;
-    let rng = rng::ErasingRng::from_os().map_err(|e| {
-        os(
-            "cannot seed the random number generator",
-            std::io::Error::other(e.to_string()),
-        )
-    })?;
-    let device = Device::new(
-        Box::new(NoKey),
-        // ring's ChaCha20-Poly1305 and aws-lc's X25519: the fastest of each measured here
-        // (crates/ferrowg-proto/benches); batches of datagrams in AVX-512 lanes (crypto.rs).
-        Box::new(crypto::BatchCrypto::new(WithAwsLcX25519(RingCrypto))),
-        Box::new(rng),
-    );
-    let mut st = State::new(device, socket);
-    let now = state::now();
-    st.device.set_clock(now, state::unix_nanos());
-    if let Ok(mtu) = tun.mtu() {
-        st.device.set_mtu(mtu as usize);
-        st.device_mtu = mtu;
-    }
+/// Runs the daemon for `iface` in this process, tuned by `tuning`, until it is told to stop.
+pub fn run(iface: &str, tuning: &Tuning) -> Result<(), DaemonError> {
+    let OpenTun { tun, offload } = datapath::open_tun(iface, tuning.offload)?;
+    let stats = Arc::new(DatapathStats::default());
+    let state = new_state(&tun, tuning, stats.clone())?;
     let listener = control::listen(iface).map_err(|e| os("cannot create the UAPI socket", e))?;
-    let shared = Arc::new(Shared {
-        state: Mutex::new(st),
-        timer_wake: Condvar::new(),
-        shutdown: AtomicBool::new(false),
-        reason: Mutex::new(None),
-        stats: Default::default(),
-    });
+    let shared = Arc::new(Shared::new(state, stats));
     let term = Arc::new(AtomicBool::new(false));
     for sig in [
         signal_hook::consts::SIGTERM,
@@ -135,19 +70,67 @@ pub fn run(iface: &str) -> Result<(), DaemonError> {
         }
     }
     let s = shared.clone();
-    handles.push(spawn("timers", move || datapath::timers(s))?);
+    handles.push(spawn("timers", move || datapath::run_timers(s))?);
     let s = shared.clone();
     handles.push(spawn("uapi", move || control::serve(s, listener))?);
 
+    watch(&shared, iface, &term);
+    log::info!("{iface}: shutting down: {}", shared.reason());
+    for h in handles {
+        let _ = h.join();
+    }
+    log::info!("{iface}: data-path drops: {}", shared.stats.summary());
+    let _ = std::fs::remove_file(ferrowg_conf::uapi::socket_path(iface));
+    Ok(())
+}
+
+/// The interface's state at start: a protocol device with no key and no peers, its crypto
+/// tuned by `tuning` and counting into `stats`, on a fresh UDP socket, at the MTU of `tun`.
+fn new_state(tun: &Tun, tuning: &Tuning, stats: Arc<DatapathStats>) -> Result<State, DaemonError> {
+    let socket = state::bind_socket(0, 0).map_err(|e| {
+        os(
+            "cannot bind a UDP socket",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    let rng = rng::ErasingRng::from_os().map_err(|e| {
+        os(
+            "cannot seed the random number generator",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    let device = Device::new(
+        Box::new(NoKey),
+        // ring's ChaCha20-Poly1305 and aws-lc's X25519, the fastest of each
+        // (crates/ferrowg-proto/benches); batches of datagrams in AVX-512 lanes (crypto.rs).
+        Box::new(crypto::BatchCrypto::new(
+            WithAwsLcX25519(RingCrypto),
+            tuning.aead,
+            stats,
+        )),
+        Box::new(rng),
+    );
+    let mut st = State::new(device, socket);
+    st.device.set_clock(state::now(), state::unix_nanos());
+    if let Ok(mtu) = tun.mtu() {
+        st.device.set_mtu(mtu as usize);
+        st.device_mtu = mtu;
+    }
+    Ok(st)
+}
+
+/// The main thread's watch, until a thread asks every thread to stop: stops on a signal
+/// (`term`), when the UAPI socket or the interface is removed; follows the interface's MTU.
+fn watch(shared: &Shared, iface: &str, term: &AtomicBool) {
     let path = ferrowg_conf::uapi::socket_path(iface);
     let mut tick = 0u32;
     let mut mtu = shared.lock().device_mtu;
-    while !shared.shutdown.load(Ordering::Relaxed) {
+    while !shared.stopping() {
         std::thread::sleep(Duration::from_millis(100));
         if term.load(Ordering::Relaxed) {
             shared.stop("signal received");
         }
-        follow_mtu(&shared, iface, &mut mtu);
+        follow_mtu(shared, iface, &mut mtu);
         tick += 1;
         if tick.is_multiple_of(5) {
             if !path.exists() {
@@ -158,14 +141,6 @@ pub fn run(iface: &str) -> Result<(), DaemonError> {
             }
         }
     }
-    let reason = shared.reason.lock().map(|r| r.clone()).unwrap_or_default();
-    log::info!("{iface}: shutting down: {}", reason.unwrap_or_default());
-    for h in handles {
-        let _ = h.join();
-    }
-    log::info!("{iface}: data-path drops: {}", shared.stats.summary());
-    let _ = std::fs::remove_file(&path);
-    Ok(())
 }
 
 /// Keeps the device's MTU (which caps the padding of transport messages, whitepaper §5.4.6) in
@@ -185,10 +160,7 @@ fn follow_mtu(shared: &Shared, iface: &str, known: &mut u32) {
     }
 }
 
-fn spawn(
-    name: &str,
-    f: impl FnOnce() + Send + 'static,
-) -> Result<std::thread::JoinHandle<()>, DaemonError> {
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, DaemonError> {
     std::thread::Builder::new()
         .name(name.into())
         .spawn(f)

@@ -4,7 +4,7 @@
 //! The protocol core draws randomness for ephemeral keys and session indices (a few times per
 //! handshake) and for timer jitter, which the kernel adds whenever a data packet arms the
 //! new-handshake timer: in request/response traffic, once per packet. Asking the kernel each
-//! time put a `getrandom(2)` system call on the path of every such packet.
+//! time would put a `getrandom(2)` system call on the path of every such packet.
 //!
 //! Each refill runs ChaCha20 under the current key, takes the first 32 bytes of the keystream
 //! as the next key and hands out the rest, wiping every byte it hands out (the construction of

@@ -22,9 +22,9 @@ use ferrowg_keys::pkcs11::{Pkcs11Key, Pkcs11Uri};
 use ferrowg_proto::messages::REKEY_ATTEMPT_TIME;
 
 /// Most socket buffer asked of the kernel, per direction (the kernel doubles it for its own
-/// accounting; the namespace sysctls cannot be raised, so the size is forced). At 4 Gbit/s a
-/// receive thread that waits ~10 ms for a CPU (seen on two busy CPUs) needs more than 8 MiB:
-/// with 8 MiB, 4-stream iperf3 runs lost 1-16 datagrams in 5 of 12 runs, with 16 MiB none in 12.
+/// accounting; the namespace sysctls cannot be raised, so the size is forced). It must hold
+/// what arrives at line rate while the receiving thread waits for a CPU, which on busy CPUs
+/// takes several milliseconds: at 4 Gbit/s, 10 ms are 5 MB.
 pub const SOCKET_BUFFER_MAX: usize = 16 << 20;
 /// Least socket buffer asked for, however small the machine.
 pub const SOCKET_BUFFER_MIN: usize = 1 << 20;
@@ -195,54 +195,16 @@ impl State {
                 return Err(Errno::EINVAL);
             }
         }
-        let mut port = None;
-        let mut fwmark = None;
-        for op in &req.interface {
-            match op {
-                InterfaceOp::ListenPort(p) => port = Some(*p),
-                InterfaceOp::FwMark(m) => fwmark = Some(*m),
-                _ => {}
-            }
-        }
-        let new_fwmark = fwmark.unwrap_or(self.fwmark);
-        let new_socket = match port {
-            Some(p) if p != self.socket.port() || p == 0 => Some(bind_socket(p, new_fwmark)?),
-            _ => None,
-        };
-        if new_socket.is_none() && fwmark.is_some_and(|m| m != self.fwmark) {
-            self.socket.set_mark(new_fwmark).map_err(|e| {
-                log::error!("cannot set fwmark {new_fwmark:#x}: {e}");
-                Errno::EADDRINUSE
-            })?;
-        }
-        let replacing = req
-            .interface
-            .iter()
-            .any(|op| matches!(op, InterfaceOp::ReplacePeers));
-        let mut count = if replacing {
-            0
-        } else {
-            self.device.peer_count()
-        };
-        for ps in &req.peers {
-            let exists = !replacing && self.device.peer_by_key(ps.public_key.as_bytes()).is_some();
-            let removing = ps.ops.iter().any(|o| matches!(o, PeerOp::Remove));
-            let update_only = ps.ops.iter().any(|o| matches!(o, PeerOp::UpdateOnly));
-            if !exists && !removing && !update_only {
-                count += 1;
-            }
-        }
-        if count > ferrowg_proto::messages::MAX_PEERS {
-            return Err(Errno::EINVAL);
-        }
+        let socket = self.prepare_socket(req)?;
+        let count = self.peer_count_after(req)?;
 
         // Phase 2: apply; nothing below fails.
-        if let Some(s) = new_socket {
+        if let Some(s) = socket.new_socket {
             log::info!("listening on UDP port {}", s.port());
             self.socket = Arc::new(s);
             self.socket_generation += 1;
         }
-        self.fwmark = new_fwmark;
+        self.fwmark = socket.fwmark;
         let mut key_changed = false;
         for op in &req.interface {
             match op {
@@ -265,6 +227,61 @@ impl State {
             self.rekey_sessions(now);
         }
         Ok(())
+    }
+
+    /// Phase 1 of a `set` for the socket: binds the new listen port (with the new fwmark), or
+    /// sets a new fwmark on the current socket.
+    fn prepare_socket(&self, req: &SetRequest) -> Result<SocketChange, Errno> {
+        let mut port = None;
+        let mut fwmark = None;
+        for op in &req.interface {
+            match op {
+                InterfaceOp::ListenPort(p) => port = Some(*p),
+                InterfaceOp::FwMark(m) => fwmark = Some(*m),
+                _ => {}
+            }
+        }
+        let new_fwmark = fwmark.unwrap_or(self.fwmark);
+        let new_socket = match port {
+            Some(p) if p != self.socket.port() || p == 0 => Some(bind_socket(p, new_fwmark)?),
+            _ => None,
+        };
+        if new_socket.is_none() && fwmark.is_some_and(|m| m != self.fwmark) {
+            self.socket.set_mark(new_fwmark).map_err(|e| {
+                log::error!("cannot set fwmark {new_fwmark:#x}: {e}");
+                Errno::EADDRINUSE
+            })?;
+        }
+        Ok(SocketChange {
+            new_socket,
+            fwmark: new_fwmark,
+        })
+    }
+
+    /// Phase 1 of a `set` for the peers: how many there will be, refused above
+    /// [`MAX_PEERS`](ferrowg_proto::messages::MAX_PEERS).
+    fn peer_count_after(&self, req: &SetRequest) -> Result<usize, Errno> {
+        let replacing = req
+            .interface
+            .iter()
+            .any(|op| matches!(op, InterfaceOp::ReplacePeers));
+        let mut count = if replacing {
+            0
+        } else {
+            self.device.peer_count()
+        };
+        for ps in &req.peers {
+            let exists = !replacing && self.device.peer_by_key(ps.public_key.as_bytes()).is_some();
+            let removing = ps.ops.iter().any(|o| matches!(o, PeerOp::Remove));
+            let update_only = ps.ops.iter().any(|o| matches!(o, PeerOp::UpdateOnly));
+            if !exists && !removing && !update_only {
+                count += 1;
+            }
+        }
+        if count > ferrowg_proto::messages::MAX_PEERS {
+            return Err(Errno::EINVAL);
+        }
+        Ok(count)
     }
 
     /// Returns whether the key changed.
@@ -395,6 +412,14 @@ impl State {
             };
         }
     }
+}
+
+/// What a `set` does to the socket, prepared in phase 1.
+struct SocketChange {
+    /// The socket bound to a new listen port, if the request asks for one.
+    new_socket: Option<UdpSocket>,
+    /// The fwmark after the request.
+    fwmark: u32,
 }
 
 /// The URI of the last `ferrowg_private_key_uri=` of a request (the one that takes effect).

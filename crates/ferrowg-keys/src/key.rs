@@ -101,26 +101,6 @@ impl Key {
     pub fn is_zero(&self) -> bool {
         bool::from(self.0.ct_eq(&[0u8; KEY_LEN]))
     }
-
-    /// Decodes the 44-character base64 form used by wg(8) and configuration files.
-    pub fn from_base64(text: &str) -> Result<Self, KeyError> {
-        decode_base64(text.as_bytes()).map(Self)
-    }
-
-    /// Encodes as 44 characters of base64, like `wg genkey`.
-    pub fn to_base64(&self) -> String {
-        encode_base64(&self.0)
-    }
-
-    /// Decodes the 64-character hex form used on the UAPI socket (either case).
-    pub fn from_hex(text: &str) -> Result<Self, KeyError> {
-        decode_hex(text.as_bytes()).map(Self)
-    }
-
-    /// Encodes as 64 lowercase hex characters, as UAPI expects.
-    pub fn to_hex(&self) -> String {
-        encode_hex(&self.0)
-    }
 }
 
 impl ConstantTimeEq for Key {
@@ -172,22 +152,12 @@ impl PrivateKey {
     /// A new random private key from `rng`, clamped exactly like `wg genkey` (RFC 7748 §5:
     /// clear the three low bits of the first byte, clear the top bit and set bit 254).
     pub fn generate_from<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
-        let mut bytes = [0u8; KEY_LEN];
-        rng.fill_bytes(&mut bytes);
-        clamp(&mut bytes);
-        let key = Self::from_bytes(bytes);
-        bytes.zeroize();
-        key
+        Self(draw_from(rng, true))
     }
 
     /// A new random private key from the operating system's generator (getrandom(2)).
     pub fn generate() -> Result<Self, rand_core::Error> {
-        let mut bytes = [0u8; KEY_LEN];
-        rand_core::OsRng.try_fill_bytes(&mut bytes)?;
-        clamp(&mut bytes);
-        let key = Self::from_bytes(bytes);
-        bytes.zeroize();
-        Ok(key)
+        draw_key(true, |b| rand_core::OsRng.try_fill_bytes(b)).map(Self)
     }
 
     /// The key with RFC 7748 clamping applied, as the kernel and wireguard-go store a private
@@ -206,16 +176,6 @@ impl PrivateKey {
         PublicKey(x25519_dalek::PublicKey::from(&secret).to_bytes())
     }
 
-    /// Decodes base64 (configuration files).
-    pub fn from_base64(text: &str) -> Result<Self, KeyError> {
-        Key::from_base64(text).map(Self)
-    }
-
-    /// Encodes as base64 (`wg showconf`, `wg show … private-key`).
-    pub fn to_base64(&self) -> String {
-        self.0.to_base64()
-    }
-
     /// Reads a key the way `wg pubkey` reads standard input: exactly 44 base64 characters
     /// first, then nothing but white space or NUL bytes.
     pub fn from_base64_input(input: &[u8]) -> Result<Self, KeyInputError> {
@@ -232,16 +192,6 @@ impl PrivateKey {
         decode_base64(text)
             .map(Self::from_bytes)
             .map_err(|_| KeyInputError::Format)
-    }
-
-    /// Decodes hex (UAPI).
-    pub fn from_hex(text: &str) -> Result<Self, KeyError> {
-        Key::from_hex(text).map(Self)
-    }
-
-    /// Encodes as lowercase hex (UAPI).
-    pub fn to_hex(&self) -> String {
-        self.0.to_hex()
     }
 }
 
@@ -274,40 +224,12 @@ impl PresharedKey {
 
     /// 32 random bytes from `rng`, unclamped, like `wg genpsk`.
     pub fn generate_from<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
-        let mut bytes = [0u8; KEY_LEN];
-        rng.fill_bytes(&mut bytes);
-        let key = Self::from_bytes(bytes);
-        bytes.zeroize();
-        key
+        Self(draw_from(rng, false))
     }
 
     /// 32 random bytes from the operating system's generator.
     pub fn generate() -> Result<Self, rand_core::Error> {
-        let mut bytes = [0u8; KEY_LEN];
-        rand_core::OsRng.try_fill_bytes(&mut bytes)?;
-        let key = Self::from_bytes(bytes);
-        bytes.zeroize();
-        Ok(key)
-    }
-
-    /// Decodes base64.
-    pub fn from_base64(text: &str) -> Result<Self, KeyError> {
-        Key::from_base64(text).map(Self)
-    }
-
-    /// Encodes as base64.
-    pub fn to_base64(&self) -> String {
-        self.0.to_base64()
-    }
-
-    /// Decodes hex.
-    pub fn from_hex(text: &str) -> Result<Self, KeyError> {
-        Key::from_hex(text).map(Self)
-    }
-
-    /// Encodes as lowercase hex.
-    pub fn to_hex(&self) -> String {
-        self.0.to_hex()
+        draw_key(false, |b| rand_core::OsRng.try_fill_bytes(b)).map(Self)
     }
 }
 
@@ -331,26 +253,6 @@ impl PublicKey {
     /// The raw bytes.
     pub const fn as_bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
-    }
-
-    /// Decodes base64.
-    pub fn from_base64(text: &str) -> Result<Self, KeyError> {
-        decode_base64(text.as_bytes()).map(Self)
-    }
-
-    /// Encodes as base64.
-    pub fn to_base64(&self) -> String {
-        encode_base64(&self.0)
-    }
-
-    /// Decodes hex.
-    pub fn from_hex(text: &str) -> Result<Self, KeyError> {
-        decode_hex(text.as_bytes()).map(Self)
-    }
-
-    /// Encodes as lowercase hex.
-    pub fn to_hex(&self) -> String {
-        encode_hex(&self.0)
     }
 }
 
@@ -377,6 +279,64 @@ impl fmt::Debug for PublicKey {
 impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_base64())
+    }
+}
+
+/// The two text forms of a key type that is made from and viewed as `[u8; KEY_LEN]`: base64
+/// (wg(8), configuration files) and hex (UAPI), both through the constant-time codecs below.
+macro_rules! text_forms {
+    ($($ty:ident),+) => {$(
+        impl $ty {
+            /// Decodes the 44-character base64 form used by wg(8) and configuration files.
+            pub fn from_base64(text: &str) -> Result<Self, KeyError> {
+                decode_base64(text.as_bytes()).map(Self::from_bytes)
+            }
+
+            /// Encodes as 44 characters of base64, like `wg genkey` and `wg show`.
+            pub fn to_base64(&self) -> String {
+                encode_base64(self.as_bytes())
+            }
+
+            /// Decodes the 64-character hex form used on the UAPI socket (either case).
+            pub fn from_hex(text: &str) -> Result<Self, KeyError> {
+                decode_hex(text.as_bytes()).map(Self::from_bytes)
+            }
+
+            /// Encodes as 64 lowercase hex characters, as UAPI expects.
+            pub fn to_hex(&self) -> String {
+                encode_hex(self.as_bytes())
+            }
+        }
+    )+};
+}
+
+text_forms!(Key, PrivateKey, PresharedKey, PublicKey);
+
+/// A key of the 32 bytes `fill` draws, clamped (RFC 7748 §5) when `clamped`; the bytes on the
+/// stack are zeroed whether or not `fill` succeeds.
+fn draw_key<E>(
+    clamped: bool,
+    fill: impl FnOnce(&mut [u8; KEY_LEN]) -> Result<(), E>,
+) -> Result<Key, E> {
+    let mut bytes = [0u8; KEY_LEN];
+    let filled = fill(&mut bytes);
+    if clamped {
+        clamp(&mut bytes);
+    }
+    let key = Key::from_bytes(bytes);
+    bytes.zeroize();
+    filled.map(|()| key)
+}
+
+/// [`draw_key`] from a generator that cannot fail.
+fn draw_from<R: RngCore + CryptoRng>(rng: &mut R, clamped: bool) -> Key {
+    let drawn = draw_key(clamped, |b| {
+        rng.fill_bytes(b);
+        Ok::<(), core::convert::Infallible>(())
+    });
+    match drawn {
+        Ok(key) => key,
+        Err(never) => match never {},
     }
 }
 

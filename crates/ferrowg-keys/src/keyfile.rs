@@ -5,7 +5,8 @@
 //! - a regular file its group or others may access is refused, with the `chmod` that fixes it;
 //! - at most [`MAX_KEY_FILE`] bytes are read, into memory that is zeroed after parsing;
 //! - `-` and `/dev/stdin` read standard input;
-//! - files are written with mode 0600 and replaced atomically.
+//! - files are written with mode 0600 and replaced atomically ([`write_private_file`], also for
+//!   other files that hold a secret).
 
 use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -65,20 +66,27 @@ pub fn read_preshared_key(path: &Path) -> Result<PresharedKey, KeyFileError> {
 
 /// Writes `key` in base64 to `path`, mode 0600, replacing the file atomically.
 pub fn write_private_key(path: &Path, key: &PrivateKey) -> Result<(), KeyFileError> {
+    let b64 = Zeroizing::new(key.to_base64());
+    let text = Zeroizing::new(format!("{}\n", b64.as_str()));
+    write_private_file(path, text.as_bytes())
+}
+
+/// Writes `data` to `path` readable and writable by its owner only (mode 0600), replacing the
+/// file atomically: through a new file beside it, synced, then renamed over `path`. For every
+/// file that holds a secret (key files, wg-quick configurations, PIN files).
+pub fn write_private_file(path: &Path, data: &[u8]) -> Result<(), KeyFileError> {
     let err = |source| KeyFileError::Io {
         path: path.to_owned(),
         source,
     };
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let b64 = Zeroizing::new(key.to_base64());
-    let text = Zeroizing::new(format!("{}\n", b64.as_str()));
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(&tmp)
         .map_err(err)?;
-    let written = f.write_all(text.as_bytes()).and_then(|()| f.sync_all());
+    let written = f.write_all(data).and_then(|()| f.sync_all());
     if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);
         return Err(err(e));
@@ -166,11 +174,29 @@ mod tests {
     }
 
     #[test]
+    fn private_files_replace_atomically_with_mode_0600() {
+        let d = tmpdir("replace");
+        let path = d.join("wg0.conf");
+        std::fs::write(&path, "old").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_private_file(&path, b"[Interface]\n").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"[Interface]\n");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let left: Vec<_> = std::fs::read_dir(&d).unwrap().flatten().collect();
+        assert_eq!(left.len(), 1, "no temporary file left behind");
+        let e = write_private_file(&d.join("missing").join("f"), b"x").unwrap_err();
+        assert!(matches!(e, KeyFileError::Io { .. }), "{e}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
     fn reads_are_bounded() {
         let d = tmpdir("big");
         let path = d.join("k");
         let key = PrivateKey::from_bytes([0x42; 32]).to_base64();
-        // A valid key followed by more than the limit of padding is cut off and refused.
+        // Only the first MAX_KEY_FILE bytes are read: a key within them is found, blanks
+        // after it are cut off; a key pushed past the limit is not read at all.
         let text = format!("{key}\n{}", " ".repeat(MAX_KEY_FILE as usize));
         std::fs::write(&path, &text).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();

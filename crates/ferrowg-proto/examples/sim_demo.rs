@@ -14,7 +14,7 @@ mod net;
 use ferrowg_proto::messages::REKEY_AFTER_TIME;
 use ferrowg_proto::{DropReason, Event, PeerId};
 
-use net::{at, ms, secs, AppKind, Link, SentRecord, Sim, Trace};
+use net::{at, ms, secs, AppKind, FlowId, Link, NodeId, SentRecord, Sim, Trace};
 
 /// Which part of the timeline to print.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -31,10 +31,40 @@ fn main() {
     let alice = sim.add_node("alice", "192.0.2.1:51820", "10.0.0.1");
     let bob = sim.add_node("bob", "198.51.100.2:51820", "10.0.0.2");
     let (bob_at_alice, alice_at_bob) = sim.connect(alice, bob);
+    introduce(&sim, [alice, bob]);
+    let pings = Pings {
+        ab: ping_flow(&mut sim, alice, bob, "10.0.0.1", "10.0.0.2"),
+        ba: ping_flow(&mut sim, bob, alice, "10.0.0.2", "10.0.0.1"),
+    };
+    let cursor = handshake(&mut sim, &pings);
+    let cursor = data(&mut sim, &pings, cursor);
+    rekey(&mut sim, &pings, cursor, alice, bob);
 
+    println!("\n== 4. counters");
+    for (n, peer) in [(alice, bob_at_alice), (bob, alice_at_bob)] {
+        print_counters(&sim, n, peer);
+    }
+    print_totals(&sim, &pings);
+}
+
+/// The two ping flows: alice to bob and back.
+struct Pings {
+    ab: FlowId,
+    ba: FlowId,
+}
+
+/// A flow from node `from` to node `to` whose packets are answered (a ping).
+fn ping_flow(sim: &mut Sim, from: NodeId, to: NodeId, src: &str, dst: &str) -> FlowId {
+    let f = sim.add_manual_flow(from, to, src.parse().unwrap(), dst.parse().unwrap());
+    sim.flows[f].echo = true;
+    f
+}
+
+/// Prints the setting and the nodes.
+fn introduce(sim: &Sim, nodes: [NodeId; 2]) {
     println!("ferrowg-proto simulation: two devices, a 15 ms link, a fake clock, seed 1");
     println!("(no sockets, no sleeping: the clock jumps from one event to the next)\n");
-    for n in [alice, bob] {
+    for n in nodes {
         let node = &sim.nodes[n];
         println!(
             "  {:<5}  endpoint {:<20} tunnel {:<9} public key {}",
@@ -44,38 +74,29 @@ fn main() {
             short_hex(&node.dev.public_key())
         );
     }
+}
 
+/// Part 1: the first ping waits for a handshake. Returns where the printed timeline ends.
+fn handshake(sim: &mut Sim, pings: &Pings) -> usize {
     println!("\n== 1. handshake: alice pings bob; no session yet, so the ping waits for one");
-    let ping_ab = sim.add_manual_flow(
-        alice,
-        bob,
-        "10.0.0.1".parse().unwrap(),
-        "10.0.0.2".parse().unwrap(),
-    );
-    let ping_ba = sim.add_manual_flow(
-        bob,
-        alice,
-        "10.0.0.2".parse().unwrap(),
-        "10.0.0.1".parse().unwrap(),
-    );
-    sim.flows[ping_ab].echo = true;
-    sim.flows[ping_ba].echo = true;
-    let res = sim.send(ping_ab);
+    let res = sim.send(pings.ab);
     println!("  t=   0.000 s  alice: handle_packet(ping #0 to 10.0.0.2) -> {res:?}");
-    let mut cursor = 0;
     sim.run_until(at(0.5));
-    cursor = print_trace(&sim, cursor, Detail::All);
+    print_trace(sim, 0, Detail::All)
+}
 
+/// Part 2: pings both ways on the session, with their round trips.
+fn data(sim: &mut Sim, pings: &Pings, cursor: usize) -> usize {
     println!("\n== 2. data: three pings each way, one per second");
     for i in 0..3 {
         sim.run_until(at(1.0 + f64::from(i)));
-        sim.send(ping_ab);
+        sim.send(pings.ab);
         sim.run_until(at(1.5 + f64::from(i)));
-        sim.send(ping_ba);
+        sim.send(pings.ba);
     }
     sim.run_until(at(5.0));
-    cursor = print_trace(&sim, cursor, Detail::All);
-    for f in [ping_ab, ping_ba] {
+    let cursor = print_trace(sim, cursor, Detail::All);
+    for f in [pings.ab, pings.ba] {
         let flow = &sim.flows[f];
         let rtts: Vec<String> = flow
             .sent
@@ -95,7 +116,11 @@ fn main() {
         );
     }
     // Nothing happens while the tunnel is idle except the passive keepalive (10 s).
+    cursor
+}
 
+/// Part 3: a ping every 10 s until the session is old enough to be replaced.
+fn rekey(sim: &mut Sim, pings: &Pings, cursor: usize, alice: NodeId, bob: NodeId) {
     println!(
         "\n== 3. rekey: a ping every 10 s. The initiator's first send on a session older than\n   \
          REKEY_AFTER_TIME ({} s) starts a new handshake; traffic goes on meanwhile",
@@ -105,42 +130,43 @@ fn main() {
     let mut t = 10.0;
     while t <= 140.0 {
         sim.run_until(at(t));
-        sim.send(ping_ab);
+        sim.send(pings.ab);
         t += 10.0;
     }
     sim.run_until(at(141.0));
-    print_trace(&sim, cursor, Detail::Handshakes);
+    print_trace(sim, cursor, Detail::Handshakes);
     // The first data each side sent on the new session.
     let responses = sim.sent_by(bob, |r| r.kind == 2 && r.time > rekey_from);
-    if let Some(resp) = responses.first() {
-        for (n, index) in [(alice, resp.sender_index), (bob, resp.receiver_index)] {
-            if let Some(r) = sim
-                .sent_by(n, |r| r.is_data() && r.receiver_index == index)
-                .first()
-            {
-                println!(
-                    "  t={:>8.3} s  {:<5} sends its first data on the new session: {}",
-                    secs(r.time),
-                    sim.nodes[n].name,
-                    describe(r)
-                );
-            }
+    let Some(resp) = responses.first() else {
+        return;
+    };
+    for (n, index) in [(alice, resp.sender_index), (bob, resp.receiver_index)] {
+        if let Some(r) = sim
+            .sent_by(n, |r| r.is_data() && r.receiver_index == index)
+            .first()
+        {
+            println!(
+                "  t={:>8.3} s  {:<5} sends its first data on the new session: {}",
+                secs(r.time),
+                sim.nodes[n].name,
+                describe(r)
+            );
         }
     }
+}
 
-    println!("\n== 4. counters");
-    for (n, peer) in [(alice, bob_at_alice), (bob, alice_at_bob)] {
-        print_counters(&sim, n, peer);
-    }
-    let f = &sim.flows[ping_ab];
+/// The pings and the network's datagrams, counted.
+fn print_totals(sim: &Sim, pings: &Pings) {
+    let f = &sim.flows[pings.ab];
+    let back = &sim.flows[pings.ba];
     println!(
         "  pings alice -> bob: {} sent, {} delivered, {} replies; bob -> alice: {} sent, {} \
          delivered",
         f.sent_count(),
         f.delivered_count(),
         f.replies.iter().filter(|r| r.is_some()).count(),
-        sim.flows[ping_ba].sent_count(),
-        sim.flows[ping_ba].delivered_count()
+        back.sent_count(),
+        back.delivered_count()
     );
     let n = &sim.net;
     println!(

@@ -1,7 +1,8 @@
 //! mac1, mac2 and cookie replies: WireGuard's DoS mitigation (whitepaper §5.3, §5.4.4, §5.4.7).
 //!
-//! - [`CookieChecker`] is the receiving side, one per device: it checks mac1 (one hash, before
-//!   any DH), checks mac2 against the cookie it would hand out, and builds cookie replies.
+//! - `CookieChecker` (crate-internal) is the receiving side, one per device: it checks mac1
+//!   (one hash, before any DH), checks mac2 against the cookie it would hand out, and builds
+//!   cookie replies.
 //!   The cookie secret is random and replaced every [`COOKIE_REFRESH_TIME`].
 //! - [`CookieMaker`] is the sending side, one per peer: it appends mac1/mac2 to handshake
 //!   messages and stores the cookie from a reply for [`COOKIE_REFRESH_TIME`].
@@ -19,7 +20,7 @@ use crate::time::Instant;
 
 /// Result of checking the MACs of a handshake message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MacState {
+pub(crate) enum MacState {
     /// mac1 is wrong: drop without further work.
     InvalidMac1,
     /// mac1 is right, mac2 is absent or wrong.
@@ -51,7 +52,7 @@ fn source_bytes(src: SocketAddr, out: &mut [u8; 18]) -> usize {
 }
 
 /// Checks MACs and issues cookies for messages sent to this device.
-pub struct CookieChecker {
+pub(crate) struct CookieChecker {
     mac1_key: [u8; 32],
     cookie_key: [u8; 32],
     secret: Secret,

@@ -6,17 +6,18 @@
 //! - [`StaticKey`]: the device's static private key. Only this trait ever touches it, so it can
 //!   live in a PKCS#11 token or a secure element; [`SecretKey`] is the in-memory implementation.
 //! - [`Crypto`] / [`AeadKey`]: the transport-data AEAD and the X25519 DH. [`RustCrypto`] is the
-//!   portable `no_std` implementation; with the `ring` feature [`RingCrypto`] seals with ring's
-//!   assembly, measured about 4× faster on x86-64. [`AeadKey::seal_batch`]/[`open_batch`]
-//!   take many messages under one key ([`AeadMessage`]); they default to one at a time, and a
-//!   backend that interleaves messages (the daemon's AVX-512 one) overrides them.
+//!   portable `no_std` implementation; with the `ring` feature `RingCrypto` seals with ring's
+//!   assembly. [`AeadKey::seal_batch`]/[`open_batch`] take many messages under one key
+//!   ([`AeadMessage`]); they default to one at a time, and a backend that interleaves messages
+//!   (the daemon's AVX-512 one) overrides them.
 //!
 //! [`open_batch`]: AeadKey::open_batch
 
 use alloc::boxed::Box;
 use blake2::digest::{FixedOutput, Mac as _, Update};
 use blake2::{Blake2s256, Blake2sMac, Digest};
-use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::aead::consts::{U16, U32};
+use chacha20poly1305::aead::{AeadCore, AeadInPlace, KeyInit, KeySizeUser, Nonce};
 use chacha20poly1305::{ChaCha20Poly1305, XChaCha20Poly1305};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
@@ -92,14 +93,38 @@ pub fn nonce(counter: u64) -> [u8; 12] {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthError;
 
-/// AEAD(key, counter, plaintext, aad) in place: encrypts `buf` and returns the tag.
-pub fn aead_seal(key: &[u8; 32], counter: u64, buf: &mut [u8], aad: &[u8]) -> [u8; 16] {
-    let cipher = ChaCha20Poly1305::new(key.into());
-    // Invariant: chacha20poly1305 fails only for buffers over 256 GiB.
-    let tag = cipher
-        .encrypt_in_place_detached(&nonce(counter).into(), aad, buf)
+/// Seals `buf` in place with cipher `C` (ChaCha20-Poly1305 or its X variant) and returns the
+/// detached tag.
+fn seal_in_place<C>(key: &[u8; 32], nonce: &Nonce<C>, buf: &mut [u8], aad: &[u8]) -> [u8; 16]
+where
+    C: KeyInit + KeySizeUser<KeySize = U32> + AeadInPlace + AeadCore<TagSize = U16>,
+{
+    // Invariant: both ciphers fail only for buffers over 256 GiB.
+    let tag = C::new(key.into())
+        .encrypt_in_place_detached(nonce, aad, buf)
         .expect("buffer within AEAD limits");
     tag.into()
+}
+
+/// Opens `buf` in place with cipher `C`, verifying `tag` (in constant time, inside the AEAD).
+fn open_in_place<C>(
+    key: &[u8; 32],
+    nonce: &Nonce<C>,
+    buf: &mut [u8],
+    aad: &[u8],
+    tag: &[u8; 16],
+) -> Result<(), AuthError>
+where
+    C: KeyInit + KeySizeUser<KeySize = U32> + AeadInPlace + AeadCore<TagSize = U16>,
+{
+    C::new(key.into())
+        .decrypt_in_place_detached(nonce, aad, buf, tag.into())
+        .map_err(|_| AuthError)
+}
+
+/// AEAD(key, counter, plaintext, aad) in place: encrypts `buf` and returns the tag.
+pub fn aead_seal(key: &[u8; 32], counter: u64, buf: &mut [u8], aad: &[u8]) -> [u8; 16] {
+    seal_in_place::<ChaCha20Poly1305>(key, &nonce(counter).into(), buf, aad)
 }
 
 /// Opens `buf` in place, verifying `tag` (in constant time, inside the AEAD).
@@ -110,20 +135,12 @@ pub fn aead_open(
     aad: &[u8],
     tag: &[u8; 16],
 ) -> Result<(), AuthError> {
-    let cipher = ChaCha20Poly1305::new(key.into());
-    cipher
-        .decrypt_in_place_detached(&nonce(counter).into(), aad, buf, tag.into())
-        .map_err(|_| AuthError)
+    open_in_place::<ChaCha20Poly1305>(key, &nonce(counter).into(), buf, aad, tag)
 }
 
 /// XAEAD seal (cookie replies).
 pub fn xaead_seal(key: &[u8; 32], nonce: &[u8; 24], buf: &mut [u8], aad: &[u8]) -> [u8; 16] {
-    let cipher = XChaCha20Poly1305::new(key.into());
-    // Invariant: as for `aead_seal`.
-    let tag = cipher
-        .encrypt_in_place_detached(nonce.into(), aad, buf)
-        .expect("buffer within AEAD limits");
-    tag.into()
+    seal_in_place::<XChaCha20Poly1305>(key, nonce.into(), buf, aad)
 }
 
 /// XAEAD open (cookie replies).
@@ -134,10 +151,7 @@ pub fn xaead_open(
     aad: &[u8],
     tag: &[u8; 16],
 ) -> Result<(), AuthError> {
-    let cipher = XChaCha20Poly1305::new(key.into());
-    cipher
-        .decrypt_in_place_detached(nonce.into(), aad, buf, tag.into())
-        .map_err(|_| AuthError)
+    open_in_place::<XChaCha20Poly1305>(key, nonce.into(), buf, aad, tag)
 }
 
 /// Constant-time equality of two byte strings of equal length.
@@ -158,8 +172,8 @@ pub fn x25519(secret: &[u8; 32], public: &[u8; 32]) -> Option<Secret> {
 
 /// The public key of `secret` (X25519 with the base point).
 pub fn x25519_public(secret: &[u8; 32]) -> [u8; 32] {
-    // The fixed-base path (Edwards basepoint table) is ~2x faster than a Montgomery ladder
-    // on the basepoint and gives the same bytes.
+    // The fixed-base path (Edwards basepoint table) gives the same bytes as a Montgomery
+    // ladder on the basepoint, in less time.
     let s = x25519_dalek::StaticSecret::from(*secret);
     x25519_dalek::PublicKey::from(&s).to_bytes()
 }
@@ -321,13 +335,12 @@ pub use self::ring_backend::RingCrypto;
 
 #[cfg(feature = "ring")]
 mod ring_backend {
-    //! ring's ChaCha20-Poly1305 (hand-written assembly; on x86-64 the stitched AVX2 seal/open,
-    //! which perf shows in the daemon).
+    //! ring's ChaCha20-Poly1305 (hand-written assembly; on x86-64 the stitched AVX2 seal/open).
     use super::{AeadKey, AuthError, Crypto};
     use alloc::boxed::Box;
     use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, CHACHA20_POLY1305};
 
-    /// The ring backend: the fastest measured on this project's x86-64 machines.
+    /// The ring backend: ChaCha20-Poly1305 in ring's assembly.
     #[derive(Debug, Default, Clone, Copy)]
     pub struct RingCrypto;
 
@@ -368,15 +381,14 @@ mod ring_backend {
 
 #[cfg(feature = "aws-lc")]
 pub mod aws_lc {
-    //! X25519 from aws-lc (s2n-bignum's assembly): about twice the rate of x25519-dalek's
-    //! Montgomery ladder on this project's x86-64 machines (32.7k against 16.8k DH/s on one
-    //! core), so handshakes, which are mostly X25519, cost half. Same results byte for byte
+    //! X25519 from aws-lc (s2n-bignum's assembly) for the handshakes, which are mostly X25519
+    //! (bench/RESULTS.md compares its rate with x25519-dalek's). Same results byte for byte
     //! (the tests compare with the software functions and RFC 7748).
 
-    use super::{ct_eq, AeadKey, Crypto, KeyError, Secret, StaticKey};
+    use super::{ct_eq, AeadKey, Crypto, KeyError, Secret, SecretKey, StaticKey};
     use alloc::boxed::Box;
     use aws_lc_rs::agreement::{agree, PrivateKey, UnparsedPublicKey, X25519};
-    use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+    use zeroize::Zeroizing;
 
     /// X25519(secret, public); `None` for an all-zero result (a low-order public key).
     pub fn x25519(secret: &[u8; 32], public: &[u8; 32]) -> Option<Secret> {
@@ -408,44 +420,35 @@ pub mod aws_lc {
         out
     }
 
-    /// The static private key in memory, with aws-lc doing its DH (the key is parsed once;
-    /// aws-lc clears its copy when freed, ours is zeroized on drop).
+    /// The static private key in memory, with aws-lc doing its DH: a [`SecretKey`] (the
+    /// bytes, zeroized on drop, and the public key) plus the key parsed once by aws-lc, which
+    /// clears its copy when freed. `Debug` shows the public key only.
+    #[derive(Debug)]
     pub struct AwsLcSecretKey {
         key: PrivateKey,
-        bytes: Bytes,
-        public: [u8; 32],
+        soft: SecretKey,
     }
-
-    #[derive(Zeroize, ZeroizeOnDrop)]
-    struct Bytes([u8; 32]);
 
     impl AwsLcSecretKey {
         /// Wraps a 32-byte private key (clamping happens inside X25519).
         pub fn from_bytes(private: [u8; 32]) -> Self {
-            let bytes = Bytes(private);
             // Invariant: aws-lc accepts any 32 bytes as an X25519 private key.
-            let key = PrivateKey::from_private_key(&X25519, &bytes.0).expect("32-byte key");
-            let public = x25519_public(&bytes.0);
-            AwsLcSecretKey { key, bytes, public }
+            let key = PrivateKey::from_private_key(&X25519, &private).expect("32-byte key");
+            AwsLcSecretKey {
+                key,
+                soft: SecretKey::from_bytes(private),
+            }
         }
 
         /// The raw private key, for `showconf`-like callers only.
         pub fn to_bytes(&self) -> Secret {
-            Zeroizing::new(self.bytes.0)
-        }
-    }
-
-    impl core::fmt::Debug for AwsLcSecretKey {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            f.debug_struct("AwsLcSecretKey")
-                .field("public", &self.public)
-                .finish_non_exhaustive()
+            self.soft.to_bytes()
         }
     }
 
     impl StaticKey for AwsLcSecretKey {
         fn public_key(&self) -> [u8; 32] {
-            self.public
+            self.soft.public_key()
         }
         fn dh(&self, peer_public: &[u8; 32]) -> Result<Secret, KeyError> {
             dh(&self.key, peer_public).ok_or(KeyError::LowOrderPoint)
@@ -510,6 +513,9 @@ pub mod aws_lc {
             // Low order: the zero point gives an all-zero result, rejected.
             assert!(x25519(&a, &[0; 32]).is_none());
             assert_eq!(key.dh(&[0; 32]).err(), Some(KeyError::LowOrderPoint));
+            // Debug shows the public key only.
+            let shown = alloc::format!("{:?}", AwsLcSecretKey::from_bytes([0x42; 32]));
+            assert!(!shown.contains("66, 66, 66"), "{shown}");
         }
 
         fn hex_array(s: &str) -> [u8; 32] {

@@ -4,46 +4,10 @@
 //! evenly whatever an attacker puts in the receiver_index field; the attacker can only probe,
 //! never choose what is stored. Public keys are random curve points, hashed the same way.
 
-use core::hash::{BuildHasher, Hasher};
-
 use hashbrown::HashMap;
 
-use crate::device::PeerId;
-
-/// A hasher for keys that are already uniformly random: folds 8-byte words with a
-/// multiply-rotate (FxHash's step). Not for attacker-chosen stored keys.
-#[derive(Default, Clone, Copy)]
-pub struct RandomKeyHasher(u64);
-
-impl Hasher for RandomKeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.write_u64(u64::from(i));
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// Builds [`RandomKeyHasher`]s.
-#[derive(Default, Clone, Copy)]
-pub struct RandomKeyState;
-
-impl BuildHasher for RandomKeyState {
-    type Hasher = RandomKeyHasher;
-    fn build_hasher(&self) -> RandomKeyHasher {
-        RandomKeyHasher(0)
-    }
-}
+use crate::hasher::RandomKeyState;
+use crate::peer::PeerId;
 
 /// What a receiver index names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

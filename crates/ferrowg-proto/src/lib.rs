@@ -19,16 +19,17 @@ pub mod cookie;
 pub mod crypto;
 pub mod device;
 pub mod error;
-mod index;
-pub mod keypair;
+pub(crate) mod hasher;
+pub(crate) mod index;
+pub(crate) mod keypair;
 pub mod messages;
-pub mod noise;
-mod peer;
-pub mod ratelimiter;
+pub(crate) mod noise;
+pub(crate) mod peer;
+pub(crate) mod ratelimiter;
 pub mod replay;
-pub mod tai64n;
+pub(crate) mod tai64n;
 pub mod time;
-pub mod timers;
+pub(crate) mod timers;
 
 pub use device::{open_batch, seal_batch};
 pub use device::{

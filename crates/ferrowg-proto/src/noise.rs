@@ -9,9 +9,9 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::crypto::{self, hash, kdf1, kdf2, kdf3, Crypto, KeyError, Secret, StaticKey};
 use crate::messages::{
-    self, Initiation, Response, CONSTRUCTION, HANDSHAKE_INITIATION_SIZE, HANDSHAKE_RESPONSE_SIZE,
-    IDENTIFIER, INITIATIONS_PER_SECOND_INTERVAL, MESSAGE_HANDSHAKE_INITIATION,
-    MESSAGE_HANDSHAKE_RESPONSE,
+    self, Initiation, Response, AEAD_TAG_SIZE, CONSTRUCTION, HANDSHAKE_INITIATION_SIZE,
+    HANDSHAKE_RESPONSE_SIZE, IDENTIFIER, INITIATIONS_PER_SECOND_INTERVAL,
+    MESSAGE_HANDSHAKE_INITIATION, MESSAGE_HANDSHAKE_RESPONSE,
 };
 use crate::tai64n::Tai64N;
 use crate::time::Instant;
@@ -31,8 +31,6 @@ pub enum HandshakeError {
     Flood,
     /// A response arrived that does not match an initiation we sent.
     UnexpectedResponse,
-    /// The static-static DH is not available (the key store failed).
-    NoStaticStatic,
 }
 
 impl From<KeyError> for HandshakeError {
@@ -60,6 +58,22 @@ fn initial_hash_for(responder_static: &[u8; 32]) -> ([u8; 32], [u8; 32]) {
 
 fn mix_hash(h: &mut [u8; 32], data: &[u8]) {
     *h = hash(&[&h[..], data]);
+}
+
+/// AEAD-opens a sealed field of a handshake message (`N` bytes of ciphertext, then the tag)
+/// with key `k`, counter 0 and the hash `h` as associated data.
+fn open_field<const N: usize>(
+    k: &[u8; 32],
+    h: &[u8; 32],
+    sealed: &[u8],
+) -> Result<[u8; N], HandshakeError> {
+    let (body, tag) = sealed
+        .split_at_checked(N)
+        .ok_or(HandshakeError::DecryptFailed)?;
+    let mut out: [u8; N] = body.try_into().map_err(|_| HandshakeError::DecryptFailed)?;
+    let tag: &[u8; AEAD_TAG_SIZE] = tag.try_into().map_err(|_| HandshakeError::DecryptFailed)?;
+    crypto::aead_open(k, 0, &mut out, h, tag).map_err(|_| HandshakeError::DecryptFailed)?;
+    Ok(out)
 }
 
 /// The transport keys a completed handshake yields.
@@ -129,11 +143,6 @@ impl Handshake {
             latest_timestamp: Tai64N::ZERO,
             last_initiation_consumption: None,
         }
-    }
-
-    /// The peer's static public key.
-    pub fn remote_static(&self) -> &[u8; 32] {
-        &self.remote_static
     }
 
     /// Forgets the static-static DH and any handshake in progress (the local key changed); the
@@ -250,11 +259,7 @@ impl Handshake {
         let (ck, k) = kdf2(&begin.chaining_key, &ss[..]);
         // {t}
         let enc = msg.encrypted_timestamp();
-        let mut t = [0u8; 12];
-        t.copy_from_slice(&enc[..12]);
-        let mut tag = [0u8; 16];
-        tag.copy_from_slice(&enc[12..]);
-        crypto::aead_open(&k, 0, &mut t, &h, &tag).map_err(|_| HandshakeError::DecryptFailed)?;
+        let t = open_field(&k, &h, &enc)?;
         mix_hash(&mut h, &enc);
 
         let timestamp = Tai64N::from_bytes(t);
@@ -391,11 +396,7 @@ pub fn begin_consume_initiation(
     let (ck, k) = kdf2(&ck, &es[..]);
     // s
     let enc = msg.encrypted_static();
-    let mut s = [0u8; 32];
-    s.copy_from_slice(&enc[..32]);
-    let mut tag = [0u8; 16];
-    tag.copy_from_slice(&enc[32..]);
-    crypto::aead_open(&k, 0, &mut s, &h, &tag).map_err(|_| HandshakeError::DecryptFailed)?;
+    let s = open_field(&k, &h, &enc)?;
     mix_hash(&mut h, &enc);
     Ok(InitiationBegin {
         remote_static: s,

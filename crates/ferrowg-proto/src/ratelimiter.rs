@@ -141,16 +141,6 @@ impl RateLimiter {
         true
     }
 
-    /// Number of sources in the table, including idle ones not yet swept away.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether the table holds no source.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Removes the entries unused for more than [`GC_INTERVAL`], if the last sweep was at
     /// least [`GC_INTERVAL`] ago. The sweep is O(n), so this is O(1) amortized per call as long
     /// as there is at least one call per `n` / [`GC_INTERVAL`]; and n is at most `max_entries`.
@@ -224,7 +214,7 @@ mod tests {
         }
         assert!(!rl.allow(ms(1000), src));
         assert!(!rl.allow(ms(1000), src));
-        assert_eq!(rl.len(), 1);
+        assert_eq!(rl.entries.len(), 1);
     }
 
     #[test]
@@ -257,7 +247,7 @@ mod tests {
         let b = v6([0x2001, 0xdb8, 1, 2, 0xffff, 0xffff, 0xffff, 0xffff]);
         assert_eq!(burst(&mut rl, ms(0), a, 3), 3);
         assert_eq!(burst(&mut rl, ms(0), b, 5), 2);
-        assert_eq!(rl.len(), 1);
+        assert_eq!(rl.entries.len(), 1);
     }
 
     #[test]
@@ -267,7 +257,7 @@ mod tests {
         let b = v6([0x2001, 0xdb8, 1, 3, 0, 0, 0, 1]);
         assert_eq!(burst(&mut rl, ms(0), a, 10), 5);
         assert_eq!(burst(&mut rl, ms(0), b, 10), 5);
-        assert_eq!(rl.len(), 2);
+        assert_eq!(rl.entries.len(), 2);
     }
 
     #[test]
@@ -280,7 +270,7 @@ mod tests {
             burst(&mut rl, ms(0), v6([0xc633, 0x6401, 0, 0, 0, 0, 0, 0]), 10),
             5
         );
-        assert_eq!(rl.len(), 3);
+        assert_eq!(rl.entries.len(), 3);
     }
 
     #[test]
@@ -292,7 +282,7 @@ mod tests {
         assert_eq!(burst(&mut rl, ms(0), v4(203, 0, 113, 7), 5), 2);
         // Not lumped with every other IPv4 source in ::ffff:0:0/96.
         assert_eq!(burst(&mut rl, ms(0), other_mapped, 10), 5);
-        assert_eq!(rl.len(), 2);
+        assert_eq!(rl.entries.len(), 2);
     }
 
     #[test]
@@ -303,20 +293,20 @@ mod tests {
         }
         assert!(!rl.allow(ms(10), v4(10, 0, 0, 4)));
         assert!(!rl.allow(ms(10), v4(10, 0, 0, 5)));
-        assert_eq!(rl.len(), 3);
+        assert_eq!(rl.entries.len(), 3);
         assert_eq!(burst(&mut rl, ms(10), v4(10, 0, 0, 2), 10), 4);
         // Once the old entries have been idle long enough, a sweep makes room.
         assert!(rl.allow(ms(2100), v4(10, 0, 0, 4)));
-        assert_eq!(rl.len(), 1);
+        assert_eq!(rl.entries.len(), 1);
     }
 
     #[test]
     fn zero_capacity_denies_everything() {
         let mut rl = RateLimiter::new(0);
-        assert!(rl.is_empty());
+        assert!(rl.entries.is_empty());
         assert!(!rl.allow(ms(0), v4(10, 0, 0, 1)));
         assert!(!rl.allow(ms(5000), v4(10, 0, 0, 1)));
-        assert!(rl.is_empty());
+        assert!(rl.entries.is_empty());
     }
 
     #[test]
@@ -326,15 +316,15 @@ mod tests {
             assert!(rl.allow(ms(0), v4(10, 1, 0, d)));
         }
         assert!(rl.allow(ms(600), v4(10, 2, 0, 0)));
-        assert_eq!(rl.len(), 101);
+        assert_eq!(rl.entries.len(), 101);
         // First sweep due at 1 s: idle for exactly 1 s is kept.
         assert!(rl.allow(ms(1000), v4(10, 3, 0, 0)));
-        assert_eq!(rl.len(), 102);
+        assert_eq!(rl.entries.len(), 102);
         // Next sweep at 2 s: the t = 0 and t = 0.6 s entries go, the t = 1 s one stays.
         assert!(rl.allow(ms(2000), v4(10, 4, 0, 0)));
-        assert_eq!(rl.len(), 2);
+        assert_eq!(rl.entries.len(), 2);
         assert!(rl.allow(ms(3500), v4(10, 4, 0, 0)));
-        assert_eq!(rl.len(), 1);
+        assert_eq!(rl.entries.len(), 1);
         assert_eq!(rl.gc_visited, 101 + 102 + 2);
     }
 
@@ -362,7 +352,7 @@ mod tests {
             if rl.allow(now, src) {
                 allowed_per_second[(i / 10_000) as usize] += 1;
             }
-            assert!(rl.len() <= DEFAULT_MAX_ENTRIES);
+            assert!(rl.entries.len() <= DEFAULT_MAX_ENTRIES);
         }
         assert!(
             rl.gc_visited <= 11 * DEFAULT_MAX_ENTRIES,
@@ -377,7 +367,7 @@ mod tests {
         for i in 0..100_000u32 {
             assert!(rl.allow(ms(7), IpAddr::V4(Ipv4Addr::from(i))));
         }
-        assert_eq!(rl.len(), 100_000);
+        assert_eq!(rl.entries.len(), 100_000);
         assert_eq!(rl.gc_visited, 0);
     }
 

@@ -44,7 +44,7 @@ const WORDS: u64 = COUNTER_BITS_TOTAL / COUNTER_REDUNDANT_BITS;
 ///
 /// Each call costs O(1): advancing the window clears at most the whole bitmap (128 words).
 #[derive(Clone)]
-pub struct ReplayWindow {
+pub(crate) struct ReplayWindow {
     /// One more than the greatest counter accepted so far, 0 if none has been (the kernel's
     /// `counter`). Counter `n` lives at bit position `n + 1`, so this is also the position of
     /// the newest bit.
@@ -89,20 +89,6 @@ impl ReplayWindow {
         let fresh = *slot & mask == 0;
         *slot |= mask;
         fresh
-    }
-
-    /// Whether [`check_and_update`](Self::check_and_update) would accept `counter` now,
-    /// without marking it. Useful to drop replays before spending an AEAD decryption on them.
-    pub fn would_accept(&self, counter: u64) -> bool {
-        let Some(position) = self.position_if_in_window(counter) else {
-            return false;
-        };
-        if position > self.next {
-            // Beyond the newest bit: the words it lands in are cleared on the way there.
-            return true;
-        }
-        let word = self.bitmap[ring_index(position / COUNTER_REDUNDANT_BITS)];
-        word & (1u64 << (position % COUNTER_REDUNDANT_BITS)) == 0
     }
 
     /// The greatest counter accepted so far, `None` if none has been.
@@ -163,12 +149,6 @@ mod tests {
     /// Runs `cases` (counter, expected) against `window`, naming the failing case.
     fn run(window: &mut ReplayWindow, cases: &[(u64, bool)]) {
         for (i, &(counter, expected)) in cases.iter().enumerate() {
-            assert_eq!(
-                window.would_accept(counter),
-                expected,
-                "case {} would_accept({counter})",
-                i + 1
-            );
             assert_eq!(
                 window.check_and_update(counter),
                 expected,
@@ -372,18 +352,6 @@ mod tests {
     }
 
     #[test]
-    fn would_accept_does_not_mark() {
-        let mut w = ReplayWindow::new();
-        assert!(w.would_accept(42));
-        assert!(w.would_accept(42));
-        assert_eq!(w.greatest(), None);
-        assert!(w.check_and_update(42));
-        assert!(!w.would_accept(42));
-        assert!(w.would_accept(42 + 100_000));
-        assert_eq!(w.greatest(), Some(42));
-    }
-
-    #[test]
     fn debug_shows_greatest_only() {
         let mut w = ReplayWindow::new();
         assert!(w.check_and_update(3));
@@ -421,7 +389,6 @@ mod tests {
         let mut w = ReplayWindow::new();
         let mut model = Model::default();
         for (i, c) in counters.into_iter().enumerate() {
-            assert_eq!(w.would_accept(c), model.would_accept(c), "step {i} {c}");
             assert_eq!(
                 w.check_and_update(c),
                 model.check_and_update(c),

@@ -76,14 +76,6 @@ impl Timers {
         None
     }
 
-    /// Disarms every timer (peer removed or keys zeroed).
-    pub fn stop_all(&mut self) {
-        *self = Timers {
-            persistent_keepalive_interval: self.persistent_keepalive_interval,
-            ..Timers::default()
-        };
-    }
-
     /// True when [`Timers::data_sent`] would arm the new-handshake timer (so the caller only
     /// draws jitter when it is needed).
     pub fn new_handshake_idle(&self) -> bool {
@@ -162,11 +154,6 @@ impl Timers {
     pub fn set_persistent_keepalive(&mut self, interval: Option<Duration>, now: Instant) {
         self.persistent_keepalive_interval = interval.filter(|d| !d.is_zero());
         self.persistent_keepalive = self.persistent_keepalive_interval.map(|i| now + i);
-    }
-
-    /// True while a retransmission is scheduled (a handshake is in flight).
-    pub fn handshake_in_flight(&self) -> bool {
-        self.retransmit_handshake.is_some()
     }
 }
 

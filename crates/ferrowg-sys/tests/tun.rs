@@ -9,7 +9,8 @@ mod common;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::{Duration, Instant};
 
-use common::{Netns, WAIT};
+use common::WAIT;
+use ferrowg_testkit::Netns;
 use ferrowg_sys::{
     netdev, Error, Offload, RecvMeta, Transmit, Tun, TunConfig, TunQueue, UdpSocket, VirtioNetHdr,
     VIRTIO_NET_HDR_GSO_UDP_L4, VIRTIO_NET_HDR_LEN,
@@ -91,10 +92,10 @@ fn wait_until_usable(addr: Ipv6Addr) {
 
 #[test]
 fn udp_routed_into_the_tun_comes_out_of_read_batch() {
-    let Some(ns) = Netns::new("tun-out") else {
+    let Some(ns) = Netns::for_test("tun-out") else {
         return;
     };
-    ns.run(|| {
+    ns.run_in(|| {
         let name = common::tun_name("o");
         let tun = configured_tun(&ns, &TunConfig::new(&name), 1);
         assert_eq!(tun.name(), name);
@@ -150,10 +151,10 @@ fn udp_routed_into_the_tun_comes_out_of_read_batch() {
 
 #[test]
 fn packets_written_into_the_tun_reach_sockets_and_icmp() {
-    let Some(ns) = Netns::new("tun-in") else {
+    let Some(ns) = Netns::for_test("tun-in") else {
         return;
     };
-    ns.run(|| {
+    ns.run_in(|| {
         let tun = configured_tun(&ns, &TunConfig::new(common::tun_name("i")), 2);
         let queue = &tun.queues()[0];
         let sock = UdpSocket::bind(0).unwrap();
@@ -204,10 +205,10 @@ fn packets_written_into_the_tun_reach_sockets_and_icmp() {
 
 #[test]
 fn deleting_the_interface_is_reported_as_gone() {
-    let Some(ns) = Netns::new("tun-del") else {
+    let Some(ns) = Netns::for_test("tun-del") else {
         return;
     };
-    ns.run(|| {
+    ns.run_in(|| {
         let name = common::tun_name("d");
         let tun = configured_tun(&ns, &TunConfig::new(&name), 3);
         let queue = &tun.queues()[0];
@@ -254,10 +255,10 @@ fn deleting_the_interface_is_reported_as_gone() {
 
 #[test]
 fn multi_queue_spreads_flows_over_the_queues() {
-    let Some(ns) = Netns::new("tun-mq") else {
+    let Some(ns) = Netns::for_test("tun-mq") else {
         return;
     };
-    ns.run(|| {
+    ns.run_in(|| {
         let tun = configured_tun(&ns, &TunConfig::new(common::tun_name("m")).queues(2), 4);
         assert_eq!(tun.queues().len(), 2);
         // 32 sockets = 32 flows (source ports), one datagram each.
@@ -288,10 +289,10 @@ fn multi_queue_spreads_flows_over_the_queues() {
 
 #[test]
 fn vnet_header_mode_carries_uso_super_packets() {
-    let Some(ns) = Netns::new("tun-vnet") else {
+    let Some(ns) = Netns::for_test("tun-vnet") else {
         return;
     };
-    ns.run(|| {
+    ns.run_in(|| {
         let config = TunConfig::new(common::tun_name("v")).vnet_hdr(true);
         let tun = configured_tun(&ns, &config, 5);
         assert!(tun.has_vnet_hdr());
@@ -347,10 +348,10 @@ fn vnet_header_mode_carries_uso_super_packets() {
 
 #[test]
 fn plain_device_refuses_offloads() {
-    let Some(ns) = Netns::new("tun-nooff") else {
+    let Some(ns) = Netns::for_test("tun-nooff") else {
         return;
     };
-    ns.run(|| {
+    ns.run_in(|| {
         let tun = Tun::open(&TunConfig::new(common::tun_name("n"))).unwrap();
         // The kernel would accept it and then hand over super-packets nobody can take apart.
         let err = tun.set_offload(Offload::ALL).unwrap_err();
@@ -360,10 +361,10 @@ fn plain_device_refuses_offloads() {
 
 #[test]
 fn read_batch_at_leaves_room_in_front_of_each_packet() {
-    let Some(ns) = Netns::new("tun-at") else {
+    let Some(ns) = Netns::for_test("tun-at") else {
         return;
     };
-    ns.run(|| {
+    ns.run_in(|| {
         let tun = configured_tun(&ns, &TunConfig::new(common::tun_name("a")), 6);
         let queue = &tun.queues()[0];
         let sock = UdpSocket::bind(0).unwrap();

@@ -7,7 +7,8 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{Netns, WAIT};
+use common::WAIT;
+use ferrowg_testkit::Netns;
 use ferrowg_sys::{RecvMeta, Transmit, UdpSocket, DEFAULT_BUFFER_SIZE};
 
 /// Receives exactly `want` datagrams (5 s bound per wait) into fresh 64 KiB buffers.
@@ -53,10 +54,10 @@ fn batch_of_32_to_self(sock: &UdpSocket, dst: SocketAddr) {
 
 #[test]
 fn dual_stack_batch_to_itself_over_ipv4_and_ipv6() {
-    let Some(ns) = Netns::new("udp-batch") else {
+    let Some(ns) = Netns::for_test("udp-batch") else {
         return;
     };
-    ns.run(|| {
+    ns.run_in(|| {
         let sock = UdpSocket::bind(0).unwrap();
         assert!(sock.is_dual_stack());
         assert_ne!(sock.port(), 0);
@@ -71,10 +72,10 @@ fn dual_stack_batch_to_itself_over_ipv4_and_ipv6() {
 
 #[test]
 fn single_family_sockets_batch_to_themselves() {
-    let Some(ns) = Netns::new("udp-single") else {
+    let Some(ns) = Netns::for_test("udp-single") else {
         return;
     };
-    ns.run(|| {
+    ns.run_in(|| {
         let v4 = UdpSocket::bind_addr("127.0.0.1:0".parse().unwrap()).unwrap();
         batch_of_32_to_self(&v4, v4.local_addr());
         let v6 = UdpSocket::bind_addr("[::1]:0".parse().unwrap()).unwrap();
@@ -93,10 +94,10 @@ fn single_family_sockets_batch_to_themselves() {
 
 #[test]
 fn a_fixed_port_is_bound_on_both_families() {
-    let Some(ns) = Netns::new("udp-port") else {
+    let Some(ns) = Netns::for_test("udp-port") else {
         return;
     };
-    ns.run(|| {
+    ns.run_in(|| {
         // The namespace is ours alone, so WireGuard's usual port is free. (Probing for a free
         // port, closing it and binding again races with other test threads' fork+exec of `ip`,
         // which briefly holds a copy of every descriptor.)
@@ -120,10 +121,10 @@ fn a_fixed_port_is_bound_on_both_families() {
 
 #[test]
 fn forced_buffer_sizes_and_fwmark_are_applied() {
-    let Some(ns) = Netns::new("udp-opts") else {
+    let Some(ns) = Netns::for_test("udp-opts") else {
         return;
     };
-    ns.run(|| {
+    ns.run_in(|| {
         let sock = UdpSocket::bind(0).unwrap();
         let sizes = sock.set_buffer_sizes(DEFAULT_BUFFER_SIZE).unwrap();
         // As root SO_*BUFFORCE bypasses net.core.[rw]mem_max (read-only in a netns).
@@ -141,10 +142,10 @@ fn forced_buffer_sizes_and_fwmark_are_applied() {
 
 #[test]
 fn kernel_receive_drops_are_counted() {
-    let Some(ns) = Netns::new("udp-drops") else {
+    let Some(ns) = Netns::for_test("udp-drops") else {
         return;
     };
-    ns.run(|| {
+    ns.run_in(|| {
         let rx = UdpSocket::bind_addr("127.0.0.1:0".parse().unwrap()).unwrap();
         // The smallest buffer the kernel allows: a handful of datagrams.
         rx.set_buffer_sizes(1).unwrap();
@@ -172,10 +173,10 @@ fn kernel_receive_drops_are_counted() {
 
 #[test]
 fn gso_send_is_split_without_gro_and_kept_whole_with_it() {
-    let Some(ns) = Netns::new("udp-gso") else {
+    let Some(ns) = Netns::for_test("udp-gso") else {
         return;
     };
-    ns.run(|| {
+    ns.run_in(|| {
         let tx = UdpSocket::bind(0).unwrap();
         let plain = UdpSocket::bind(0).unwrap();
         let gro = UdpSocket::bind(0).unwrap();

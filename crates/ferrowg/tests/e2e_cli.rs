@@ -7,11 +7,9 @@
 //!
 //! Needs root and wireguard-tools; without root it fails unless FERROWG_SKIP_ROOT_TESTS=1.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use ferrowg_testkit::*;
 
 /// One peer line of `wg show IFACE dump`.
 #[derive(Debug)]
@@ -251,11 +249,7 @@ fn wg_quick_brings_up_ferrowg_as_userspace_implementation() {
     );
     let conf_b = dir.write(
         &format!("{ib}.conf"),
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.201.{n}.2/24, fd01:{n}::2/64\nListenPort = 51820\n\n\
-             [Peer]\nPublicKey = {}\nAllowedIPs = 10.201.{n}.1/32, fd01:{n}::1/128\n",
-            kb.private, ka.public
-        ),
+        &responder_quick_conf(&kb, &ka, &format!("10.201.{n}"), &format!("fd01:{n}")),
     );
     link.b.run(&format!("{} up {}", fwg(), conf_b.display()));
 

@@ -8,11 +8,9 @@
 //! Needs root, wireguard-go and boringtun-cli; without root it fails unless
 //! FERROWG_SKIP_ROOT_TESTS=1.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use ferrowg_testkit::*;
 
 const TRANSFER_BYTES: usize = 200 * 1000 * 1000;
 const TRANSFER_LIMIT: Duration = Duration::from_secs(120);
@@ -50,10 +48,7 @@ fn interop_over(a: Impl, b: Impl, via_v6: bool, bytes: usize) {
     }
 
     // IPv4 and IPv6, both directions (B answers only once it has learnt A's endpoint).
-    assert!(pair.a.ping(&pair.b.tunnel_v4, 3), "IPv4 ping A -> B");
-    assert!(pair.a.ping(&pair.b.tunnel_v6, 3), "IPv6 ping A -> B");
-    assert!(pair.b.ping(&pair.a.tunnel_v4, 3), "IPv4 ping B -> A");
-    assert!(pair.b.ping(&pair.a.tunnel_v6, 3), "IPv6 ping B -> A");
+    pair.assert_pings_both_ways(3);
 
     // The responder learnt the initiator's endpoint from its packets.
     let eps = pair.b.wg_show("endpoints");

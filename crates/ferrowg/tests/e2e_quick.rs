@@ -10,11 +10,9 @@
 //!
 //! Needs root; without it fails unless FERROWG_SKIP_ROOT_TESTS=1.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use ferrowg_testkit::*;
 
 /// `ip link show DEV` reports `mtu M`.
 fn mtu(ns: &Netns, dev: &str) -> u32 {
@@ -194,11 +192,7 @@ fn up_down_default_route_gets_fwmark_and_policy_rules() {
     );
     let conf_b = dir.write(
         &format!("{ib}.conf"),
-        &format!(
-            "[Interface]\nPrivateKey = {}\nAddress = 10.203.{n}.2/24, fd03:{n}::2/64\nListenPort = 51820\n\n\
-             [Peer]\nPublicKey = {}\nAllowedIPs = 10.203.{n}.1/32, fd03:{n}::1/128\n",
-            kb.private, ka.public
-        ),
+        &responder_quick_conf(&kb, &ka, &format!("10.203.{n}"), &format!("fd03:{n}")),
     );
     link.b.run(&format!("{} up {}", fwg(), conf_b.display()));
     let before4 = policy_rules(&link.a, "-4");

@@ -9,8 +9,6 @@
 //!
 //! Needs root; without it fails unless FERROWG_SKIP_ROOT_TESTS=1.
 
-mod support;
-
 use std::io::{Read, Write};
 use std::net::UdpSocket;
 use std::os::unix::net::UnixStream;
@@ -18,9 +16,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ferrowg_keys::key::PublicKey;
+use ferrowg_testkit::*;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use support::*;
 
 // ---------------------------------------------------------------------------------------------
 // Roaming

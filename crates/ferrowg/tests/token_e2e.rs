@@ -15,12 +15,11 @@
 //! Needs root, SoftHSM2, wireguard-go and iperf3; without root it fails unless
 //! FERROWG_SKIP_ROOT_TESTS=1.
 
-mod support;
 mod token;
 
 use std::time::{Duration, Instant};
 
-use support::*;
+use ferrowg_testkit::*;
 use token::{TestToken, MODULE};
 
 /// How A gets its token key.
@@ -131,10 +130,7 @@ fn token_key_interop_with_wireguard_go() {
             end.imp
         );
     }
-    assert!(pair.a.ping(&pair.b.tunnel_v4, 3), "IPv4 A -> B");
-    assert!(pair.a.ping(&pair.b.tunnel_v6, 3), "IPv6 A -> B");
-    assert!(pair.b.ping(&pair.a.tunnel_v4, 3), "IPv4 B -> A");
-    assert!(pair.b.ping(&pair.a.tunnel_v6, 3), "IPv6 B -> A");
+    pair.assert_pings_both_ways(3);
 
     // A transfer whose checksum matches.
     let bytes = 64 << 20;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use ferrowg_conf::uapi::Errno;
 use ferrowg_keys::pkcs11::{manage as tok, Pkcs11Error, Pkcs11Key, Pkcs11Uri};
 use ferrowg_proto::crypto::{self, KeyError, RingCrypto, SecretKey, StaticKey};
-use ferrowg_proto::{Device, Incoming, PeerConfig};
+use ferrowg_proto::{Device, PeerConfig};
 use token::{in_process, in_process_exclusive, process_token, TestToken, MODULE};
 
 fn uri(s: &str) -> Pkcs11Uri {
@@ -285,20 +285,8 @@ fn handshake(
     peer_of_a: ferrowg_proto::PeerId,
     now: ferrowg_proto::Instant,
 ) {
-    let a_ep = "192.0.2.1:51820".parse().unwrap();
-    let b_ep = "192.0.2.2:51820".parse().unwrap();
     let mut wire = vec![0u8; 256];
-    a.initiate_handshake(peer_of_a, now);
-    let t = a.poll_transmit(&mut wire).expect("initiation");
-    assert_eq!(
-        b.handle_datagram(now, a_ep, &mut wire[..t.len]),
-        Incoming::Handshake
-    );
-    let t = b.poll_transmit(&mut wire).expect("response");
-    assert_eq!(
-        a.handle_datagram(now, b_ep, &mut wire[..t.len]),
-        Incoming::Handshake
-    );
+    ferrowg_testkit::exchange_handshake(a, b, peer_of_a, now, &mut wire);
     a.poll_transmit(&mut wire).expect("keepalive");
     while a.poll_event().is_some() || b.poll_event().is_some() {}
 }
@@ -355,7 +343,7 @@ fn rate(a_key: Box<dyn StaticKey>, b_key: Box<dyn StaticKey>, dur: Duration) -> 
     a.set_clock(now, 1_700_000_000_000_000_000);
     b.set_clock(now, 1_700_000_000_000_000_000);
     let cfg = PeerConfig {
-        endpoint: Some("192.0.2.2:51820".parse().unwrap()),
+        endpoint: Some(ferrowg_testkit::B_ENDPOINT.parse().unwrap()),
         ..PeerConfig::default()
     };
     let pa = a.add_peer(b.public_key(), cfg, now).unwrap();

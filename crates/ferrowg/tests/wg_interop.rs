@@ -11,18 +11,16 @@
 //! These tests need root (for /var/run/wireguard and for unshare(1)); without root they fail
 //! unless FERROWG_SKIP_ROOT_TESTS=1.
 
-mod common;
-
 use std::net::SocketAddr;
 
-use common::*;
 use ferrowg::cli::show::{self, Field, ShowOptions};
 use ferrowg_conf::addr::{AllowedIp, Endpoint};
-use ferrowg_conf::config::{self, Dialect};
-use ferrowg_conf::uapi::client::ConfMode;
-use ferrowg_conf::uapi::server::{errno_reply, parse_set, write_get_response};
+use ferrowg_conf::config::{self, ConfMode, Dialect};
+use ferrowg_conf::uapi::reply::{errno_reply, write_get_response};
+use ferrowg_conf::uapi::request::parse_set;
 use ferrowg_conf::uapi::{DeviceState, Errno, Limits, PeerOp, PeerState, SetRequest};
 use ferrowg_keys::key::{PresharedKey, PrivateKey, PublicKey};
+use ferrowg_testkit::*;
 
 const YEAR: u64 = 365 * 24 * 3600;
 
@@ -112,15 +110,31 @@ fn replies(state: &DeviceState) -> Replies {
     }
 }
 
+/// Whether these tests run: as root (see `require_root`), with the stock wg(8) installed.
+fn root_with_wg() -> bool {
+    if !require_root() {
+        return false;
+    }
+    require_tool("wg");
+    true
+}
+
+/// A fake daemon for a fresh interface name that reports `state`.
+fn fake_wg_daemon(state: &DeviceState) -> (String, FakeDaemon) {
+    let name = iface_name("t");
+    let daemon = FakeDaemon::start(&name, replies(state));
+    (name, daemon)
+}
+
 /// Runs `wg` and checks its output equals `render(now)` for some `now` during the run.
 fn assert_matches_wg_over_time(
     args: &[&str],
     env: &[(&str, &str)],
     render: impl Fn(u64) -> String,
 ) {
-    let before = now();
+    let before = unix_now();
     let got = wg(args, env);
-    let after = now();
+    let after = unix_now();
     let candidates: Vec<String> = (before..=after).map(&render).collect();
     assert!(
         candidates.contains(&got),
@@ -131,12 +145,11 @@ fn assert_matches_wg_over_time(
 
 #[test]
 fn pretty_show_matches_wg() {
-    if !root_tests_enabled() {
+    if !root_with_wg() {
         return;
     }
-    let name = iface_name();
-    let state = rich_state(now());
-    let _daemon = FakeDaemon::start(&name, replies(&state));
+    let state = rich_state(unix_now());
+    let (name, _daemon) = fake_wg_daemon(&state);
     assert_matches_wg_over_time(&["show", &name], &[], |t| {
         show::pretty(&name, &state, t, ShowOptions::default())
     });
@@ -145,22 +158,20 @@ fn pretty_show_matches_wg() {
     });
     // A bare interface.
     let bare = DeviceState::default();
-    let name = iface_name();
-    let _daemon = FakeDaemon::start(&name, replies(&bare));
+    let (name, _daemon) = fake_wg_daemon(&bare);
     assert_eq!(
         wg(&["show", &name], &[]),
-        show::pretty(&name, &bare, now(), ShowOptions::default())
+        show::pretty(&name, &bare, unix_now(), ShowOptions::default())
     );
 }
 
 #[test]
 fn every_show_field_matches_wg() {
-    if !root_tests_enabled() {
+    if !root_with_wg() {
         return;
     }
-    let name = iface_name();
-    let state = rich_state(now());
-    let _daemon = FakeDaemon::start(&name, replies(&state));
+    let state = rich_state(unix_now());
+    let (name, _daemon) = fake_wg_daemon(&state);
     for field in Field::ALL {
         let expected = show::field(&name, &state, field, false);
         assert_eq!(
@@ -170,8 +181,7 @@ fn every_show_field_matches_wg() {
         );
     }
     let bare = DeviceState::default();
-    let name = iface_name();
-    let _daemon = FakeDaemon::start(&name, replies(&bare));
+    let (name, _daemon) = fake_wg_daemon(&bare);
     for field in Field::ALL {
         let expected = show::field(&name, &bare, field, false);
         assert_eq!(
@@ -184,12 +194,11 @@ fn every_show_field_matches_wg() {
 
 #[test]
 fn showconf_matches_wg() {
-    if !root_tests_enabled() {
+    if !root_with_wg() {
         return;
     }
-    for state in [rich_state(now()), DeviceState::default()] {
-        let name = iface_name();
-        let _daemon = FakeDaemon::start(&name, replies(&state));
+    for state in [rich_state(unix_now()), DeviceState::default()] {
+        let (name, _daemon) = fake_wg_daemon(&state);
         let got = wg(&["showconf", &name], &[]);
         assert_eq!(got, config::showconf(&state));
         // And what wg printed parses back to the same configuration.
@@ -200,11 +209,11 @@ fn showconf_matches_wg() {
 
 #[test]
 fn show_all_and_interfaces_match_wg() {
-    if !root_tests_enabled() {
+    if !root_with_wg() {
         return;
     }
     let dir = TempDir::new();
-    let t0 = now();
+    let t0 = unix_now();
     let a = rich_state(t0);
     let b = DeviceState {
         listen_port: 1,
@@ -247,9 +256,9 @@ fn show_all_and_interfaces_match_wg() {
         show::interfaces(&names)
     );
 
-    let before = now();
+    let before = unix_now();
     let out = in_private_socket_dir(&dir.0, "wg show all");
-    let after = now();
+    let after = unix_now();
     assert!(
         out.status.success(),
         "{}",
@@ -321,8 +330,7 @@ fn capture_set(cmd: &str, runtime: &DeviceState, config_text: &str) -> String {
     let dir = TempDir::new();
     let file = dir.0.join("test.conf");
     std::fs::write(&file, config_text).unwrap();
-    let name = iface_name();
-    let daemon = FakeDaemon::start(&name, replies(runtime));
+    let (name, daemon) = fake_wg_daemon(runtime);
     wg(&[cmd, &name, file.to_str().unwrap()], &[]);
     let sets = daemon.sets();
     assert_eq!(sets.len(), 1, "wg {cmd} sent {} requests", sets.len());
@@ -337,7 +345,7 @@ fn parse_captured(request: &str) -> SetRequest {
 
 #[test]
 fn setconf_and_addconf_requests_match_wg() {
-    if !root_tests_enabled() {
+    if !root_with_wg() {
         return;
     }
     let text = rich_config();
@@ -387,12 +395,12 @@ fn without_sync_resets(request: &SetRequest, config: &config::Config) -> SetRequ
 
 #[test]
 fn syncconf_requests_match_wg() {
-    if !root_tests_enabled() {
+    if !root_with_wg() {
         return;
     }
     let text = rich_config();
     let config = config::parse("test.conf", text.as_bytes(), Dialect::Wg).unwrap();
-    let t0 = now();
+    let t0 = unix_now();
     let mut runtimes = vec![DeviceState::default(), rich_state(t0)];
     // Peers 1 and 2 of the file are running, with a psk and a keepalive the file drops or keeps.
     let mut with_file_peers = rich_state(t0);
@@ -424,7 +432,7 @@ fn syncconf_requests_match_wg() {
 
 #[test]
 fn wg_reports_our_errno_replies_correctly() {
-    if !root_tests_enabled() {
+    if !root_with_wg() {
         return;
     }
     for (errno, message) in [
@@ -435,13 +443,13 @@ fn wg_reports_our_errno_replies_correctly() {
         let dir = TempDir::new();
         let file = dir.0.join("t.conf");
         std::fs::write(&file, "[Interface]\nListenPort = 1\n").unwrap();
-        let name = iface_name();
+        let name = iface_name("t");
         let r = Replies {
             get: errno_reply(Some(errno)),
             set: errno_reply(Some(errno)),
         };
         let _daemon = FakeDaemon::start(&name, r);
-        let out = run("wg", &["setconf", &name, file.to_str().unwrap()], &[], b"");
+        let out = exec("wg", &["setconf", &name, file.to_str().unwrap()], &[], b"");
         assert!(!out.status.success());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(message), "setconf with {errno}: {stderr}");
@@ -453,7 +461,7 @@ fn wg_reports_our_errno_replies_correctly() {
 /// out: wg resolves them with getaddrinfo, ferrowg defers that to the caller.)
 #[test]
 fn config_acceptance_matches_wg() {
-    if !root_tests_enabled() {
+    if !root_with_wg() {
         return;
     }
     let peer = format!("[Peer]\nPublicKey = {}\n", key(1));
@@ -526,15 +534,14 @@ fn config_acceptance_matches_wg() {
     cases.push("ListenPort = 5\n".into());
     cases.push("[Interface] # [Peer]\n\n\t\n".into());
 
-    let name = iface_name();
-    let daemon = FakeDaemon::start(&name, replies(&DeviceState::default()));
+    let (name, daemon) = fake_wg_daemon(&DeviceState::default());
     let dir = TempDir::new();
     let file = dir.0.join("case.conf");
     let mut mismatches = Vec::new();
     for text in &cases {
         std::fs::write(&file, text).unwrap();
         let before = daemon.sets().len();
-        let out = run("wg", &["setconf", &name, file.to_str().unwrap()], &[], b"");
+        let out = exec("wg", &["setconf", &name, file.to_str().unwrap()], &[], b"");
         let ours = config::parse("case.conf", text.as_bytes(), Dialect::Wg);
         let stderr = String::from_utf8_lossy(&out.stderr);
         match (out.status.success(), &ours) {
@@ -561,17 +568,12 @@ fn config_acceptance_matches_wg() {
     // Deliberate differences: glibc's getaddrinfo takes a port modulo 65536 (wg sends
     // `listen_port=0` / `endpoint=1.2.3.4:0` for 65536); ferrowg refuses out-of-range ports.
     let known = ["ListenPort = 65536", "Endpoint = 1.2.3.4:65536"];
-    let unexpected: Vec<&String> = mismatches
-        .iter()
-        .filter(|m| !known.iter().any(|k| m.contains(k)))
-        .collect();
-    assert!(unexpected.is_empty(), "{unexpected:#?}");
-    assert_eq!(mismatches.len(), known.len(), "{mismatches:#?}");
+    assert_known_differences(&mismatches, &known);
 }
 
 #[test]
 fn wg_quick_strip_matches() {
-    if !root_tests_enabled() {
+    if !root_with_wg() {
         return;
     }
     assert!(tool_exists("wg-quick"), "wg-quick(8) is not installed");
@@ -591,7 +593,7 @@ fn wg_quick_strip_matches() {
     let file = dir.0.join("fwgq0.conf");
     for text in &texts {
         std::fs::write(&file, text).unwrap();
-        let out = run("wg-quick", &["strip", file.to_str().unwrap()], &[], b"");
+        let out = exec("wg-quick", &["strip", file.to_str().unwrap()], &[], b"");
         if !out.status.success() {
             // wg-quick only validates SaveConfig; ferrowg must refuse at least what it refuses.
             assert!(
@@ -611,12 +613,12 @@ fn wg_quick_strip_matches() {
 
 #[test]
 fn pubkey_matches_wg() {
-    if !root_tests_enabled() {
+    if !root_with_wg() {
         return;
     }
     for seed in [0u8, 1, 0x7f, 0xff] {
         let sk = PrivateKey::from_bytes([seed; 32]);
-        let out = run(
+        let out = exec(
             "wg",
             &["pubkey"],
             &[],
@@ -629,13 +631,13 @@ fn pubkey_matches_wg() {
         );
     }
     let sk = PrivateKey::generate().unwrap();
-    let out = run("wg", &["pubkey"], &[], sk.to_base64().as_bytes());
+    let out = exec("wg", &["pubkey"], &[], sk.to_base64().as_bytes());
     assert_eq!(
         String::from_utf8(out.stdout).unwrap(),
         format!("{}\n", sk.public_key())
     );
     // wg genkey output decodes and is clamped the same way ours is.
-    let out = run("wg", &["genkey"], &[], b"");
+    let out = exec("wg", &["genkey"], &[], b"");
     let theirs = PrivateKey::from_base64(String::from_utf8(out.stdout).unwrap().trim()).unwrap();
     assert_eq!(theirs.as_bytes()[0] & 7, 0);
     assert_eq!(theirs.as_bytes()[31] & 0xc0, 0x40);

@@ -11,23 +11,21 @@
 //! Needs root, /dev/net/tun and wireguard-go; fails without them unless
 //! FERROWG_SKIP_ROOT_TESTS=1.
 
-mod common;
-
 use std::io::{BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
 use ferrowg_conf::addr::AllowedIp;
-use ferrowg_conf::config::{self, Dialect};
-use ferrowg_conf::uapi::client::{
-    parse_get_response, parse_set_response, read_get_response, ConfMode,
+use ferrowg_conf::config::{self, ConfMode, Dialect};
+use ferrowg_conf::uapi::reply::{
+    parse_get_response, parse_set_response, read_get_response, write_get_response,
 };
-use ferrowg_conf::uapi::server::{parse_set, write_get_response};
+use ferrowg_conf::uapi::request::parse_set;
 use ferrowg_conf::uapi::{Errno, Limits, SetRequest};
 use ferrowg_keys::key::{PrivateKey, PublicKey};
+use ferrowg_testkit::*;
 
 /// A wireguard-go process serving `<dir>/<name>.sock`; killed on drop.
 struct WireguardGo {
@@ -38,13 +36,13 @@ struct WireguardGo {
 
 impl WireguardGo {
     fn start() -> Self {
-        assert!(tool_exists("wireguard-go"), "wireguard-go is not installed");
+        require_tool("wireguard-go");
         assert!(
             Path::new("/dev/net/tun").exists(),
             "/dev/net/tun is missing"
         );
         let dir = TempDir::new();
-        let name = iface_name();
+        let name = iface_name("t");
         std::fs::create_dir_all(SOCKET_DIR).unwrap();
         let script = format!(
             "mount --bind '{}' {SOCKET_DIR} && exec wireguard-go -f {name}",
@@ -103,14 +101,14 @@ impl Drop for WireguardGo {
 fn reply_errno(reply: &[u8]) -> i32 {
     match parse_set_response(reply) {
         Ok(()) => 0,
-        Err(ferrowg_conf::uapi::client::GetError::Remote(e)) => e.0,
+        Err(ferrowg_conf::uapi::reply::GetError::Remote(e)) => e.0,
         Err(e) => panic!("bad reply {:?}: {e}", String::from_utf8_lossy(reply)),
     }
 }
 
 #[test]
 fn set_errnos_match_wireguard_go() {
-    if !root_tests_enabled() {
+    if !require_root() {
         return;
     }
     let wg_go = WireguardGo::start();
@@ -199,12 +197,7 @@ fn set_errnos_match_wireguard_go() {
     // Deliberate difference: the brief for ferrowg makes an empty private_key mean "remove",
     // like an all-zero one; wireguard-go refuses it with EINVAL.
     let known = ["\"private_key=\\n\""];
-    let unexpected: Vec<&String> = mismatches
-        .iter()
-        .filter(|m| !known.iter().any(|k| m.contains(k)))
-        .collect();
-    assert!(unexpected.is_empty(), "{unexpected:#?}");
-    assert_eq!(mismatches.len(), known.len(), "{mismatches:#?}");
+    assert_known_differences(&mismatches, &known);
 
     // get=1 must be followed by an empty line.
     let reply = wg_go.exchange(b"get=1\nx\n");
@@ -213,7 +206,7 @@ fn set_errnos_match_wireguard_go() {
 
 #[test]
 fn config_round_trip_through_wireguard_go() {
-    if !root_tests_enabled() {
+    if !require_root() {
         return;
     }
     let wg_go = WireguardGo::start();

@@ -7,6 +7,8 @@
 //! - [`showconf`] prints a [`DeviceState`](crate::uapi::DeviceState) exactly as `wg showconf` does; [`Config::to_wg_conf`]
 //!   and [`Config::to_quick_conf`] print a parsed configuration back.
 //! - [`strip`] is `wg-quick strip`: the file without the wg-quick keys.
+//! - [`SetRequest::from_config`](crate::uapi::SetRequest::from_config) builds the UAPI request
+//!   that wg(8)'s `setconf`, `addconf` and `syncconf` ([`ConfMode`]) send for a file.
 //!
 //! The per-line rules are wg's `config.c` for wg keys (comments start at `#`, all whitespace is
 //! removed, keys and section names are case-insensitive, later values replace earlier ones,
@@ -14,12 +16,19 @@
 //! section whose header is exactly `[Interface]`, case-insensitively; key and value trimmed;
 //! hook commands keep their `#`).
 
+mod error;
 mod parse;
+mod quick;
+mod setconf;
+mod syntax;
 mod write;
 
-pub use parse::{parse, ConfigError, ConfigErrorKind, Section};
+pub use error::{ConfigError, ConfigErrorKind, Section};
+pub use parse::parse;
+pub use setconf::ConfMode;
 pub use write::{showconf, strip};
 
+use core::fmt;
 use std::net::IpAddr;
 
 use crate::addr::{AllowedIp, Endpoint};
@@ -84,6 +93,19 @@ pub struct QuickInterface {
     pub save_config: bool,
 }
 
+impl QuickInterface {
+    /// The hook commands under their keys, in wg-quick's order: `PreUp`, `PostUp`, `PreDown`,
+    /// `PostDown`.
+    pub fn hooks(&self) -> [(&'static str, &[String]); 4] {
+        [
+            ("PreUp", &self.pre_up),
+            ("PostUp", &self.post_up),
+            ("PreDown", &self.pre_down),
+            ("PostDown", &self.post_down),
+        ]
+    }
+}
+
 /// An interface address for `ip address add`: the prefix length is optional.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Address {
@@ -104,6 +126,18 @@ pub enum Table {
     Id(u32),
     /// A table name from `/etc/iproute2/rt_tables`.
     Name(String),
+}
+
+/// As a file spells it: `off`, `auto`, the number or the name.
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Off => f.write_str("off"),
+            Self::Auto => f.write_str("auto"),
+            Self::Id(id) => id.fmt(f),
+            Self::Name(name) => f.write_str(name),
+        }
+    }
 }
 
 /// A `[Peer]` section.

@@ -1,120 +1,17 @@
-//! The configuration parser and its errors.
+//! The configuration parser: a file's lines, sections and wg(8) keys.
 //!
 //! Each line is looked at twice, as the real tools do: first as wg-quick's `parse_options`
 //! would (comment cut at `#`, key and value trimmed; only inside a section headed exactly
 //! `[Interface]`), and, when it is not a wg-quick key, as wg's `config.c` would (comment cut,
 //! every whitespace character removed, `Key=` matched case-insensitively).
 
-use core::fmt;
-use std::net::IpAddr;
-
-use super::{Address, Config, Dialect, Interface, Peer, Table};
+use super::error::{invalid, ConfigError, ConfigErrorKind, Section};
+use super::quick;
+use super::syntax::{lines, match_key, quick_line};
+use super::{Config, Dialect, Interface, Peer};
 use crate::addr::{AllowedIp, Endpoint};
-use ferrowg_keys::key::{KeyError, PresharedKey, PrivateKey, PublicKey};
-
-/// A section of a configuration file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Section {
-    /// `[Interface]`.
-    Interface,
-    /// `[Peer]`.
-    Peer,
-}
-
-impl fmt::Display for Section {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Interface => "[Interface]",
-            Self::Peer => "[Peer]",
-        })
-    }
-}
-
-/// A configuration error: `file:line: what`, e.g.
-/// `wg0.conf:7: AllowedIPs: "10.0.0.0/33" is not a valid prefix`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {kind}")]
-pub struct ConfigError {
-    /// The file name as given to [`parse`].
-    pub file: String,
-    /// 1-based line number.
-    pub line: usize,
-    /// What is wrong.
-    pub kind: ConfigErrorKind,
-}
-
-/// What is wrong with a line. Field names are spelled canonically (`AllowedIPs`), whatever case
-/// the file used; values are quoted as found, after wg's whitespace removal.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigErrorKind {
-    /// A value that does not parse, e.g. `AllowedIPs: "10.0.0.0/33" is not a valid prefix`.
-    #[error("{field}: {value:?} is not {expected}")]
-    InvalidValue {
-        /// The key.
-        field: &'static str,
-        /// The offending value (for lists, the offending entry).
-        value: String,
-        /// What was expected, starting with an article.
-        expected: &'static str,
-    },
-    /// A public key that does not decode.
-    #[error("{field}: {value:?} is not a valid key: {error}")]
-    InvalidPublicKey {
-        /// The key name.
-        field: &'static str,
-        /// The text found.
-        value: String,
-        /// Why it does not decode.
-        error: KeyError,
-    },
-    /// A private or preshared key that does not decode; its text is not repeated.
-    #[error("{field}: not a valid key: {error}")]
-    InvalidSecretKey {
-        /// The key name.
-        field: &'static str,
-        /// Why it does not decode.
-        error: KeyError,
-    },
-    /// A `PrivateKey` PKCS#11 URI that does not parse; its text is not repeated (it may hold a
-    /// PIN).
-    #[error("{field}: not a valid PKCS#11 URI: {error}")]
-    InvalidKeyUri {
-        /// The key name.
-        field: &'static str,
-        /// What is wrong with it.
-        error: ferrowg_keys::pkcs11::UriError,
-    },
-    /// `Key =` with nothing after it (wg rejects these as unrecognized lines).
-    #[error("{field}: empty value")]
-    EmptyValue {
-        /// The key.
-        field: &'static str,
-    },
-    /// A key that does not belong in this section (or this dialect).
-    #[error("unknown key {key:?} in {section} section")]
-    UnknownKey {
-        /// The key as written (whitespace removed).
-        key: String,
-        /// The section it is in.
-        section: Section,
-    },
-    /// A section header other than `[Interface]` and `[Peer]`.
-    #[error("unknown section {0:?}")]
-    UnknownSection(String),
-    /// A key before any section header.
-    #[error("{0:?} is not inside an [Interface] or [Peer] section")]
-    OutsideSection(String),
-    /// A line that is neither `Key = Value`, a section header, a comment nor blank.
-    #[error("expected \"Key = Value\" or a section header, found {0:?}")]
-    Syntax(String),
-    /// A `[Peer]` section (the line of its header) without `PublicKey`.
-    #[error("[Peer] section has no PublicKey")]
-    MissingPublicKey,
-    /// Bytes that are not UTF-8 outside of a comment.
-    #[error("line is not valid UTF-8")]
-    NotUtf8,
-}
+use crate::grammar::{self, strip_wg_spaces};
+use ferrowg_keys::key::{PresharedKey, PrivateKey, PublicKey};
 
 /// Parses a configuration file. `file` is only used in error messages, as given.
 pub fn parse(file: &str, input: &[u8], dialect: Dialect) -> Result<Config, ConfigError> {
@@ -132,66 +29,6 @@ pub fn parse(file: &str, input: &[u8], dialect: Dialect) -> Result<Config, Confi
         line,
         kind,
     })
-}
-
-/// The lines of a file as getline(3) and bash `read` see them: split at `\n`, a last line
-/// without `\n` included when not empty.
-pub(super) fn lines(input: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let trimmed = input.strip_suffix(b"\n").unwrap_or(input);
-    let empty = input.is_empty();
-    trimmed.split(|&b| b == b'\n').filter(move |_| !empty)
-}
-
-/// `char_is_space` of wg's ctype.h: the six ASCII white-space characters.
-pub(super) fn is_wg_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
-}
-
-/// A line as wg-quick's `parse_options` splits it.
-pub(super) struct QuickLine<'a> {
-    /// The part before `#`, before the first `=`, trimmed (the whole trimmed text if no `=`).
-    pub key: &'a str,
-    /// The part after the first `=` and before `#`, trimmed; `None` without `=`.
-    pub value: Option<&'a str>,
-    /// The part after the first `=` of the whole line, `#` included, trimmed (hooks use it).
-    pub unstripped_value: Option<&'a str>,
-}
-
-fn trim_space(s: &str) -> &str {
-    s.trim_matches(|c: char| c.is_ascii() && is_wg_space(c as u8))
-}
-
-pub(super) fn quick_line(line: &str) -> QuickLine<'_> {
-    let stripped = line.split('#').next().unwrap_or("");
-    let (key, value) = match stripped.split_once('=') {
-        Some((k, v)) => (k, Some(v)),
-        None => (stripped, None),
-    };
-    QuickLine {
-        key: trim_space(key),
-        value: value.map(trim_space),
-        unstripped_value: line.split_once('=').map(|(_, v)| trim_space(v)),
-    }
-}
-
-/// The wg-quick keys, canonically spelled.
-pub(super) const QUICK_KEYS: [&str; 9] = [
-    "Address",
-    "DNS",
-    "MTU",
-    "Table",
-    "PreUp",
-    "PostUp",
-    "PreDown",
-    "PostDown",
-    "SaveConfig",
-];
-
-pub(super) fn quick_key(key: &str) -> Option<&'static str> {
-    QUICK_KEYS
-        .iter()
-        .copied()
-        .find(|k| k.eq_ignore_ascii_case(key))
 }
 
 /// A `[Peer]` being read.
@@ -236,10 +73,7 @@ impl Parser {
         if self.dialect == Dialect::WgQuick && self.quick_line(code, whole)? {
             return Ok(());
         }
-        let line: String = code
-            .chars()
-            .filter(|&c| !(c.is_ascii() && is_wg_space(c as u8)))
-            .collect();
+        let line = strip_wg_spaces(code);
         if line.is_empty() {
             return Ok(());
         }
@@ -273,72 +107,12 @@ impl Parser {
 
     /// Handles the line if wg-quick would; returns whether it did.
     fn quick_line(&mut self, code: &str, whole: Option<&str>) -> KindResult<bool> {
-        let q = quick_line(code);
-        if q.key.starts_with('[') {
-            self.quick_interface = false;
-        }
-        if q.key.eq_ignore_ascii_case("[Interface]") {
-            self.quick_interface = true;
-        }
-        let (true, Some(value), Some(field)) = (self.quick_interface, q.value, quick_key(q.key))
-        else {
+        let line = quick_line(code);
+        self.quick_interface = line.in_interface(self.quick_interface);
+        let Some((field, value)) = line.quick_key(self.quick_interface) else {
             return Ok(false);
         };
-        let quick = &mut self.config.interface.quick;
-        match field {
-            "Address" => {
-                for item in split_list(value) {
-                    quick.addresses.push(
-                        parse_address(item)
-                            .ok_or_else(|| invalid(field, item, "a valid address"))?,
-                    );
-                }
-            }
-            "DNS" => {
-                for item in split_list(value) {
-                    // wg-quick: `^[0-9.]+$` or anything with a colon is a server.
-                    if item.bytes().all(|c| c.is_ascii_digit() || c == b'.') || item.contains(':') {
-                        let ip = item
-                            .parse::<IpAddr>()
-                            .map_err(|_| invalid(field, item, "a valid IP address"))?;
-                        quick.dns.push(ip);
-                    } else {
-                        quick.dns_search.push(item.to_owned());
-                    }
-                }
-            }
-            "MTU" => {
-                quick.mtu = match value {
-                    "" => None,
-                    v => Some(decimal(v).ok_or_else(|| invalid(field, v, "a valid MTU"))?),
-                }
-            }
-            "Table" => {
-                quick.table = parse_table(value)
-                    .map_err(|()| invalid(field, value, "a valid routing table"))?
-            }
-            "SaveConfig" => {
-                quick.save_config = if value.eq_ignore_ascii_case("true") {
-                    true
-                } else if value.eq_ignore_ascii_case("false") {
-                    false
-                } else {
-                    return Err(invalid(field, value, "true or false"));
-                }
-            }
-            hook => {
-                // The command is everything after the first '=' of the whole line.
-                let whole = whole.ok_or(ConfigErrorKind::NotUtf8)?;
-                let command = quick_line(whole).unstripped_value.unwrap_or("").to_owned();
-                let list = match hook {
-                    "PreUp" => &mut quick.pre_up,
-                    "PostUp" => &mut quick.post_up,
-                    "PreDown" => &mut quick.pre_down,
-                    _ => &mut quick.post_down,
-                };
-                list.push(command);
-            }
-        }
+        quick::set_key(&mut self.config.interface.quick, field, value, whole)?;
         Ok(true)
     }
 
@@ -352,12 +126,12 @@ impl Parser {
         match field {
             "ListenPort" => {
                 iface.listen_port = Some(
-                    decimal(value)
+                    grammar::port(value)
                         .ok_or_else(|| invalid(field, value, "a valid port (0-65535)"))?,
                 );
             }
             "FwMark" => {
-                iface.fwmark = Some(parse_fwmark(value).ok_or_else(|| {
+                iface.fwmark = Some(grammar::fwmark(value).ok_or_else(|| {
                     invalid(field, value, "a valid fwmark (0-0xffffffff or off)")
                 })?);
             }
@@ -414,12 +188,9 @@ impl Parser {
                 peer.preshared_key = Some(psk);
             }
             "AllowedIPs" => {
-                // strsep on ',': an empty entry is an error, as in wg.
-                for item in value.split(',') {
-                    let ip = AllowedIp::parse_config(item)
-                        .ok_or_else(|| invalid(field, item, "a valid prefix"))?;
-                    peer.allowed_ips.push(ip);
-                }
+                let ips = AllowedIp::parse_config_list(value)
+                    .map_err(|item| invalid(field, item, "a valid prefix"))?;
+                peer.allowed_ips.extend(ips);
             }
             "Endpoint" => {
                 peer.endpoint = Some(Endpoint::parse_config(value).ok_or_else(|| {
@@ -427,13 +198,8 @@ impl Parser {
                 })?);
             }
             _ => {
-                let interval = if value.eq_ignore_ascii_case("off") {
-                    Some(0)
-                } else {
-                    decimal(value)
-                };
                 peer.persistent_keepalive =
-                    Some(interval.ok_or_else(|| {
+                    Some(grammar::keepalive(value).ok_or_else(|| {
                         invalid(field, value, "a valid interval (0-65535 or off)")
                     })?);
             }
@@ -461,10 +227,6 @@ impl Parser {
     }
 }
 
-fn match_key(key: &str, keys: &[&'static str]) -> Option<&'static str> {
-    keys.iter().copied().find(|k| k.eq_ignore_ascii_case(key))
-}
-
 fn unknown(key: &str, section: Section) -> ConfigErrorKind {
     ConfigErrorKind::UnknownKey {
         key: key.to_owned(),
@@ -472,88 +234,11 @@ fn unknown(key: &str, section: Section) -> ConfigErrorKind {
     }
 }
 
-fn invalid(field: &'static str, value: &str, expected: &'static str) -> ConfigErrorKind {
-    ConfigErrorKind::InvalidValue {
-        field,
-        value: value.to_owned(),
-        expected,
-    }
-}
-
-/// wg-quick's `${value//,/ }` followed by word splitting.
-fn split_list(value: &str) -> impl Iterator<Item = &str> {
-    value
-        .split(|c: char| c == ',' || c.is_ascii_whitespace())
-        .filter(|s| !s.is_empty())
-}
-
-/// An unsigned decimal with optional leading zeros, like `strtoul` after a digit check.
-fn decimal<T: TryFrom<u64>>(value: &str) -> Option<T> {
-    if value.is_empty() || !value.bytes().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let digits = value.trim_start_matches('0');
-    if digits.len() > 19 {
-        return None;
-    }
-    let n: u64 = if digits.is_empty() {
-        0
-    } else {
-        digits.parse().ok()?
-    };
-    T::try_from(n).ok()
-}
-
-/// `parse_fwmark` of wg: `off`, decimal, or `0x` hexadecimal, at most 32 bits.
-fn parse_fwmark(value: &str) -> Option<u32> {
-    if value.eq_ignore_ascii_case("off") {
-        return Some(0);
-    }
-    if let Some(hex) = value.strip_prefix("0x").filter(|h| !h.is_empty()) {
-        if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
-            return None;
-        }
-        let digits = hex.trim_start_matches('0');
-        if digits.len() > 8 {
-            return None;
-        }
-        return Some(if digits.is_empty() {
-            0
-        } else {
-            u32::from_str_radix(digits, 16).ok()?
-        });
-    }
-    decimal(value)
-}
-
-/// An `Address` entry: `ip` or `ip/cidr`.
-fn parse_address(item: &str) -> Option<Address> {
-    let prefix = AllowedIp::parse_config(item)?;
-    Some(Address {
-        addr: prefix.addr,
-        cidr: item.contains('/').then_some(prefix.cidr),
-    })
-}
-
-fn parse_table(value: &str) -> Result<Option<Table>, ()> {
-    Ok(Some(match value {
-        "" => return Ok(None),
-        "off" => Table::Off,
-        "auto" => Table::Auto,
-        v if v.bytes().all(|c| c.is_ascii_digit()) => Table::Id(decimal(v).ok_or(())?),
-        v if v
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')) =>
-        {
-            Table::Name(v.to_owned())
-        }
-        _ => return Err(()),
-    }))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Table;
+    use std::net::IpAddr;
 
     const PK: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
     const SK: &str = "YH3vNJcpXV1l5vBTKP5dF5Q8oRjU9Rvr7fZpXLgZRU0=";

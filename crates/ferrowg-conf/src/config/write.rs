@@ -7,8 +7,10 @@
 
 use std::fmt::Write as _;
 
-use super::parse::{lines, parse, quick_key, quick_line, ConfigError};
-use super::{Address, Config, Dialect, Interface, Peer, Table};
+use super::error::ConfigError;
+use super::parse::parse;
+use super::syntax::{lines, quick_line};
+use super::{Address, Config, Dialect, Interface, Peer};
 use crate::addr::{Endpoint, Ntop};
 use crate::uapi::DeviceState;
 
@@ -75,17 +77,12 @@ impl Config {
             let _ = writeln!(out, "MTU = {mtu}");
         }
         if let Some(table) = &q.table {
-            let _ = writeln!(out, "Table = {}", fmt_table(table));
+            let _ = writeln!(out, "Table = {table}");
         }
         if q.save_config {
             out.push_str("SaveConfig = true\n");
         }
-        for (name, list) in [
-            ("PreUp", &q.pre_up),
-            ("PostUp", &q.post_up),
-            ("PreDown", &q.pre_down),
-            ("PostDown", &q.post_down),
-        ] {
+        for (name, list) in q.hooks() {
             for cmd in list {
                 let _ = writeln!(out, "{name} = {cmd}");
             }
@@ -104,13 +101,7 @@ impl Config {
         if let Some(port) = iface.listen_port {
             let _ = writeln!(out, "ListenPort = {port}");
         }
-        match iface.fwmark {
-            Some(0) => out.push_str("FwMark = off\n"),
-            Some(mark) => {
-                let _ = writeln!(out, "FwMark = 0x{mark:x}");
-            }
-            None => {}
-        }
+        write_off_or(out, "FwMark", iface.fwmark, |mark| format!("0x{mark:x}"));
         if let Some(key) = &iface.private_key {
             let _ = writeln!(out, "PrivateKey = {}", key.to_base64());
         } else if let Some(uri) = &iface.private_key_uri {
@@ -139,13 +130,8 @@ impl Config {
             if let Some(endpoint) = &peer.endpoint {
                 let _ = writeln!(out, "Endpoint = {endpoint}");
             }
-            match peer.persistent_keepalive {
-                Some(0) => out.push_str("PersistentKeepalive = off\n"),
-                Some(k) => {
-                    let _ = writeln!(out, "PersistentKeepalive = {k}");
-                }
-                None => {}
-            }
+            let keepalive = peer.persistent_keepalive.map(u32::from);
+            write_off_or(out, "PersistentKeepalive", keepalive, |k| k.to_string());
         }
     }
 }
@@ -157,12 +143,17 @@ fn fmt_address(a: &Address) -> String {
     }
 }
 
-fn fmt_table(t: &Table) -> String {
-    match t {
-        Table::Off => "off".into(),
-        Table::Auto => "auto".into(),
-        Table::Id(id) => id.to_string(),
-        Table::Name(name) => name.clone(),
+/// `Key = off` for 0, `Key = value` otherwise, nothing when unset: how a file spells the
+/// values whose zero means off (`FwMark`, `PersistentKeepalive`).
+fn write_off_or(out: &mut String, key: &str, value: Option<u32>, show: impl Fn(u32) -> String) {
+    match value {
+        Some(0) => {
+            let _ = writeln!(out, "{key} = off");
+        }
+        Some(v) => {
+            let _ = writeln!(out, "{key} = {}", show(v));
+        }
+        None => {}
     }
 }
 
@@ -180,14 +171,9 @@ pub fn strip(file: &str, input: &[u8]) -> Result<Vec<u8>, ConfigError> {
         let hash = raw.iter().position(|&b| b == b'#').unwrap_or(raw.len());
         // parse() succeeded, so the code part is UTF-8.
         let code = core::str::from_utf8(&raw[..hash]).unwrap_or("");
-        let q = quick_line(code);
-        if q.key.starts_with('[') {
-            interface_section = false;
-        }
-        if q.key.eq_ignore_ascii_case("[Interface]") {
-            interface_section = true;
-        }
-        if interface_section && q.value.is_some() && quick_key(q.key).is_some() {
+        let line = quick_line(code);
+        interface_section = line.in_interface(interface_section);
+        if line.quick_key(interface_section).is_some() {
             continue;
         }
         let is_ifs = |c: &u8| matches!(c, b' ' | b'\t');

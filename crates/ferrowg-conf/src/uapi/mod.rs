@@ -4,16 +4,18 @@
 //! A request is `get=1\n\n` or `set=1\n` followed by `key=value` lines and an empty line. Every
 //! reply ends with `errno=N\n\n`. Keys are lowercase hex on this socket.
 //!
-//! - [`server`]: what the daemon needs: read a request with bounded memory, turn a `set=1` body
-//!   into a fully validated [`SetRequest`] (or an [`Errno`] chosen the way wireguard-go chooses
-//!   it), and write the `get=1` reply for a [`DeviceState`].
-//! - [`client`]: what the CLI needs: parse a `get=1` reply back into a [`DeviceState`], and
-//!   build the `set=1` request for `setconf`, `addconf` and `syncconf` exactly as wg(8) does.
+//! - [`request`]: requests: reading one from a connection with bounded memory, turning a
+//!   `set=1` body into a fully validated [`SetRequest`] (or an [`Errno`] chosen the way
+//!   wireguard-go chooses it), and writing a [`SetRequest`] as wg(8) writes it.
+//! - [`reply`]: replies: writing the `get=1` reply for a [`DeviceState`] and the `errno=`
+//!   status as wireguard-go does, and reading them back as wg(8) does.
+//! - `token`: the extension keys and errnos of PKCS#11 token keys.
 //!
-//! The types here are plain data shared by both sides.
+//! The types here are plain data shared by the daemon and the command line.
 
-pub mod client;
-pub mod server;
+mod line;
+pub mod reply;
+pub mod request;
 mod token;
 
 pub use token::{UAPI_KEY_PUBLIC, UAPI_KEY_URI};
@@ -23,7 +25,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::addr::AllowedIp;
-use ferrowg_keys::key::{PresharedKey, PrivateKey, PublicKey};
+use ferrowg_keys::key::{PresharedKey, PrivateKey, PublicKey, KEY_LEN_HEX};
 
 /// Where UAPI sockets live (shared by every network namespace on the machine).
 pub const SOCKET_DIR: &str = "/var/run/wireguard";
@@ -82,6 +84,11 @@ impl fmt::Display for Errno {
         };
         write!(f, "{name} ({})", self.0)
     }
+}
+
+/// A key as the socket writes it: its hex, or 64 zeros for none.
+fn hex_or_zero(hex: Option<String>) -> String {
+    hex.unwrap_or_else(|| "0".repeat(KEY_LEN_HEX))
 }
 
 /// Size bounds for reading requests and replies, so that no input can make a reader allocate

@@ -54,12 +54,11 @@ impl Errno {
 
 #[cfg(test)]
 mod tests {
-    //! How URIs travel through the configuration parser and the UAPI.
+    //! How URIs travel through the UAPI.
     use super::*;
-    use crate::config::{self, Dialect};
-    use crate::uapi::client::{parse_get_response, ConfMode};
-    use crate::uapi::server::{parse_set, write_get_response_ext, SetErrorKind};
-    use crate::uapi::{DeviceState, Errno, InterfaceOp, Limits, PeerState, SetRequest};
+    use crate::uapi::reply::{parse_get_response, write_get_response_ext};
+    use crate::uapi::request::{parse_set, SetErrorKind};
+    use crate::uapi::{DeviceState, Errno, InterfaceOp, Limits, PeerState};
     use ferrowg_keys::key::PublicKey;
     use ferrowg_keys::pkcs11::{Pkcs11Error, Pkcs11Uri};
 
@@ -113,42 +112,6 @@ mod tests {
         assert!(lines[2].starts_with("ferrowg_public_key=0909"));
         assert!(lines[3].starts_with("public_key=0707"));
         assert_eq!(parse_get_response(text.as_bytes()).unwrap(), state);
-    }
-
-    #[test]
-    fn config_private_key_may_be_a_uri() {
-        let sk = ferrowg_keys::key::PrivateKey::from_bytes([0x41; 32]).to_base64();
-        let text = format!("[Interface]\nPrivateKey = {URI}\nListenPort = 1\n");
-        let c = config::parse("wg0.conf", text.as_bytes(), Dialect::WgQuick).unwrap();
-        assert_eq!(c.interface.private_key, None);
-        let uri = c.interface.private_key_uri.clone().unwrap();
-        assert_eq!(uri, Pkcs11Uri::parse(URI).unwrap());
-        // Printed back as written (this is the user's own file), and sent as the extension.
-        assert!(c
-            .to_wg_conf()
-            .contains(&format!("PrivateKey = {}", uri.to_uri_string(true))));
-        let req = SetRequest::from_config(&c, ConfMode::Set, |_| Err::<_, ()>(())).unwrap();
-        assert_eq!(req.interface[0], InterfaceOp::PrivateKeyUri(Box::new(uri)));
-        assert!(!req
-            .interface
-            .iter()
-            .any(|op| matches!(op, InterfaceOp::PrivateKey(_))));
-        // The later line wins, either way.
-        let both = format!("[Interface]\nPrivateKey = {URI}\nPrivateKey = {sk}\n");
-        let c = config::parse("wg0.conf", both.as_bytes(), Dialect::Wg).unwrap();
-        assert!(c.interface.private_key.is_some() && c.interface.private_key_uri.is_none());
-        let both = format!("[Interface]\nPrivateKey = {sk}\nPrivateKey = {URI}\n");
-        let c = config::parse("wg0.conf", both.as_bytes(), Dialect::Wg).unwrap();
-        assert!(c.interface.private_key.is_none() && c.interface.private_key_uri.is_some());
-        // A bad URI names the line and the problem, not the PIN.
-        let bad = "[Interface]\nPrivateKey = pkcs11:object=k;bogus=1?pin-value=secret\n";
-        let e = config::parse("wg0.conf", bad.as_bytes(), Dialect::Wg).unwrap_err();
-        let msg = e.to_string();
-        assert!(
-            msg.starts_with("wg0.conf:2: PrivateKey: not a valid PKCS#11 URI"),
-            "{msg}"
-        );
-        assert!(msg.contains("bogus") && !msg.contains("secret"), "{msg}");
     }
 
     #[test]

@@ -18,10 +18,13 @@ use std::time::Duration;
 use ferrowg_proto::{open_batch, Begin, Incoming, OpenJob, TRANSPORT_HEADER_SIZE};
 use ferrowg_sys::{Offload, PageBuf, Poller, RecvMeta, TunQueue, UdpSocket};
 
-use super::{
-    drain, nudge_timer, send_outbox, split_spans, DatapathStats, Outbox, Sender, Shared, BATCH,
-    BUF_SIZE, LIGHT_PACKETS, TUN_TOKEN, UDP_TOKEN,
-};
+use super::outbox::Outbox;
+use super::placement::LIGHT_PACKETS;
+use super::shared::Shared;
+use super::spans::split_spans;
+use super::stats::DatapathStats;
+use super::tx::Sender;
+use super::{BATCH, BUF_SIZE, TUN_TOKEN, UDP_TOKEN};
 use crate::offload::{Coalescer, PacketRef};
 use crate::state::{self, State};
 
@@ -31,12 +34,20 @@ pub struct Receiver {
     rx: Mutex<Rx>,
 }
 
+/// What [`Receiver::drain`] leaves behind.
+pub struct Drained {
+    /// The socket to arm again (the device's socket may have been replaced meanwhile).
+    pub sock: Arc<UdpSocket>,
+    /// How many packets were delivered.
+    pub packets: usize,
+}
+
 /// The receiving stage's buffers (allocated once) and the socket it reads.
 struct Rx {
     bufs: Vec<PageBuf>,
     metas: [RecvMeta; BATCH],
-    /// (buffer, offset of the datagram, length of the IP packet) of each decrypted packet.
-    deliver: Vec<(usize, usize, usize)>,
+    /// Where each decrypted IP packet lies in `bufs`.
+    deliver: Vec<PacketRef>,
     jobs: Vec<Job>,
     coalescer: Option<Coalescer>,
     scratch: PageBuf,
@@ -122,7 +133,7 @@ impl Receiver {
     /// Receives, decrypts and delivers batches until the socket has nothing more queued (or the
     /// daemon stops). Returns the socket to arm again in `poller`: the device's socket may have
     /// been replaced (a new listen port) meanwhile, and then the new one is already registered.
-    /// After a batch of at most [`LIGHT_PACKETS`] packets, the kernel's immediate answers to them
+    /// After a batch of at most `LIGHT_PACKETS` packets, the kernel's immediate answers to them
     /// are sent through `sender` from this thread ([`Sender::reply`]). Also returns how many
     /// packets were delivered.
     pub fn drain(
@@ -131,7 +142,7 @@ impl Receiver {
         poller: &Poller,
         tun: &TunQueue,
         sender: &Sender,
-    ) -> (Arc<UdpSocket>, usize) {
+    ) -> Drained {
         let mut guard = self.lock();
         let rx = &mut *guard;
         let mut packets = 0;
@@ -169,7 +180,10 @@ impl Receiver {
                 }
             }
         }
-        (rx.sock.clone(), packets)
+        Drained {
+            sock: rx.sock.clone(),
+            packets,
+        }
     }
 
     /// Follows a replacement of the device's socket without waiting for a datagram on the old
@@ -207,8 +221,8 @@ impl Rx {
     /// the way); returns how many packets there are to [`write`](Self::write).
     ///
     /// A batch is decrypted without the state lock, so that the sending stage is not kept
-    /// waiting; but a few datagrams ([`OPEN_LOCKED`]) decrypt in about a microsecond, less
-    /// than unlocking and locking again costs, and are decrypted under the one lock.
+    /// waiting; but a few datagrams ([`OPEN_LOCKED`]) decrypt in less time than unlocking and
+    /// locking again costs, and are decrypted under the one lock.
     fn open(&mut self, shared: &Shared, poller: &Poller, n: usize) -> usize {
         let Rx {
             bufs,
@@ -227,8 +241,8 @@ impl Rx {
         let mut now = state::now();
         begin(shared, &mut st, now, &metas[..n], bufs, jobs);
         if jobs.len() > OPEN_LOCKED {
-            drain(&mut st, out, scratch);
-            nudge_timer(shared, &st);
+            out.take(&mut st, scratch);
+            shared.nudge_timer(&st);
             drop(st);
             open_jobs(bufs, jobs);
             st = shared.lock();
@@ -237,16 +251,21 @@ impl Rx {
             open_jobs(bufs, jobs);
         }
         for j in jobs.drain(..) {
-            let src = metas[j.buf].src;
-            let buf = &mut bufs[j.buf][j.off..j.end];
+            let PacketRef { buf: b, start, len } = j.datagram;
+            let src = metas[b].src;
+            let buf = &mut bufs[b][start..start + len];
             match st.device.finish_datagram(now, src, buf, j.job, j.opened) {
-                Incoming::Packet { len, .. } => deliver.push((j.buf, j.off, len)),
+                Incoming::Packet { len, .. } => deliver.push(PacketRef {
+                    buf: b,
+                    start: start + TRANSPORT_HEADER_SIZE,
+                    len,
+                }),
                 Incoming::Dropped(r) => log::trace!("datagram from {src} dropped: {r}"),
                 _ => {}
             }
         }
-        drain(&mut st, out, scratch);
-        nudge_timer(shared, &st);
+        out.take(&mut st, scratch);
+        shared.nudge_timer(&st);
         deliver.len()
     }
 
@@ -260,18 +279,13 @@ impl Rx {
             sock,
             ..
         } = self;
-        let packet = |&(buf, off, len): &(usize, usize, usize)| PacketRef {
-            buf,
-            start: off + TRANSPORT_HEADER_SIZE,
-            len,
-        };
         match coalescer.as_mut() {
             Some(c) => {
-                for d in deliver.iter() {
-                    if !c.push(bufs, packet(d)) {
+                for &p in deliver.iter() {
+                    if !c.push(bufs, p) {
                         write_frames(shared, tun, c, bufs);
                         // An empty coalescer always takes a packet.
-                        c.push(bufs, packet(d));
+                        c.push(bufs, p);
                     }
                 }
                 if !c.is_empty() {
@@ -279,14 +293,14 @@ impl Rx {
                 }
             }
             None => {
-                for p in deliver.iter().filter_map(|d| packet(d).get(bufs)) {
+                for p in deliver.iter().filter_map(|p| p.get(bufs)) {
                     if !write_one(shared, tun, &[IoSlice::new(p)]) {
                         break;
                     }
                 }
             }
         }
-        send_outbox(sock, out);
+        out.send(sock);
     }
 }
 
@@ -315,9 +329,11 @@ fn begin(
             let end = (off + stride).min(m.len);
             match st.device.begin_datagram(now, m.src, &mut bufs[i][off..end]) {
                 Begin::Open(job) => jobs.push(Job {
-                    buf: i,
-                    off,
-                    end,
+                    datagram: PacketRef {
+                        buf: i,
+                        start: off,
+                        len: end - off,
+                    },
                     job,
                     opened: false,
                 }),
@@ -333,7 +349,7 @@ fn begin(
 
 /// Decrypts the jobs in place, in batches per session key.
 fn open_jobs(bufs: &mut [PageBuf], jobs: &mut [Job]) {
-    let views = split_spans(bufs, jobs.iter().map(|j| (j.buf, j.off, j.end)));
+    let views = split_spans(bufs, jobs.iter().map(|j| j.datagram));
     open_batch(
         jobs.iter_mut()
             .zip(views)
@@ -341,12 +357,13 @@ fn open_jobs(bufs: &mut [PageBuf], jobs: &mut [Job]) {
     );
 }
 
-/// A transport datagram waiting to be decrypted: `bufs[buf][off..end]`.
+/// A transport datagram waiting to be decrypted.
 struct Job {
-    buf: usize,
-    off: usize,
-    end: usize,
+    /// Where it lies in the receive buffers.
+    datagram: PacketRef,
+    /// Its session key and counter.
     job: OpenJob,
+    /// Set once it decrypted and authenticated.
     opened: bool,
 }
 

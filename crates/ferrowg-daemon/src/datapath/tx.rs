@@ -1,46 +1,33 @@
-//! TUN → encrypt → UDP.
+//! TUN → encrypt → UDP: the reading stage.
 //!
 //! A batch of TUN reads lands in per-read buffers. Each read is one IP packet or, with the
 //! virtio-net header, possibly a TSO/USO super-packet; either way its packets are written back
 //! to back into a send arena (super-packets cut by [`GsoSplit`], partial checksums completed)
 //! at [`TRANSPORT_HEADER_SIZE`] past their slot, each slot as long as its datagram will be.
 //! Only then is the state locked, once, to route each packet and assign its counter
-//! ([`ferrowg_proto::Device::prepare_packet`]). The encryption ([`SealJob::seal`]) runs after
-//! the lock is released, so the receiving stage is never kept waiting by it: in this thread, or,
-//! with more than two CPUs (or `FERROWG_SEAL_THREAD=1`), on a sealing thread that takes whole
-//! arenas in order through a bounded queue while this one reads on. Consecutive datagrams to
-//! the same endpoint with the same size (the last may be shorter) then leave as one UDP GSO
-//! send (`UDP_SEGMENT`), all of them in one `sendmmsg`. If the kernel refuses GSO (`EIO` on a
-//! path without checksum offload, for one), the stage falls back to one datagram each for good.
+//! ([`ferrowg_proto::Device::prepare_packet`]). The arena then goes to the sealing stage
+//! ([`super::seal`]), which encrypts and sends it after the lock is released.
 //!
 //! All of this is a [`Sender`]: a data-path thread runs it when the TUN queue is readable
 //! ([`Sender::drain`]), and the thread that has just written packets to the TUN device borrows
 //! it for the one read that answers them ([`Sender::reply`]).
 
-use std::net::SocketAddr;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 
 use ferrowg_proto::messages::{padded_len, TRANSPORT_OVERHEAD};
-use ferrowg_proto::{seal_batch, Prepared, SealJob, TRANSPORT_HEADER_SIZE};
-use ferrowg_sys::{
-    PageBuf, Transmit, TunQueue, UdpSocket, VirtioNetHdr, GSO_MAX_SEGMENTS, VIRTIO_NET_HDR_LEN,
-};
+use ferrowg_proto::{Prepared, TRANSPORT_HEADER_SIZE};
+use ferrowg_sys::{PageBuf, TunQueue, VirtioNetHdr, VIRTIO_NET_HDR_LEN};
 
-use super::{
-    drain, nudge_timer, send_outbox, split_spans, DatapathStats, Outbox, Shared, BATCH, BUF_SIZE,
-};
+use super::seal::{seal_thread_wanted, Datagram, Job, Load, Pipe, ARENA_SIZE};
+use super::shared::Shared;
+use super::stats::DatapathStats;
+use super::{BATCH, BUF_SIZE};
 use crate::offload::{complete_checksum, GsoSplit};
 use crate::state;
 
-/// Size of the send arena: the encrypted datagrams of (at least) one full super-packet, and of
-/// about 16 per flush.
-const ARENA_SIZE: usize = 1 << 20;
 /// Worst-case growth of one packet by encryption: header, tag and padding.
 const PER_PACKET_OVERHEAD: usize = 32 + 16;
-/// Most bytes in one UDP GSO send: a 64 KiB IP packet minus IPv6 and UDP headers.
-const MAX_GSO_BYTES: usize = 65535 - 40 - 8;
 
 /// The reading stage's buffers, allocated once.
 struct Tx {
@@ -48,9 +35,8 @@ struct Tx {
     sizes: [usize; BATCH],
     /// The load being filled.
     load: Load,
-    /// Packets copied into the load's arena, not yet prepared: (start, packet length, slot
-    /// size).
-    slots: Vec<(usize, usize, usize)>,
+    /// Packets copied into the load's arena, not yet prepared.
+    slots: Vec<Slot>,
     /// Bytes of the arena in use.
     used: usize,
     /// The device's MTU as last seen (it decides the padding, hence each slot's size).
@@ -62,120 +48,14 @@ struct Tx {
     truncated: u64,
 }
 
-/// One arena of prepared datagrams on its way to the sealing stage, and back empty.
-struct Load {
-    arena: PageBuf,
-    /// Prepared, not yet sealed: (start, datagram length, destination, job).
-    jobs: Vec<(usize, usize, SocketAddr, SealJob)>,
-    /// The device's own datagrams (handshakes, keepalives, staged data), sent after the arena.
-    out: Outbox,
-    sock: Option<Arc<UdpSocket>>,
-}
-
-impl Load {
-    fn new() -> Self {
-        Load {
-            arena: PageBuf::zeroed(ARENA_SIZE),
-            jobs: Vec::with_capacity(ARENA_SIZE / 64),
-            out: Outbox::default(),
-            sock: None,
-        }
-    }
-}
-
-/// The sealing stage: encrypts a load's datagrams and sends them.
-struct Sealer {
-    /// Sealed datagrams in the arena: (start, length, destination).
-    sent: Vec<(usize, usize, SocketAddr)>,
-    /// Use UDP GSO (until the kernel refuses it).
-    gso: bool,
-}
-
-/// Where prepared loads go: sealed in the reading thread, or handed to a sealing thread (the
-/// second core) through a bounded queue, in order, so a peer's packets stay in order.
-enum Pipe {
-    Inline(Sealer),
-    Thread {
-        work: SyncSender<Load>,
-        free: Receiver<Load>,
-    },
-}
-
-/// Loads in flight per sealing thread, besides the one being filled.
-const LOADS_IN_FLIGHT: usize = 2;
-
-/// Whether to seal on a thread of its own: `FERROWG_SEAL_THREAD=0`/`1` decides, else only
-/// with more than two CPUs. On two CPUs with both tunnel ends on the same machine
-/// (bench/tunnel.sh), the extra hand-over cost about 7 % of TCP throughput (8 paired runs), as
-/// each end's sending and receiving threads already keep both CPUs busy.
-fn seal_thread_wanted() -> bool {
-    match std::env::var("FERROWG_SEAL_THREAD").as_deref() {
-        Ok("0") => false,
-        Ok("1") => true,
-        _ => std::thread::available_parallelism().is_ok_and(|n| n.get() > 2),
-    }
-}
-
-impl Pipe {
-    fn new(shared: &Arc<Shared>) -> Pipe {
-        let sealer = Sealer::new();
-        if !seal_thread_wanted() {
-            return Pipe::Inline(sealer);
-        }
-        let (work, todo) = sync_channel::<Load>(LOADS_IN_FLIGHT);
-        let (done, free) = sync_channel::<Load>(LOADS_IN_FLIGHT);
-        for _ in 0..LOADS_IN_FLIGHT {
-            // Invariant: the queue has room for exactly these loads.
-            let _ = done.try_send(Load::new());
-        }
-        let s = shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name("seal".into())
-            .spawn(move || {
-                let mut sealer = sealer;
-                // Ends when the reading stage drops its sender.
-                while let Ok(mut load) = todo.recv() {
-                    sealer.run(&s, &mut load);
-                    if done.send(load).is_err() {
-                        break;
-                    }
-                }
-            });
-        match spawned {
-            Ok(_) => {
-                log::info!("encrypting on a sealing thread of its own");
-                Pipe::Thread { work, free }
-            }
-            Err(e) => {
-                log::warn!("cannot start the sealing thread ({e}); sealing inline");
-                Pipe::Inline(Sealer::new())
-            }
-        }
-    }
-
-    /// Seals and sends `load` (here or on the sealing thread) and returns an empty load to
-    /// fill next.
-    fn submit(&mut self, shared: &Shared, mut load: Load) -> Load {
-        match self {
-            Pipe::Inline(sealer) => {
-                sealer.run(shared, &mut load);
-                load
-            }
-            Pipe::Thread { work, free } => {
-                if let Err(e) = work.send(load) {
-                    // The sealing thread is gone (it never exits first): seal here.
-                    let mut load = e.0;
-                    let mut sealer = Sealer::new();
-                    sealer.run(shared, &mut load);
-                    *self = Pipe::Inline(sealer);
-                    return load;
-                }
-                // Invariant: LOADS_IN_FLIGHT loads circulate and one was just queued, so one
-                // comes back once the sealer is done with it.
-                free.recv().unwrap_or_else(|_| Load::new())
-            }
-        }
-    }
+/// A packet copied into the arena, its datagram not yet prepared.
+struct Slot {
+    /// Where the datagram starts in the arena (the packet is [`TRANSPORT_HEADER_SIZE`] further).
+    start: usize,
+    /// Length of the IP packet.
+    len: usize,
+    /// Room for the datagram: header, padded packet and tag.
+    size: usize,
 }
 
 /// The sending half of one TUN queue. A data-path thread runs it ([`Sender::drain`]); the
@@ -204,7 +84,7 @@ impl Sender {
             mtu: shared.lock().device.mtu(),
             vnet,
             scratch: PageBuf::zeroed(BUF_SIZE),
-            pipe: Pipe::new(shared),
+            pipe: Pipe::new(shared, seal_thread_wanted()),
             truncated: 0,
         };
         Sender { tx: Mutex::new(tx) }
@@ -228,9 +108,9 @@ impl Sender {
                 tx.pump(shared, tun, max)
             };
             match read {
-                Ok((0, _)) => return packets,
-                Ok((_, sent)) => {
-                    packets += sent;
+                Ok(Pumped { reads: 0, .. }) => return packets,
+                Ok(pumped) => {
+                    packets += pumped.packets;
                     max = BATCH;
                 }
                 Err(e) if e.is_interface_gone() => {
@@ -250,9 +130,9 @@ impl Sender {
     /// For the receiving stage, right after it wrote a few packets to the TUN device: the
     /// kernel answers some packets during that very write (an echo reply, a TCP ACK, a DNS
     /// answer from a local server), so whatever is queued now is read and sent from the calling
-    /// thread, instead of waking the other thread (on this VM, each cross-CPU wake-up costs
-    /// tens of microseconds of round trip). Does nothing if another thread is sending: it will
-    /// get there itself. Errors are left to [`Sender::drain`] to see and report.
+    /// thread, instead of waking the other thread (whose CPU may have to be woken first, which
+    /// adds to the round trip). Does nothing if another thread is sending: it will get there
+    /// itself. Errors are left to [`Sender::drain`] to see and report.
     ///
     /// Returns how many reads there were, `None` if another thread is sending or the read
     /// failed.
@@ -262,21 +142,24 @@ impl Sender {
             Err(TryLockError::Poisoned(e)) => e.into_inner(),
             Err(TryLockError::WouldBlock) => return None,
         };
-        let (n, _) = tx.pump(shared, tun, REPLY_READS).ok()?;
+        let n = tx.pump(shared, tun, REPLY_READS).ok()?.reads;
         DatapathStats::count(&shared.stats.replies, n as u64);
         Some(n)
     }
 }
 
+/// What one [`Tx::pump`] did.
+struct Pumped {
+    /// TUN reads.
+    reads: usize,
+    /// Packets they held (a super-packet counts as the packets it holds).
+    packets: usize,
+}
+
 impl Tx {
     /// Reads up to `max` packets (or super-packets) already queued on `tun`, without waiting,
-    /// and sends them; returns how many reads there were, and how many packets they held.
-    fn pump(
-        &mut self,
-        shared: &Shared,
-        tun: &TunQueue,
-        max: usize,
-    ) -> ferrowg_sys::Result<(usize, usize)> {
+    /// and sends them.
+    fn pump(&mut self, shared: &Shared, tun: &TunQueue, max: usize) -> ferrowg_sys::Result<Pumped> {
         // The IP packet starts at TRANSPORT_HEADER_SIZE whether or not a header precedes it.
         let read_at = if self.vnet {
             TRANSPORT_HEADER_SIZE - VIRTIO_NET_HDR_LEN
@@ -290,7 +173,10 @@ impl Tx {
             DatapathStats::count(&shared.stats.tun_read_errors, t - self.truncated);
             self.truncated = t;
         }
-        Ok((n, self.process(shared, n)))
+        Ok(Pumped {
+            reads: n,
+            packets: self.process(shared, n),
+        })
     }
 
     /// Encrypts the `n` reads and sends them, in as many arena loads as they need; returns how
@@ -395,7 +281,7 @@ impl Tx {
     fn prepare(&mut self, shared: &Shared) {
         let mut st = shared.lock();
         let now = state::now();
-        for (start, len, size) in self.slots.drain(..) {
+        for Slot { start, len, size } in self.slots.drain(..) {
             // A datagram longer than its slot (the MTU grew since `fill`) is dropped by
             // prepare_packet (BufferTooSmall); a shorter one leaves a gap that ends a GSO run.
             match st
@@ -403,210 +289,32 @@ impl Tx {
                 .prepare_packet(now, &mut self.load.arena[start..start + size], len)
             {
                 Prepared::Seal { endpoint, job, .. } => {
-                    self.load.jobs.push((start, job.len(), endpoint, job));
+                    let datagram = Datagram {
+                        start,
+                        len: job.len(),
+                        dst: endpoint,
+                    };
+                    self.load.jobs.push(Job { datagram, job });
                 }
                 Prepared::Queued { .. } => {}
                 Prepared::Dropped(r) => log::trace!("outgoing packet dropped: {r}"),
             }
         }
         self.mtu = st.device.mtu();
-        drain(&mut st, &mut self.load.out, &mut self.scratch);
-        nudge_timer(shared, &st);
+        self.load.out.take(&mut st, &mut self.scratch);
+        shared.nudge_timer(&st);
         self.load.sock = Some(st.socket.clone());
-    }
-}
-
-impl Load {
-    /// A placeholder while the real load is away (no memory).
-    fn empty() -> Self {
-        Load {
-            arena: PageBuf::zeroed(0),
-            jobs: Vec::new(),
-            out: Outbox::default(),
-            sock: None,
-        }
-    }
-}
-
-impl Sealer {
-    fn new() -> Self {
-        Sealer {
-            sent: Vec::with_capacity(ARENA_SIZE / 64),
-            gso: true,
-        }
-    }
-
-    /// Seals the load's datagrams in place, sends them grouped for GSO, then the device's own;
-    /// leaves the load empty.
-    fn run(&mut self, shared: &Shared, load: &mut Load) {
-        let views = split_spans(
-            core::slice::from_mut(&mut load.arena),
-            load.jobs
-                .iter()
-                .map(|&(start, len, ..)| (0, start, start + len)),
-        );
-        let sent = &mut self.sent;
-        seal_batch(
-            load.jobs
-                .iter()
-                .zip(views)
-                .filter_map(|((start, len, dst, job), view)| {
-                    // Invariant: `prepare` lays the datagrams out in order, so every view exists.
-                    let view = view?;
-                    sent.push((*start, *len, *dst));
-                    Some((job, view))
-                }),
-        );
-        load.jobs.clear();
-        if let Some(sock) = load.sock.take() {
-            self.send(shared, &sock, &load.arena);
-            send_outbox(&sock, &mut load.out);
-        }
-        self.sent.clear();
-        load.out.datagrams.clear();
-    }
-
-    /// Sends the sealed datagrams of `arena`, grouped for GSO.
-    fn send(&mut self, shared: &Shared, sock: &UdpSocket, arena: &[u8]) {
-        let mut msgs: Vec<Transmit<'_>> = Vec::with_capacity(self.sent.len().min(BATCH * 4));
-        let mut i = 0;
-        while i < self.sent.len() {
-            let (j, end) = gso_run(&self.sent[i..], self.gso);
-            let (start, size, dst) = self.sent[i];
-            let msg = Transmit::new(dst, &arena[start..end]);
-            msgs.push(if j > 1 {
-                msg.with_segment_size(size as u16)
-            } else {
-                msg
-            });
-            i += j;
-        }
-        if !send_all(shared, sock, &msgs) && self.gso {
-            log::warn!("UDP GSO refused by the kernel; sending datagrams one by one");
-            self.gso = false;
-        }
     }
 }
 
 /// Records the packet of `len` bytes just written at `used + TRANSPORT_HEADER_SIZE` as a slot
 /// as long as its datagram will be (padding for the MTU last seen under the lock).
-fn add_slot(slots: &mut Vec<(usize, usize, usize)>, used: &mut usize, mtu: usize, len: usize) {
+fn add_slot(slots: &mut Vec<Slot>, used: &mut usize, mtu: usize, len: usize) {
     let size = TRANSPORT_OVERHEAD + padded_len(len, mtu);
-    slots.push((*used, len, size));
+    slots.push(Slot {
+        start: *used,
+        len,
+        size,
+    });
     *used += size;
-}
-
-/// How many of the datagrams `sent` (start, length, destination) at the front go out as one
-/// UDP GSO send, and where in the arena that send ends: back to back in the arena, to the same
-/// destination, all of the first one's size except a shorter last, at most
-/// [`GSO_MAX_SEGMENTS`] and [`MAX_GSO_BYTES`]. Always at least one; exactly one without `gso`.
-fn gso_run(sent: &[(usize, usize, SocketAddr)], gso: bool) -> (usize, usize) {
-    let Some(&(start, size, dst)) = sent.first() else {
-        return (0, 0);
-    };
-    let (mut end, mut n) = (start + size, 1);
-    while gso && n < sent.len() && n < GSO_MAX_SEGMENTS {
-        let (s, l, d) = sent[n];
-        if d != dst || s != end || l > size || end - start + l > MAX_GSO_BYTES {
-            break;
-        }
-        end += l;
-        n += 1;
-        if l < size {
-            break;
-        }
-    }
-    (n, end)
-}
-
-/// Sends a batch, skipping a destination that fails so one bad endpoint cannot stall others.
-/// A GSO message that fails is retried as single datagrams; returns false if that happened.
-fn send_all(shared: &Shared, sock: &UdpSocket, msgs: &[Transmit<'_>]) -> bool {
-    let mut gso_ok = true;
-    let mut done = 0;
-    while done < msgs.len() {
-        match sock.send_batch(&msgs[done..], Some(Duration::from_secs(1))) {
-            Ok(0) => {
-                let rest: usize = msgs[done..].iter().map(datagrams).sum();
-                DatapathStats::count(&shared.stats.udp_send_errors, rest as u64);
-                break;
-            }
-            Ok(k) => done += k,
-            Err(e) => {
-                let msg = msgs[done];
-                match msg.segment_size {
-                    Some(size) if !matches!(e, ferrowg_sys::Error::AddressFamily { .. }) => {
-                        gso_ok = false;
-                        for seg in msg.contents.chunks(usize::from(size)) {
-                            if sock.send_to(seg, msg.dst).is_err() {
-                                DatapathStats::count(&shared.stats.udp_send_errors, 1);
-                            }
-                        }
-                    }
-                    _ => {
-                        log::debug!("send to {}: {e}", msg.dst);
-                        DatapathStats::count(&shared.stats.udp_send_errors, datagrams(&msg) as u64);
-                    }
-                }
-                done += 1;
-            }
-        }
-    }
-    gso_ok
-}
-
-/// How many datagrams a message makes.
-fn datagrams(m: &Transmit<'_>) -> usize {
-    m.segment_size
-        .map_or(1, |s| m.contents.len().div_ceil(usize::from(s)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(sizes: &[(usize, u16)], gso: bool) -> Vec<usize> {
-        let mut sent = Vec::new();
-        let mut at = 0;
-        for &(len, port) in sizes {
-            sent.push((at, len, SocketAddr::from(([10, 0, 0, 1], port))));
-            at += len;
-        }
-        let mut runs = Vec::new();
-        let mut i = 0;
-        while i < sent.len() {
-            let (n, end) = gso_run(&sent[i..], gso);
-            let (start, ..) = sent[i];
-            assert_eq!(
-                end - start,
-                sent[i..i + n].iter().map(|s| s.1).sum::<usize>()
-            );
-            runs.push(n);
-            i += n;
-        }
-        runs
-    }
-
-    #[test]
-    fn runs_split_on_destination_size_and_limits() {
-        // Equal sizes, a shorter last one ends the run, a larger one starts a new run.
-        let v = [
-            (1452, 1),
-            (1452, 1),
-            (1452, 1),
-            (900, 1),
-            (1452, 1),
-            (1452, 2),
-            (1452, 2),
-        ];
-        assert_eq!(run(&v, true), [4, 1, 2]);
-        assert_eq!(run(&v, false), [1; 7]);
-        // A smaller then larger datagram: the larger cannot follow.
-        assert_eq!(run(&[(100, 1), (200, 1)], true), [1, 1]);
-        // Byte limit: 45 x 1452 fit in 64 KiB, 46 do not.
-        assert_eq!(run(&[(1452, 1); 100], true), [45, 45, 10]);
-        // Segment limit.
-        assert_eq!(run(&[(100, 1); 130], true), [64, 64, 2]);
-        assert_eq!(run(&[], true), Vec::<usize>::new());
-    }
 }

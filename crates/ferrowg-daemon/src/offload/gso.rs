@@ -326,29 +326,24 @@ mod tests {
     fn bad_headers_are_rejected() {
         let spec = Spec::tcp(false);
         let (hdr, p) = super_packet(&spec, &payload(3000, 0), 1000);
-        let v6hdr = VirtioNetHdr {
-            gso_type: VIRTIO_NET_HDR_GSO_TCPV6,
-            ..hdr
-        };
-        assert_eq!(
-            GsoSplit::new(&v6hdr, &p).unwrap_err(),
-            OffloadError::IpVersion
-        );
-        let udp = VirtioNetHdr {
-            gso_type: VIRTIO_NET_HDR_GSO_UDP_L4,
-            ..hdr
-        };
-        assert_eq!(
-            GsoSplit::new(&udp, &p).unwrap_err(),
-            OffloadError::ChecksumOffsets
-        );
-        let zero = VirtioNetHdr { gso_size: 0, ..hdr };
-        assert_eq!(GsoSplit::new(&zero, &p).unwrap_err(), OffloadError::GsoSize);
-        let odd = VirtioNetHdr { gso_type: 3, ..hdr };
-        assert_eq!(
-            GsoSplit::new(&odd, &p).unwrap_err(),
-            OffloadError::UnknownGsoType(3)
-        );
+        let cases = [
+            (VIRTIO_NET_HDR_GSO_TCPV6, 1000, OffloadError::IpVersion),
+            (
+                VIRTIO_NET_HDR_GSO_UDP_L4,
+                1000,
+                OffloadError::ChecksumOffsets,
+            ),
+            (hdr.gso_type, 0, OffloadError::GsoSize),
+            (3, 1000, OffloadError::UnknownGsoType(3)),
+        ];
+        for (gso_type, gso_size, want) in cases {
+            let bad = VirtioNetHdr {
+                gso_type,
+                gso_size,
+                ..hdr
+            };
+            assert_eq!(GsoSplit::new(&bad, &p).unwrap_err(), want);
+        }
         assert_eq!(
             GsoSplit::new(&hdr, &p[..30]).unwrap_err(),
             OffloadError::Truncated

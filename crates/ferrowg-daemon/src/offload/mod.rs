@@ -20,8 +20,35 @@
 pub mod gro;
 pub mod gso;
 
-pub use gro::{Coalescer, PacketRef};
+pub use gro::Coalescer;
 pub use gso::{complete_checksum, GsoSplit};
+
+/// A packet (or datagram) where it lies in the caller's buffers: `bufs[buf][start..start + len]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketRef {
+    /// Which buffer.
+    pub buf: usize,
+    /// Where it starts in that buffer.
+    pub start: usize,
+    /// Its length.
+    pub len: usize,
+}
+
+impl PacketRef {
+    /// The packet's bytes, if it lies within `bufs` (the caller's promise; checked anyway).
+    pub fn get<'a, B: AsRef<[u8]>>(&self, bufs: &'a [B]) -> Option<&'a [u8]> {
+        bufs.get(self.buf)?
+            .as_ref()
+            .get(self.start..self.start.checked_add(self.len)?)
+    }
+
+    /// The packet's bytes, writable, if it lies within `bufs`.
+    pub(crate) fn get_mut<'a, B: AsMut<[u8]>>(&self, bufs: &'a mut [B]) -> Option<&'a mut [u8]> {
+        bufs.get_mut(self.buf)?
+            .as_mut()
+            .get_mut(self.start..self.start.checked_add(self.len)?)
+    }
+}
 
 /// `IPPROTO_TCP`.
 pub const PROTO_TCP: u8 = 6;

@@ -13,8 +13,8 @@ use cryptoki::session::Session;
 use zeroize::Zeroize;
 
 use super::token::{
-    check_names_key, connect, find_token, login, object_template, public_key, read_pin, rv_text,
-    token_err, wanted_object, FoundToken, X25519_NAME, X25519_OID,
+    connect, login, object_template, open_session, public_key, read_pin, rv_text, token_err,
+    wanted_object, Access, FoundToken, X25519_NAME, X25519_OID,
 };
 use super::{Pkcs11Error, Pkcs11Uri};
 
@@ -56,12 +56,7 @@ fn protected_private_key() -> Vec<Attribute> {
 /// A read-write session on the URI's token, logged in when the URI gives a PIN; also says
 /// whether it did.
 fn open_rw_logged_in(uri: &Pkcs11Uri) -> Result<(FoundToken, Session, bool), Pkcs11Error> {
-    check_names_key(uri)?;
-    let t = find_token(uri)?;
-    let session = t
-        .ctx
-        .open_rw_session(t.slot)
-        .map_err(token_err(&t.label, "C_OpenSession"))?;
+    let (t, session) = open_session(uri, Access::Manage)?;
     let pin = read_pin(uri)?;
     login(&session, pin.as_ref(), &t.label)?;
     Ok((t, session, pin.is_some()))

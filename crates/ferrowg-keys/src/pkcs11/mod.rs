@@ -9,7 +9,7 @@
 //! - [`uri`]: RFC 7512 URIs, which name the key wherever a private key is accepted
 //!   (`PrivateKey = pkcs11:…` in configuration files, `ferrowg set IFACE private-key pkcs11:…`,
 //!   and the daemon's UAPI extension key, defined with the UAPI in `ferrowg-conf`).
-//! - [`token`]: the cryptoki plumbing: loading modules, finding the token and the object,
+//! - `token` (internal): the cryptoki plumbing: loading modules, finding the token and the object,
 //!   logging in, the derive itself.
 //! - [`manage`]: generating, importing, describing and deleting X25519 keys in a token.
 //! - [`provider`]: [`Pkcs11Key`], the [`StaticKey`](ferrowg_proto::crypto::StaticKey) the
@@ -25,7 +25,7 @@
 
 pub mod manage;
 pub mod provider;
-pub mod token;
+pub(crate) mod token;
 pub mod uri;
 
 use std::path::PathBuf;

@@ -7,8 +7,9 @@
 //! disappeared, even after it is back. Each initialisation is a generation; a [`Conn`] closes
 //! its session only if the module is still in the generation that opened it, since session
 //! handles of an earlier generation may have been reused. Every other call takes a
-//! [`Pkcs11Uri`] and returns a [`Pkcs11Error`] that names what went wrong. The derived shared secrets are session objects that are destroyed right after
-//! their value is read; the bytes are zeroed on every path.
+//! [`Pkcs11Uri`] and returns a [`Pkcs11Error`] that names what went wrong. The derived shared
+//! secrets are session objects that are destroyed right after their value is read; the bytes
+//! are zeroed on every path.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -159,14 +160,6 @@ pub fn rv_text(e: &CkError) -> String {
     match e {
         CkError::Pkcs11(rv, _) => format!("{rv:?} ({rv})"),
         other => other.to_string(),
-    }
-}
-
-/// The return code of a PKCS#11 failure, if it was one.
-pub fn rv_of(e: &CkError) -> Option<RvError> {
-    match e {
-        CkError::Pkcs11(rv, _) => Some(*rv),
-        _ => None,
     }
 }
 
@@ -548,14 +541,30 @@ fn session_of(o: &OwnedSession) -> &Session {
     o.session.as_ref().expect("session present until drop")
 }
 
-/// Opens a session on the URI's token, logs in with `pin` and finds the key.
-pub fn connect(uri: &Pkcs11Uri, pin: Option<&AuthPin>) -> Result<Conn, Pkcs11Error> {
+/// What a session is opened for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Using a key: read-only, and closed by [`Conn`] only while its module generation lasts.
+    Use,
+    /// Creating, reading or deleting objects: read-write, closed on drop.
+    Manage,
+}
+
+/// Checks that the URI names a key, finds its token and opens a session on it.
+pub fn open_session(uri: &Pkcs11Uri, access: Access) -> Result<(FoundToken, Session), Pkcs11Error> {
     check_names_key(uri)?;
     let t = find_token(uri)?;
-    let session = t
-        .ctx
-        .open_ro_session_no_drop(t.slot)
-        .map_err(token_err(&t.label, "C_OpenSession"))?;
+    let opened = match access {
+        Access::Use => t.ctx.open_ro_session_no_drop(t.slot),
+        Access::Manage => t.ctx.open_rw_session(t.slot),
+    };
+    let session = opened.map_err(token_err(&t.label, "C_OpenSession"))?;
+    Ok((t, session))
+}
+
+/// Opens a session on the URI's token, logs in with `pin` and finds the key.
+pub fn connect(uri: &Pkcs11Uri, pin: Option<&AuthPin>) -> Result<Conn, Pkcs11Error> {
+    let (t, session) = open_session(uri, Access::Use)?;
     let owned = OwnedSession {
         session: Some(session),
         module: t.path,

@@ -674,45 +674,20 @@ mod tests {
             e("pkcs11:object=a?pin-value=1&pin-source=/x"),
             UriError::TwoPins
         );
-        assert!(matches!(
-            e("pkcs11:slot-id=x"),
-            UriError::InvalidValue {
-                attr: "slot-id",
-                ..
-            }
-        ));
-        assert!(matches!(
-            e("pkcs11:library-version=1.2.3"),
-            UriError::InvalidValue {
-                attr: "library-version",
-                ..
-            }
-        ));
-        assert!(matches!(
-            e("pkcs11:type=secret"),
-            UriError::InvalidValue { attr: "type", .. }
-        ));
-        assert!(matches!(
-            e("pkcs11:?pin-source=|/bin/echo"),
-            UriError::InvalidValue {
-                attr: "pin-source",
-                ..
-            }
-        ));
-        assert!(matches!(
-            e("pkcs11:?pin-source=https://x/pin"),
-            UriError::InvalidValue {
-                attr: "pin-source",
-                ..
-            }
-        ));
-        assert!(matches!(
-            e("pkcs11:?module-name=/usr/lib/x.so"),
-            UriError::InvalidValue {
-                attr: "module-name",
-                ..
-            }
-        ));
+        for (text, attr) in [
+            ("pkcs11:slot-id=x", "slot-id"),
+            ("pkcs11:library-version=1.2.3", "library-version"),
+            ("pkcs11:type=secret", "type"),
+            ("pkcs11:?pin-source=|/bin/echo", "pin-source"),
+            ("pkcs11:?pin-source=https://x/pin", "pin-source"),
+            ("pkcs11:?module-name=/usr/lib/x.so", "module-name"),
+        ] {
+            let got = e(text);
+            assert!(
+                matches!(&got, UriError::InvalidValue { attr: a, .. } if *a == attr),
+                "{text}: {got:?}"
+            );
+        }
     }
 
     #[test]

@@ -2,10 +2,26 @@
 //! replies, and transport data decrypted, replay-checked and source-checked.
 
 use alloc::sync::Arc;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use super::*;
+use super::jobs::{Begin, OpenJob};
+use super::state::{Device, Event, Incoming};
+use crate::cookie::{CookieError, MacState};
+use crate::error::DropReason;
+use crate::index::IndexEntry;
+use crate::keypair::{Keypair, Slot};
+use crate::messages::{
+    self, Message, AEAD_TAG_SIZE, HANDSHAKE_RESPONSE_SIZE, KEEPALIVE_TIMEOUT,
+    REJECT_AFTER_MESSAGES, REJECT_AFTER_TIME, REKEY_TIMEOUT, TRANSPORT_HEADER_SIZE,
+};
+use crate::noise::{self, HandshakeError};
+use crate::peer::PeerId;
+use crate::time::Instant;
 
+/// Handshake messages and cookie replies.
 impl Device {
+    /// Counts a handshake that failed on our side; a failing static key is also reported as
+    /// [`Event::StaticKeyFailed`].
     pub(super) fn handshake_failed(&mut self, id: PeerId, e: HandshakeError) {
         let r = handshake_drop(e);
         self.stats.drops.count(r);
@@ -14,28 +30,15 @@ impl Device {
         }
     }
 
-    pub(super) fn under_load(&mut self, now: Instant) -> bool {
-        let (start, count) = self.load_window;
-        if now.saturating_duration_since(start) >= Duration::from_secs(1) {
-            self.load_window = (now, 1);
-        } else {
-            self.load_window.1 = count.saturating_add(1);
-            if self.load_window.1 > self.under_load_threshold {
-                self.under_load_until = Some(now + UNDER_LOAD_HOLD);
-            }
-        }
-        self.forced_under_load || self.under_load_until.is_some_and(|t| now < t)
-    }
-
     /// Checks MACs, cookies and the rate limit of a handshake message. `Err` = dropped.
-    pub(super) fn admit_handshake(
+    fn admit_handshake(
         &mut self,
         now: Instant,
         src: SocketAddr,
         msg: &[u8],
         sender_index: u32,
     ) -> Result<(), DropReason> {
-        let under_load = self.under_load(now);
+        let under_load = self.load.count_handshake(now);
         match self
             .cookie_checker
             .check(msg, src, under_load, now, &mut *self.rng)
@@ -57,7 +60,8 @@ impl Device {
         }
     }
 
-    pub(super) fn receive_initiation(
+    /// An initiation: answered with a response, which installs the next keypair.
+    fn receive_initiation(
         &mut self,
         now: Instant,
         src: SocketAddr,
@@ -78,7 +82,7 @@ impl Device {
         let index = self.indices.insert(IndexEntry::Keypair(id), &mut *self.rng);
         let static_key = &*self.static_key;
         let crypto = &*self.crypto;
-        let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+        let Some(p) = self.peers.get_mut(id) else {
             self.indices.remove(index);
             return self.drop_in(DropReason::UnknownPeer);
         };
@@ -115,7 +119,8 @@ impl Device {
         Incoming::Handshake
     }
 
-    pub(super) fn receive_response(
+    /// A response to our initiation: the session starts at once.
+    fn receive_response(
         &mut self,
         now: Instant,
         src: SocketAddr,
@@ -132,7 +137,7 @@ impl Device {
         };
         let static_key = &*self.static_key;
         let crypto = &*self.crypto;
-        let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+        let Some(p) = self.peers.get_mut(id) else {
             return self.drop_in(DropReason::UnexpectedMessage);
         };
         let keys = match p.handshake.consume_response(static_key, crypto, m) {
@@ -163,11 +168,8 @@ impl Device {
         Incoming::Handshake
     }
 
-    pub(super) fn receive_cookie_reply(
-        &mut self,
-        now: Instant,
-        m: &messages::CookieReply<'_>,
-    ) -> Incoming {
+    /// A cookie reply: mac2 of our next handshake message carries the cookie.
+    fn receive_cookie_reply(&mut self, now: Instant, m: &messages::CookieReply<'_>) -> Incoming {
         let Some(id) = self.indices.get(m.receiver_index()).map(IndexEntry::peer) else {
             return self.drop_in(DropReason::UnknownIndex);
         };
@@ -176,16 +178,13 @@ impl Device {
         };
         match p.cookie.consume_reply(m, now) {
             Ok(()) => Incoming::Handshake,
-            Err(crate::cookie::CookieError::Unexpected) => {
-                self.drop_in(DropReason::UnexpectedMessage)
-            }
-            Err(crate::cookie::CookieError::DecryptFailed) => {
-                self.drop_in(DropReason::HandshakeDecryptFailed)
-            }
+            Err(CookieError::Unexpected) => self.drop_in(DropReason::UnexpectedMessage),
+            Err(CookieError::DecryptFailed) => self.drop_in(DropReason::HandshakeDecryptFailed),
         }
     }
 
-    pub(super) fn set_endpoint_from(&mut self, id: PeerId, src: SocketAddr) {
+    /// Roaming: the peer's endpoint becomes the source of its latest authenticated datagram.
+    fn set_endpoint_from(&mut self, id: PeerId, src: SocketAddr) {
         let Ok(p) = self.peer_mut(id) else { return };
         if p.endpoint != Some(src) {
             p.endpoint = Some(src);
@@ -195,41 +194,19 @@ impl Device {
             });
         }
     }
+}
 
-    // ----- the data path: network → OS -----------------------------------------------------
-
+/// The data path: network → OS.
+impl Device {
     /// Processes a datagram from `src`. Transport data is decrypted in place; on
     /// [`Incoming::Packet`] the IP packet is at `buf[TRANSPORT_HEADER_SIZE..][..len]`.
     pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, buf: &mut [u8]) -> Incoming {
-        let msg = match Message::parse(buf) {
-            Ok(m) => m,
-            Err(e) => return self.drop_in(e.into()),
-        };
-        match msg {
-            Message::Initiation(m) => self.receive_initiation(now, src, &m),
-            Message::Response(m) => self.receive_response(now, src, &m),
-            Message::CookieReply(m) => self.receive_cookie_reply(now, &m),
-            Message::Transport(t) => {
-                let (index, counter) = (t.receiver_index(), t.counter());
-                self.receive_transport(now, src, buf, index, counter)
-            }
-        }
-    }
-
-    pub(super) fn receive_transport(
-        &mut self,
-        now: Instant,
-        src: SocketAddr,
-        buf: &mut [u8],
-        index: u32,
-        counter: u64,
-    ) -> Incoming {
-        match self.begin_transport(now, index, counter) {
-            Ok(job) => {
+        match self.begin_datagram(now, src, buf) {
+            Begin::Done(incoming) => incoming,
+            Begin::Open(job) => {
                 let opened = job.open(buf);
                 self.finish_datagram(now, src, buf, job, opened)
             }
-            Err(r) => self.drop_in(r),
         }
     }
 
@@ -258,6 +235,7 @@ impl Device {
         }
     }
 
+    /// Finds the session a transport datagram names and checks that it may still receive.
     fn begin_transport(
         &mut self,
         now: Instant,
@@ -267,7 +245,7 @@ impl Device {
         let Some(IndexEntry::Keypair(id)) = self.indices.get(index) else {
             return Err(DropReason::UnknownIndex);
         };
-        let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+        let Some(p) = self.peers.get_mut(id) else {
             return Err(DropReason::UnknownIndex);
         };
         let Some((_, kp)) = p.keypairs.find_mut(index) else {
@@ -300,7 +278,7 @@ impl Device {
             return self.drop_in(DropReason::DecryptFailed);
         }
         let id = job.peer;
-        let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+        let Some(p) = self.peers.get_mut(id) else {
             return self.drop_in(DropReason::UnknownIndex);
         };
         let Some((slot, kp)) = p.keypairs.find_mut(job.index) else {
@@ -316,34 +294,11 @@ impl Device {
         let body = &buf[TRANSPORT_HEADER_SIZE..total - AEAD_TAG_SIZE];
         let plain_len = body.len();
         if slot == Slot::Next {
-            let indices = &mut self.indices;
-            if let Some(i) = p.keypairs.confirm_next() {
-                indices.remove(i);
-            }
-            p.timers.handshake_complete();
-            p.last_handshake = Some(now);
-            self.push_event(Event::HandshakeCompleted {
-                peer: id,
-                initiator: false,
-            });
-            self.send_staged(id, now);
+            self.confirm_next(id, now);
         }
-        // keep_key_fresh (receive side), judged on the current keypair after any promotion
-        // above, as the kernel does: a just-confirmed responder keypair needs no rekey.
-        let rekey_on_receive = self.peer(id).is_some_and(|p| {
-            !p.sent_lastminute_handshake
-                && p.keypairs.current.as_ref().is_some_and(|k| {
-                    k.is_initiator
-                        && now.saturating_duration_since(k.created)
-                            >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT
-                })
-        });
-        if rekey_on_receive {
-            if let Ok(p) = self.peer_mut(id) {
-                p.sent_lastminute_handshake = true;
-            }
-            self.send_initiation(id, now, false);
-        }
+        // After any promotion above, as the kernel does: a just-confirmed responder keypair
+        // needs no rekey.
+        self.keep_key_fresh_on_receive(id, now);
         self.set_endpoint_from(id, src);
         let Ok(p) = self.peer_mut(id) else {
             return Incoming::Dropped(DropReason::UnknownIndex);
@@ -369,15 +324,49 @@ impl Device {
             len: ip_len,
         }
     }
+
+    /// The first packet on the responder's `next` keypair confirms it (whitepaper §6.1): it
+    /// becomes current, the handshake is complete, and the packets that waited go out.
+    fn confirm_next(&mut self, id: PeerId, now: Instant) {
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        if let Some(i) = p.keypairs.confirm_next() {
+            self.indices.remove(i);
+        }
+        p.timers.handshake_complete();
+        p.last_handshake = Some(now);
+        self.push_event(Event::HandshakeCompleted {
+            peer: id,
+            initiator: false,
+        });
+        self.send_staged(id, now);
+    }
+
+    /// keep_key_fresh, receive side: an initiator whose current keypair is close to
+    /// REJECT_AFTER_TIME starts one last handshake before it expires.
+    fn keep_key_fresh_on_receive(&mut self, id: PeerId, now: Instant) {
+        let Some(p) = self.peers.get_mut(id) else {
+            return;
+        };
+        let stale = p.keypairs.current.as_ref().is_some_and(|k| {
+            k.is_initiator
+                && now.saturating_duration_since(k.created)
+                    >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT
+        });
+        if stale && !p.sent_lastminute_handshake {
+            p.sent_lastminute_handshake = true;
+            self.send_initiation(id, now, false);
+        }
+    }
 }
 
-pub(super) fn handshake_drop(e: HandshakeError) -> DropReason {
+/// The drop reason of a handshake error.
+fn handshake_drop(e: HandshakeError) -> DropReason {
     match e {
         HandshakeError::DecryptFailed => DropReason::HandshakeDecryptFailed,
         HandshakeError::LowOrderPoint => DropReason::LowOrderPoint,
-        HandshakeError::KeyUnavailable | HandshakeError::NoStaticStatic => {
-            DropReason::KeyUnavailable
-        }
+        HandshakeError::KeyUnavailable => DropReason::KeyUnavailable,
         HandshakeError::StaleTimestamp => DropReason::StaleTimestamp,
         HandshakeError::Flood => DropReason::InitiationFlood,
         HandshakeError::UnexpectedResponse => DropReason::UnexpectedMessage,

@@ -1,11 +1,26 @@
 //! The send path (kernel send.c): IP packets from the OS become transport datagrams, packets
 //! wait for a session, keepalives, and handshake initiations.
 
-use super::*;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use core::time::Duration;
 
+use super::jobs::{Prepared, SealJob};
+use super::state::{Device, Outgoing};
+use crate::error::DropReason;
+use crate::index::IndexEntry;
+use crate::messages::{
+    self, padded_len, HANDSHAKE_INITIATION_SIZE, MAX_STAGED_PACKETS, REKEY_AFTER_MESSAGES,
+    REKEY_AFTER_TIME, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, TRANSPORT_HEADER_SIZE,
+    TRANSPORT_OVERHEAD,
+};
+use crate::peer::{Peer, PeerId};
+use crate::tai64n::Tai64N;
+use crate::time::Instant;
+
+/// The data path: OS → network.
 impl Device {
-    // ----- the data path: OS → network -----------------------------------------------------
-
     /// Encrypts the IP packet at `buf[TRANSPORT_HEADER_SIZE..][..len]` in place into a transport
     /// datagram starting at `buf[0]`. `buf` needs room for padding and the 16-byte tag.
     pub fn handle_packet(&mut self, now: Instant, buf: &mut [u8], len: usize) -> Outgoing {
@@ -83,9 +98,19 @@ impl Device {
         }
     }
 
+    /// Counts a dropped packet from the OS.
+    fn drop_prepared(&mut self, r: DropReason) -> Prepared {
+        self.stats.drops.count(r);
+        Prepared::Dropped(r)
+    }
+
     /// Bookkeeping after a transport datagram of `n` bytes went to the peer.
-    pub(super) fn after_send(&mut self, id: PeerId, now: Instant, is_data: bool, n: usize) {
-        let arm = is_data && self.peer(id).is_some_and(|p| p.timers.new_handshake_idle());
+    fn after_send(&mut self, id: PeerId, now: Instant, is_data: bool, n: usize) {
+        let arm = is_data
+            && self
+                .peers
+                .get(id)
+                .is_some_and(|p| p.timers.new_handshake_idle());
         let jitter = if arm { self.jitter() } else { Duration::ZERO };
         let Ok(p) = self.peer_mut(id) else { return };
         p.tx_bytes = p.tx_bytes.saturating_add(n as u64);
@@ -106,7 +131,9 @@ impl Device {
         self.reschedule(id);
     }
 
-    pub(super) fn stage(&mut self, id: PeerId, packet: Vec<u8>, now: Instant) {
+    /// Queues `packet` for the peer until a session is usable, dropping the oldest beyond
+    /// MAX_STAGED_PACKETS, then sends what it can.
+    fn stage(&mut self, id: PeerId, packet: Vec<u8>, now: Instant) {
         if let Ok(p) = self.peer_mut(id) {
             if p.staged.len() >= MAX_STAGED_PACKETS {
                 p.staged.pop_front();
@@ -133,7 +160,7 @@ impl Device {
             let mut buf = vec![0u8; TRANSPORT_OVERHEAD + padded_len(len, mtu)];
             buf[TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + len].copy_from_slice(&pkt);
             let Ok(p) = self.peer_mut(id) else { return };
-            match seal_into(p, now, &mut buf, len, mtu) {
+            match prepare_into(p, now, &mut buf, len, mtu).map(|job| job.seal(&mut buf)) {
                 Ok(n) => {
                     buf.truncate(n);
                     if self.push_transmit(endpoint, buf) {
@@ -153,9 +180,10 @@ impl Device {
         }
         self.send_staged(id, now);
     }
+}
 
-    // ----- handshakes ----------------------------------------------------------------------
-
+/// Handshake initiations.
+impl Device {
     /// Starts a handshake with `id` now (rate-limited to one per REKEY_TIMEOUT).
     pub fn initiate_handshake(&mut self, id: PeerId, now: Instant) {
         self.send_initiation(id, now, false);
@@ -163,15 +191,18 @@ impl Device {
 
     /// A random delay in [0, REKEY_TIMEOUT_JITTER_MAX), in whole milliseconds like the kernel's
     /// jiffies.
-    pub(super) fn jitter(&mut self) -> Duration {
+    fn jitter(&mut self) -> Duration {
         let max = REKEY_TIMEOUT_JITTER_MAX.as_millis() as u64;
         Duration::from_millis(u64::from(self.rng.next_u32()) % max)
     }
 
-    pub(super) fn timestamp(&self, now: Instant) -> Tai64N {
+    /// The TAI64N timestamp of `now`, per [`Device::set_clock`].
+    fn timestamp(&self, now: Instant) -> Tai64N {
         Tai64N::from_unix_nanos(self.unix_nanos(now))
     }
 
+    /// Sends an initiation to the peer, at most one per REKEY_TIMEOUT; `is_retry` keeps the
+    /// count of attempts (a retransmission), else it starts over.
     pub(super) fn send_initiation(&mut self, id: PeerId, now: Instant, is_retry: bool) {
         let ts = self.timestamp(now);
         let mut eph = [0u8; 32];
@@ -196,7 +227,7 @@ impl Device {
         let static_key = &*self.static_key;
         let crypto = &*self.crypto;
         // Invariant: the peer was found just above and nothing removed it since.
-        let Some(p) = self.peers.get_mut(id.0 as usize).and_then(Option::as_mut) else {
+        let Some(p) = self.peers.get_mut(id) else {
             return;
         };
         let mut msg = [0u8; HANDSHAKE_INITIATION_SIZE];
@@ -222,21 +253,9 @@ impl Device {
     }
 }
 
-/// Pads, encrypts and frames the packet at `buf[16..16 + len]` with the peer's current
-/// keypair. Returns the datagram length.
-pub(super) fn seal_into(
-    p: &mut Peer,
-    now: Instant,
-    buf: &mut [u8],
-    len: usize,
-    mtu: usize,
-) -> Result<usize, DropReason> {
-    prepare_into(p, now, buf, len, mtu).map(|job| job.seal(buf))
-}
-
 /// Pads and frames the packet at `buf[16..16 + len]` for the peer's current keypair, taking
 /// the next counter; the returned job encrypts it.
-pub(super) fn prepare_into(
+fn prepare_into(
     p: &mut Peer,
     now: Instant,
     buf: &mut [u8],

@@ -1,10 +1,11 @@
-//! Shared pieces of the root-only integration tests: a network namespace per test, and just
-//! enough IPv4/IPv6/UDP/ICMP to craft and check packets on a TUN device.
+//! Packets for the root-only tests of this crate: just enough IPv4/IPv6/UDP/ICMP to craft and
+//! check packets on a TUN device. The namespaces and the root check come from
+//! `ferrowg-testkit`.
 //!
 //! Topology of every test (one namespace each, nothing touches the host's network):
 //!
 //! ```text
-//!   netns fwgsys-<pid>-<test>
+//!   netns fwt-<pid>-<test>-<n>
 //!   +-------------------------------------------------------------+
 //!   |  lo (up: 127.0.0.1, ::1)                                     |
 //!   |                                                             |
@@ -15,103 +16,22 @@
 //!   +-------------------------------------------------------------+
 //! ```
 //!
-//! Each test body runs on a thread that has entered the namespace (`ferrowg_sys::netns::run_in`),
-//! so cargo's other test threads stay where they are; the namespace is deleted by a drop guard
+//! Each test body runs on a thread that has entered the namespace (`Netns::run_in`), so
+//! cargo's other test threads stay where they are; the namespace is deleted by a drop guard
 //! even when the test fails.
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
-use std::fs::File;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::process::Command;
 use std::time::Duration;
-
-use ferrowg_sys::{netns, process};
 
 /// The longest any test waits for one thing to happen.
 pub const WAIT: Option<Duration> = Some(Duration::from_secs(5));
 
-/// True if root tests should run; false (after saying so) if FERROWG_SKIP_ROOT_TESTS=1;
-/// panics otherwise, so that a CI without root fails loudly instead of passing vacuously.
-pub fn root_or_skip(test: &str) -> bool {
-    if process::is_root() {
-        return true;
-    }
-    if std::env::var("FERROWG_SKIP_ROOT_TESTS").as_deref() == Ok("1") {
-        eprintln!("SKIPPED {test}: needs root (FERROWG_SKIP_ROOT_TESTS=1)");
-        return false;
-    }
-    panic!(
-        "{test} needs root (network namespaces, TUN devices); \
-         run as root or set FERROWG_SKIP_ROOT_TESTS=1 to skip it"
-    );
-}
-
 /// A TUN interface name unique to this test process and `suffix` (at most 4 characters).
 pub fn tun_name(suffix: &str) -> String {
     format!("fwg{}{suffix}", std::process::id())
-}
-
-/// A network namespace that exists for the lifetime of this value.
-pub struct Netns {
-    pub name: String,
-    file: Option<File>,
-}
-
-impl Netns {
-    /// Creates `fwgsys-<pid>-<test>` with `lo` up, or returns `None` if root tests are skipped.
-    pub fn new(test: &str) -> Option<Netns> {
-        if !root_or_skip(test) {
-            return None;
-        }
-        let name = format!("fwgsys-{}-{test}", std::process::id());
-        // A namespace left by an earlier run that died with the same pid.
-        let _ = Command::new("ip").args(["netns", "del", &name]).output();
-        run_ip(&["netns", "add", &name]);
-        // From here on the guard exists, so a failure below still deletes the namespace.
-        let mut ns = Netns { name, file: None };
-        ns.file = Some(netns::open(format!("/run/netns/{}", ns.name)).expect("open netns"));
-        ns.ip(&["link", "set", "lo", "up"]);
-        Some(ns)
-    }
-
-    /// Runs `ip -n <ns> args...` and panics with its stderr if it fails.
-    pub fn ip(&self, args: &[&str]) {
-        let mut all = vec!["-n", &self.name];
-        all.extend_from_slice(args);
-        run_ip(&all);
-    }
-
-    /// Runs `f` on a thread inside the namespace.
-    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        let file = self
-            .file
-            .as_ref()
-            .expect("namespace file is opened in new()");
-        netns::run_in(file, f).expect("setns into the test namespace")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let out = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
-        if !matches!(&out, Ok(o) if o.status.success()) {
-            eprintln!("warning: could not delete netns {}: {out:?}", self.name);
-        }
-    }
-}
-
-fn run_ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("run ip(8)");
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 // ---- packets ------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ use std::io::{BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use ferrowg_conf::uapi::client::{parse_get_response, parse_set_response, GetError};
+use ferrowg_conf::uapi::reply::{parse_get_response, parse_set_response, GetError};
 use ferrowg_conf::uapi::{socket_path, DeviceState, Errno, InterfaceOp, SetRequest, SOCKET_DIR};
 
 use super::CliError;

@@ -1,20 +1,96 @@
 //! `ferrowg daemon`: runs the userspace WireGuard daemon (the [`ferrowg_daemon`] runtime) in
-//! the foreground, or detached in the background like wireguard-go.
+//! the foreground, or detached in the background like wireguard-go; its options are the
+//! daemon's [`Tuning`], parsed here once and passed down.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ferrowg_conf::uapi::{socket_path, valid_iface_name};
+use ferrowg_daemon::{Aead, Tuning};
 
 use super::{usage, CliError};
 
-/// `ferrowg daemon [--foreground] IFACE`, and wireguard-go's `[-f] IFACE`.
-pub fn command(args: &[&str]) -> Result<(), CliError> {
-    let foreground = args.iter().any(|a| *a == "--foreground" || *a == "-f");
-    let names: Vec<&&str> = args.iter().filter(|a| !a.starts_with('-')).collect();
+/// `ferrowg daemon --help`.
+const USAGE: &str = "Usage: ferrowg daemon [--foreground] [--aead=ring] [--no-offload] INTERFACE
+
+Creates the WireGuard interface INTERFACE and serves its UAPI socket
+/var/run/wireguard/INTERFACE.sock, like wireguard-go; configure it with `ferrowg set',
+`ferrowg setconf' or wg(8). Without --foreground it detaches once the interface is ready.
+
+Options:
+  -f, --foreground  stay in the foreground and log to standard error (RUST_LOG: level)
+  --aead=ring       encrypt and decrypt every datagram with ring, never with the AVX-512
+                    batch code (default --aead=auto: batches in AVX-512 lanes where the
+                    CPU has AVX-512F and IFMA)
+  --no-offload      no TSO/USO/GRO offloads on the TUN device: one plain IP packet per
+                    read and write";
+
+/// `--aead=ring`: ring for every datagram.
+const AEAD_RING: &str = "--aead=ring";
+/// `--aead=auto`: the default.
+const AEAD_AUTO: &str = "--aead=auto";
+/// `--no-offload`: a plain TUN device.
+const NO_OFFLOAD: &str = "--no-offload";
+
+/// What the command line asks of the daemon.
+struct DaemonArgs<'a> {
+    iface: &'a str,
+    foreground: bool,
+    tuning: Tuning,
+}
+
+/// Parses `[--foreground|-f] [--aead=ring|auto] [--no-offload] IFACE` (options in any order);
+/// `None` for `--help`.
+fn parse<'a>(args: &[&'a str]) -> Result<Option<DaemonArgs<'a>>, CliError> {
+    let mut foreground = false;
+    let mut tuning = Tuning::default();
+    let mut names = Vec::new();
+    for &arg in args {
+        match arg {
+            "--help" | "-h" => return Ok(None),
+            "--foreground" | "-f" => foreground = true,
+            AEAD_RING => tuning.aead = Aead::Ring,
+            AEAD_AUTO => tuning.aead = Aead::Auto,
+            NO_OFFLOAD => tuning.offload = false,
+            _ if arg.starts_with('-') => {
+                return Err(usage(&format!("Unknown option `{arg}'\n{USAGE}")));
+            }
+            _ => names.push(arg),
+        }
+    }
     let [iface] = names.as_slice() else {
-        return Err(usage("Usage: ferrowg daemon [--foreground] INTERFACE"));
+        return Err(usage(USAGE));
+    };
+    Ok(Some(DaemonArgs {
+        iface,
+        foreground,
+        tuning,
+    }))
+}
+
+/// The options that give `tuning` back to [`parse`] (none for the default).
+fn tuning_args(tuning: &Tuning) -> Vec<&'static str> {
+    let mut args = Vec::new();
+    if tuning.aead == Aead::Ring {
+        args.push(AEAD_RING);
+    }
+    if !tuning.offload {
+        args.push(NO_OFFLOAD);
+    }
+    args
+}
+
+/// `ferrowg daemon [OPTIONS] IFACE`, and wireguard-go's `[-f] IFACE`.
+pub fn command(args: &[&str]) -> Result<(), CliError> {
+    let Some(DaemonArgs {
+        iface,
+        foreground,
+        tuning,
+    }) = parse(args)?
+    else {
+        println!("{USAGE}");
+        return Ok(());
     };
     if !valid_iface_name(iface) {
         return Err(CliError::new(format!(
@@ -30,10 +106,16 @@ pub fn command(args: &[&str]) -> Result<(), CliError> {
         let _ = env_logger::Builder::from_env(env)
             .format_target(false)
             .try_init();
-        ferrowg_daemon::run(iface).map_err(|e| CliError::new(format!("ferrowg: {e}")))
+        ferrowg_daemon::run(iface, &tuning).map_err(|e| CliError::new(format!("ferrowg: {e}")))
     } else {
-        spawn_detached(iface)
+        start_detached(iface, &tuning)
     }
+}
+
+/// Starts the daemon for `iface` in the background, untuned, and returns once the UAPI socket
+/// is up (see [`start_detached`]).
+pub(super) fn spawn_detached(iface: &str) -> Result<(), CliError> {
+    start_detached(iface, &Tuning::default())
 }
 
 /// Starts the daemon in the background and returns once the UAPI socket is up.
@@ -43,12 +125,14 @@ pub fn command(args: &[&str]) -> Result<(), CliError> {
 /// would otherwise wait for the daemon to exit. Its standard error is a pipe instead, relayed
 /// to ours while we wait, so start-up errors are still shown; once we return, the pipe closes
 /// and later messages are dropped (as wireguard-go drops them unless LOG_LEVEL is set). Run
-/// `daemon --foreground` to keep the log.
-pub(super) fn spawn_detached(iface: &str) -> Result<(), CliError> {
+/// `daemon --foreground` to keep the log. The detached daemon gets the same `tuning`.
+fn start_detached(iface: &str, tuning: &Tuning) -> Result<(), CliError> {
     let exe = std::env::current_exe()
         .map_err(|e| CliError::new(format!("ferrowg: cannot find own executable: {e}")))?;
     let mut child = Command::new(exe)
-        .args(["daemon", "--foreground", iface])
+        .args(["daemon", "--foreground"])
+        .args(tuning_args(tuning))
+        .arg(iface)
         .env("FERROWG_DETACHED", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -87,5 +171,38 @@ fn relay_lines(from: std::process::ChildStderr) {
     for line in std::io::BufReader::new(from).lines() {
         let Ok(line) = line else { return };
         let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str]) -> (String, bool, Tuning) {
+        let a = parse(args).unwrap().unwrap();
+        (a.iface.to_string(), a.foreground, a.tuning)
+    }
+
+    #[test]
+    fn options_parse_and_round_trip() {
+        let plain = Tuning::default();
+        assert_eq!(parsed(&["wg0"]), ("wg0".into(), false, plain));
+        assert_eq!(parsed(&["-f", "wg0"]), ("wg0".into(), true, plain));
+        let tuned = Tuning {
+            aead: Aead::Ring,
+            offload: false,
+        };
+        let args = ["--no-offload", "wg0", "--aead=ring", "--foreground"];
+        assert_eq!(parsed(&args), ("wg0".into(), true, tuned));
+        // What a detached start passes on parses back to the same tuning.
+        for t in [plain, tuned] {
+            let mut again = tuning_args(&t);
+            again.push("wg0");
+            assert_eq!(parsed(&again).2, t);
+        }
+        assert!(parse(&["--help"]).unwrap().is_none());
+        assert!(parse(&["--aead=chacha", "wg0"]).is_err());
+        assert!(parse(&["wg0", "wg1"]).is_err());
+        assert!(parse(&[]).is_err());
     }
 }

@@ -1,29 +1,29 @@
-//! Key commands and key sources of the command line.
+//! Key commands of the command line and the key checks the wg commands share.
 //!
+//! - `ferrowg genkey`, `genpsk`, `pubkey`: wg(8)'s software keys, same output and messages.
 //! - `ferrowg genkey --pkcs11 URI`: a new non-extractable, sensitive X25519 key in a token;
 //!   prints its public key.
 //! - `ferrowg pubkey --pkcs11 URI`: the public key of a key in a token.
 //! - `ferrowg key rotate IFACE [--pkcs11 URI | --file PATH]`: a new key (in a token or a file),
 //!   switched to on the running interface without a restart; prints the new public key.
 //! - `ferrowg key import --pkcs11 URI < KEYFILE`: moves an existing `wg genkey` key into a token.
-//! - Private key files for the software provider ([`read_private_key_file`]): refused when the
-//!   group or others may access them (wg(8) only warns), read into memory that is zeroed.
+//! - `ferrowg key info --pkcs11 URI`: a token key's public key and protection attributes.
 //!
-//! A URI on the command line is checked here, in the CLI, by opening the key the way the
-//! daemon will, so a wrong PIN, a missing module or a missing object is reported with the
-//! exact cause before the interface is touched.
+//! Private key files are read and written by `ferrowg_keys::keyfile` (the one strict reader:
+//! group- or world-accessible files are refused). A URI on the command line is checked here,
+//! in the CLI, by opening the key the way the daemon will, so a wrong PIN, a missing module or
+//! a missing object is reported with the exact cause before the interface is touched.
 
 use std::borrow::Cow;
-use std::io::{Read, Write};
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
-use zeroize::Zeroizing;
-
-use super::{client, CliError};
+use super::{client, invalid_subcommand, out, unix_now, CliError};
 use ferrowg_conf::config::Config;
 use ferrowg_conf::uapi::{DeviceState, InterfaceOp, SetRequest};
 use ferrowg_conf::uapi::{UAPI_KEY_PUBLIC, UAPI_KEY_URI};
-use ferrowg_keys::key::{PrivateKey, PublicKey};
+use ferrowg_keys::key::{PresharedKey, PrivateKey, PublicKey};
+use ferrowg_keys::keyfile::{read_private_key, write_private_key};
 use ferrowg_keys::pkcs11::{manage, Pkcs11Error, Pkcs11Key, Pkcs11Uri};
 use ferrowg_proto::crypto::StaticKey as _;
 
@@ -31,65 +31,6 @@ use ferrowg_proto::crypto::StaticKey as _;
 pub const KEY_USAGE: &str = "Usage: ferrowg key rotate <interface> [--pkcs11 <URI> | --file <path>]
        ferrowg key import --pkcs11 <URI> < <private key file>
        ferrowg key info --pkcs11 <URI>";
-
-/// Reads a private key file for the software provider: base64 as `wg genkey` writes it.
-/// `-` and `/dev/stdin` read standard input. A regular file that its group or others may
-/// access is refused (wg(8) only warns); the bytes read are zeroed after parsing.
-pub fn read_private_key_file(path: &str) -> Result<PrivateKey, CliError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut buf = Zeroizing::new(Vec::new());
-    if path == "-" || path == "/dev/stdin" {
-        std::io::stdin()
-            .lock()
-            .take(4096)
-            .read_to_end(&mut buf)
-            .map_err(|e| CliError::new(format!("{path}: {e}")))?;
-    } else {
-        let mut f = std::fs::File::open(path).map_err(|e| CliError::new(format!("{path}: {e}")))?;
-        let meta = f
-            .metadata()
-            .map_err(|e| CliError::new(format!("{path}: {e}")))?;
-        let mode = meta.permissions().mode();
-        if meta.is_file() && mode & 0o077 != 0 {
-            return Err(CliError::new(format!(
-                "`{path}' is accessible by its group or others (mode {:04o}): a private key \
-                 file must be private to its owner; run chmod 600 {path}",
-                mode & 0o7777
-            )));
-        }
-        Read::by_ref(&mut f)
-            .take(4096)
-            .read_to_end(&mut buf)
-            .map_err(|e| CliError::new(format!("{path}: {e}")))?;
-    }
-    let text = std::str::from_utf8(&buf).map_err(|_| bad_key(path))?;
-    PrivateKey::from_base64(text.trim()).map_err(|_| bad_key(path))
-}
-
-fn bad_key(path: &str) -> CliError {
-    CliError::new(format!("Key is not the correct length or format: `{path}'"))
-}
-
-/// Writes `key` in base64 to `path`, mode 0600, replacing the file atomically.
-pub fn write_private_key_file(path: &Path, key: &PrivateKey) -> Result<(), CliError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let err = |e: std::io::Error| CliError::new(format!("{}: {e}", path.display()));
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let b64 = Zeroizing::new(key.to_base64());
-    let text = Zeroizing::new(format!("{}\n", b64.as_str()));
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(err)?;
-    let written = f.write_all(text.as_bytes()).and_then(|()| f.sync_all());
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(err(e));
-    }
-    Ok(())
-}
 
 /// Parses a URI given on the command line or in a file, and makes its file names absolute
 /// (the daemon runs with another working directory).
@@ -129,8 +70,60 @@ pub fn config_with_checked_key(cfg: &Config) -> Result<Cow<'_, Config>, CliError
     Ok(Cow::Owned(owned))
 }
 
+/// `ferrowg genkey`, `genpsk` and `pubkey` (with or without `--pkcs11 URI`), and
+/// `ferrowg key …`.
+pub fn command(cmd: &str, args: &[&str]) -> Result<(), CliError> {
+    match (cmd, args) {
+        ("genkey", ["--pkcs11", uri]) => genkey_in_token(uri),
+        ("pubkey", ["--pkcs11", uri]) => pubkey_of_token_key(uri),
+        ("key", ["rotate", iface, opts @ ..]) => rotate(iface, opts),
+        ("key", ["import", "--pkcs11", uri]) => import(uri),
+        ("key", ["info", "--pkcs11", uri]) => info(uri),
+        ("key", _) => Err(CliError::new(KEY_USAGE)),
+        ("genkey", []) => {
+            warn_world_readable_stdout();
+            let k = PrivateKey::generate().map_err(generate_err)?;
+            out(&format!("{}\n", k.to_base64()))
+        }
+        ("genpsk", []) => {
+            warn_world_readable_stdout();
+            let k = PresharedKey::generate().map_err(generate_err)?;
+            out(&format!("{}\n", k.to_base64()))
+        }
+        ("pubkey", []) => pubkey(),
+        _ => Err(invalid_subcommand(cmd)),
+    }
+}
+
+fn generate_err(e: impl std::fmt::Display) -> CliError {
+    CliError::new(format!("Unable to generate a key: {e}"))
+}
+
+/// wg genkey's warning when its output goes to a file others can read.
+fn warn_world_readable_stdout() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(m) = std::fs::metadata("/proc/self/fd/1") {
+        if m.is_file() && !m.file_type().is_fifo() && m.permissions().mode() & 0o007 != 0 {
+            eprintln!("Warning: writing to world accessible file.\nConsider setting the umask to 077 and trying again.");
+        }
+    }
+}
+
+/// `ferrowg pubkey`: a private key on standard input, read as wg does, to its public key.
+fn pubkey() -> Result<(), CliError> {
+    let mut input = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(1 << 16)
+        .read_to_end(&mut input)
+        .map_err(|e| CliError::new(e.to_string()))?;
+    let key = PrivateKey::from_base64_input(&input)
+        .map_err(|_| CliError::new("pubkey: Key is not the correct length or format"))?;
+    out(&format!("{}\n", key.public_key()))
+}
+
 /// `ferrowg genkey --pkcs11 URI`.
-pub fn genkey(uri_text: &str) -> Result<(), CliError> {
+fn genkey_in_token(uri_text: &str) -> Result<(), CliError> {
     let uri = parse_uri_arg(uri_text)?;
     let public = manage::generate(&uri).map_err(pkcs11_err)?;
     println!("{}", PublicKey::from_bytes(public));
@@ -138,27 +131,17 @@ pub fn genkey(uri_text: &str) -> Result<(), CliError> {
 }
 
 /// `ferrowg pubkey --pkcs11 URI`.
-pub fn pubkey(uri_text: &str) -> Result<(), CliError> {
+fn pubkey_of_token_key(uri_text: &str) -> Result<(), CliError> {
     let uri = parse_uri_arg(uri_text)?;
     println!("{}", check_token_key(&uri)?);
     Ok(())
-}
-
-/// `ferrowg key …`.
-pub fn key_cmd(args: &[&str]) -> Result<(), CliError> {
-    match args {
-        ["rotate", iface, opts @ ..] => rotate(iface, opts),
-        ["import", "--pkcs11", uri] => import(uri),
-        ["info", "--pkcs11", uri] => info(uri),
-        _ => Err(CliError::new(KEY_USAGE)),
-    }
 }
 
 /// `ferrowg key import --pkcs11 URI`: reads a base64 private key from standard input and
 /// stores it in the token as a sensitive, non-extractable key; prints its public key.
 fn import(uri_text: &str) -> Result<(), CliError> {
     let uri = parse_uri_arg(uri_text)?;
-    let key = read_private_key_file("-")?;
+    let key = read_private_key(Path::new("-"))?;
     let public = manage::import(&uri, key.as_bytes()).map_err(pkcs11_err)?;
     if public != *key.public_key().as_bytes() {
         return Err(CliError::new(
@@ -203,7 +186,7 @@ pub struct RunningKey {
 /// Reads what key `iface` runs with (ferrowg's `get=1` extension lines included).
 pub fn running_key(iface: &str) -> Result<RunningKey, CliError> {
     let raw = client::get_raw(iface)?;
-    let state = ferrowg_conf::uapi::client::parse_get_response(&raw)
+    let state = ferrowg_conf::uapi::reply::parse_get_response(&raw)
         .map_err(|e| CliError::new(format!("Unable to access interface {iface}: {e}")))?;
     let mut out = RunningKey {
         public: state.public_key(),
@@ -256,7 +239,17 @@ pub fn showconf(iface: &str, state: &DeviceState, config: Option<&Config>) -> St
 /// Where `key rotate` puts the new key.
 enum Target {
     Token(Box<Pkcs11Uri>),
-    File(std::path::PathBuf),
+    File(PathBuf),
+}
+
+/// A new key, switched to by a `set=1` request.
+struct NewKey {
+    /// The request's interface operation.
+    op: InterfaceOp,
+    /// Its public key.
+    public: PublicKey,
+    /// What to tell the user about where the key is.
+    note: String,
 }
 
 /// `ferrowg key rotate IFACE [--pkcs11 URI | --file PATH]`: makes a new key, switches the
@@ -268,57 +261,62 @@ enum Target {
 /// in memory needs `--file` (where to keep the new key) or `--pkcs11`.
 pub fn rotate(iface: &str, opts: &[&str]) -> Result<(), CliError> {
     let running = running_key(iface)?;
-    let target = match opts {
-        ["--pkcs11", uri] => Target::Token(Box::new(parse_uri_arg(uri)?)),
-        ["--file", path] => Target::File(std::path::PathBuf::from(path)),
-        [] => match &running.uri {
-            Some(uri) if uri.pin.is_some() => {
-                Target::Token(Box::new(rotated_uri(uri, unix_secs())))
-            }
-            Some(_) => {
-                return Err(CliError::new(
-                    "the running key's URI has no pin-source (a pin-value is not reported by \
-                     the daemon): give the new key's URI with --pkcs11",
-                ))
-            }
-            None => {
-                return Err(CliError::new(format!(
-                    "{iface}'s key is not in a token: give --file PATH (where to keep the new \
-                     key) or --pkcs11 URI\n{KEY_USAGE}"
-                )))
-            }
-        },
-        _ => return Err(CliError::new(KEY_USAGE)),
-    };
-    let (req, public, note) = match target {
+    let new = match rotation_target(iface, opts, &running)? {
         Target::Token(uri) => {
             let (uri, public) = generate_free(*uri, opts.is_empty())?;
             let note = format!(
                 "{iface}: now using {uri}; the previous key stays where it was. Update \
                  PrivateKey in the configuration file."
             );
-            (InterfaceOp::PrivateKeyUri(Box::new(uri)), public, note)
+            NewKey {
+                op: InterfaceOp::PrivateKeyUri(Box::new(uri)),
+                public,
+                note,
+            }
         }
         Target::File(path) => {
-            let key = PrivateKey::generate()
-                .map_err(|e| CliError::new(format!("Unable to generate a key: {e}")))?;
-            write_private_key_file(&path, &key)?;
-            let public = key.public_key();
-            let note = format!("{iface}: now using the key in {}", path.display());
-            (InterfaceOp::PrivateKey(Some(key)), public, note)
+            let key = PrivateKey::generate().map_err(generate_err)?;
+            write_private_key(&path, &key)?;
+            NewKey {
+                public: key.public_key(),
+                note: format!("{iface}: now using the key in {}", path.display()),
+                op: InterfaceOp::PrivateKey(Some(key)),
+            }
         }
     };
     let req = SetRequest {
-        interface: vec![req],
+        interface: vec![new.op],
         peers: Vec::new(),
     };
     client::set(iface, &req)?;
-    eprintln!("{note}");
+    eprintln!("{}", new.note);
     if let Some(old) = running.public {
         eprintln!("{iface}: old public key {old}; tell the peers the new one");
     }
-    println!("{public}");
+    println!("{}", new.public);
     Ok(())
+}
+
+/// Where the rotated key goes: the option given, else the running key's token.
+fn rotation_target(iface: &str, opts: &[&str], running: &RunningKey) -> Result<Target, CliError> {
+    match opts {
+        ["--pkcs11", uri] => Ok(Target::Token(Box::new(parse_uri_arg(uri)?))),
+        ["--file", path] => Ok(Target::File(PathBuf::from(path))),
+        [] => match &running.uri {
+            Some(uri) if uri.pin.is_some() => {
+                Ok(Target::Token(Box::new(rotated_uri(uri, unix_now()))))
+            }
+            Some(_) => Err(CliError::new(
+                "the running key's URI has no pin-source (a pin-value is not reported by \
+                 the daemon): give the new key's URI with --pkcs11",
+            )),
+            None => Err(CliError::new(format!(
+                "{iface}'s key is not in a token: give --file PATH (where to keep the new \
+                 key) or --pkcs11 URI\n{KEY_USAGE}"
+            ))),
+        },
+        _ => Err(CliError::new(KEY_USAGE)),
+    }
 }
 
 /// Generates the key, moving to `-1`, `-2`, … suffixes when `retry` and the label is taken.
@@ -359,52 +357,9 @@ pub fn rotated_uri(current: &Pkcs11Uri, secs: u64) -> Pkcs11Uri {
     u
 }
 
-fn unix_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    fn tmpdir(tag: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("ferrowg-keycmd-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    #[test]
-    fn key_files_must_be_private() {
-        let d = tmpdir("perm");
-        let path = d.join("k");
-        let key = PrivateKey::from_bytes([0x41; 32]);
-        write_private_key_file(&path, &key).unwrap();
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        let p = path.to_str().unwrap();
-        assert_eq!(read_private_key_file(p).unwrap(), key);
-        for bad in [0o640, 0o604, 0o644, 0o660, 0o602] {
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(bad)).unwrap();
-            let e = read_private_key_file(p).unwrap_err().0;
-            assert!(
-                e.contains("chmod 600") && e.contains(&format!("{bad:04o}")),
-                "{e}"
-            );
-        }
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
-        assert_eq!(read_private_key_file(p).unwrap(), key);
-        std::fs::write(d.join("bad"), "not a key\n").unwrap();
-        std::fs::set_permissions(d.join("bad"), std::fs::Permissions::from_mode(0o600)).unwrap();
-        let e = read_private_key_file(d.join("bad").to_str().unwrap())
-            .unwrap_err()
-            .0;
-        assert!(e.contains("not the correct length or format"), "{e}");
-        let _ = std::fs::remove_dir_all(&d);
-    }
 
     #[test]
     fn rotated_labels() {

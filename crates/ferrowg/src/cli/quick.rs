@@ -1,15 +1,46 @@
-//! `ferrowg up` / `ferrowg down`: wg-quick(8)'s behaviour on the same files.
+//! `ferrowg up`, `down` and `strip`: wg-quick(8)'s behaviour on the same files.
 //!
 //! Like wg-quick, every system change is an `ip`/`resolvconf`/`sysctl` command, printed as
 //! `[#] command` on standard error before it runs, so a user can see (and reproduce) exactly
 //! what happened. The interface itself is a ferrowg daemon started in the background.
 
+use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::{client, wg, CliError};
-use ferrowg_conf::config::{Config, Dialect, Table};
+use super::{client, invalid_subcommand, usage, wg, CliError};
+use ferrowg_conf::config::{self, Config, Dialect, Table};
+use ferrowg_conf::uapi::valid_iface_name;
+use ferrowg_keys::keyfile::write_private_file;
+
+/// `ferrowg up`, `down` and `strip`.
+pub fn command(cmd: &str, args: &[&str]) -> Result<(), CliError> {
+    match (cmd, args) {
+        ("strip", [target]) => strip(target),
+        ("up", [target]) => up(target),
+        ("down", [target]) => down(target),
+        ("up" | "down", _) => Err(usage(
+            "Usage: ferrowg [ up | down ] [ CONFIG_FILE | INTERFACE ]",
+        )),
+        _ => Err(invalid_subcommand(cmd)),
+    }
+}
+
+/// `ferrowg strip CONFIG_FILE|INTERFACE`: the file without the wg-quick keys, as
+/// `wg-quick strip` prints it.
+fn strip(target: &str) -> Result<(), CliError> {
+    let qf_path = if valid_iface_name(target) && !target.contains('.') {
+        format!("/etc/wireguard/{target}.conf")
+    } else {
+        target.to_string()
+    };
+    let input = std::fs::read(&qf_path).map_err(|e| CliError::new(format!("`{qf_path}': {e}")))?;
+    let stripped = config::strip(&qf_path, &input).map_err(|e| CliError::new(e.to_string()))?;
+    std::io::stdout()
+        .write_all(&stripped)
+        .map_err(|e| CliError::new(e.to_string()))
+}
 
 /// A wg-quick configuration resolved to its interface name and path.
 pub struct QuickFile {
@@ -23,8 +54,7 @@ pub struct QuickFile {
 
 /// Resolves `CONFIG|IFACE` as wg-quick does: a bare name means `/etc/wireguard/NAME.conf`.
 pub fn locate(arg: &str) -> Result<QuickFile, CliError> {
-    let is_name =
-        !arg.contains('/') && !arg.ends_with(".conf") && ferrowg_conf::uapi::valid_iface_name(arg);
+    let is_name = !arg.contains('/') && !arg.ends_with(".conf") && valid_iface_name(arg);
     let path = if is_name {
         PathBuf::from(format!("/etc/wireguard/{arg}.conf"))
     } else {
@@ -37,7 +67,7 @@ pub fn locate(arg: &str) -> Result<QuickFile, CliError> {
         .ok_or_else(|| {
             CliError::new("The config file must be a valid interface name, followed by .conf")
         })?;
-    if !ferrowg_conf::uapi::valid_iface_name(base) {
+    if !valid_iface_name(base) {
         return Err(CliError::new(format!(
             "`{base}' is not a valid interface name"
         )));
@@ -135,8 +165,8 @@ fn up_configure(qf: &QuickFile) -> Result<(), CliError> {
     hooks(&q.post_up, iface)
 }
 
-/// wg-quick's MTU: the smallest... in fact the largest MTU of the routes to the endpoints
-/// (else the default route), minus 80; 1420 when nothing is known.
+/// wg-quick's MTU: the largest MTU of the devices that route to the endpoints (else of the
+/// default route's device), minus 80 and at least 1280; 1420 when nothing is known.
 fn auto_mtu(qf: &QuickFile) -> u32 {
     let mut best = 0u32;
     let dev_mtu = |route: &str| -> Option<u32> {
@@ -204,7 +234,6 @@ fn set_dns(iface: &str, dns: &[IpAddr], search: &[String]) -> Result<(), CliErro
         .spawn()
         .map_err(|e| CliError::new(format!("{line}: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
-        use std::io::Write;
         let _ = stdin.write_all(body.as_bytes());
     }
     let st = child.wait().map_err(|e| CliError::new(e.to_string()))?;
@@ -387,23 +416,5 @@ fn save_config(qf: &QuickFile) -> Result<(), CliError> {
     let conf = super::key::showconf(iface, &state, Some(&qf.config));
     text += conf.strip_prefix("[Interface]\n").unwrap_or(&conf);
     eprintln!("[#] saving configuration to {}", qf.path.display());
-    let tmp = qf.path.with_extension("conf.tmp");
-    write_private(&tmp, text.as_bytes())?;
-    std::fs::rename(&tmp, &qf.path)
-        .map_err(|e| CliError::new(format!("{}: {e}", qf.path.display())))
-}
-
-/// Writes a file readable only by its owner (it holds a private key).
-pub fn write_private(path: &Path, data: &[u8]) -> Result<(), CliError> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| CliError::new(format!("{}: {e}", path.display())))?;
-    f.write_all(data)
-        .map_err(|e| CliError::new(format!("{}: {e}", path.display())))
+    Ok(write_private_file(&qf.path, text.as_bytes())?)
 }

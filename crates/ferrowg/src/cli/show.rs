@@ -1,5 +1,5 @@
-//! `wg show`: rendering a [`DeviceState`] as wg(8) prints it when standard output is not a
-//! terminal (no colour), plus a JSON rendering.
+//! `wg show`: the command ([`command`]), and rendering a [`DeviceState`] as wg(8) prints it
+//! when standard output is not a terminal (no colour), plus a JSON rendering.
 //!
 //! Source of truth: wg's `show.c`, and the installed `wg` binary in the interop tests. Notable
 //! details reproduced here:
@@ -43,6 +43,67 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use ferrowg_conf::addr::Ntop;
 use ferrowg_conf::uapi::{DeviceState, PeerState};
 
+use super::{client, out, unix_now, usage, CliError};
+
+const SHOW_USAGE: &str = "Usage: ferrowg show { <interface> | all | interfaces } [public-key | private-key | listen-port | fwmark | peers | preshared-keys | endpoints | allowed-ips | latest-handshakes | transfer | persistent-keepalive | dump]";
+
+/// `ferrowg show [--json] [<interface> | all | interfaces] [<field>]`: asks the daemons and
+/// prints what wg(8) prints (`all` when no interface is named).
+pub fn command(args: &[&str]) -> Result<(), CliError> {
+    let json_form = args.contains(&"--json");
+    let args: Vec<&str> = args.iter().copied().filter(|a| *a != "--json").collect();
+    let opts = ShowOptions {
+        hide_keys: std::env::var("WG_HIDE_KEYS").map_or(true, |v| v != "never"),
+    };
+    let target = args.first().copied().unwrap_or("all");
+    if target == "interfaces" {
+        if args.len() > 1 {
+            return Err(usage(SHOW_USAGE));
+        }
+        let names = client::interfaces();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        return out(&interfaces(&refs));
+    }
+    let field_asked = match args.get(1) {
+        Some(f) => Some(f.parse::<Field>().map_err(|_| usage(SHOW_USAGE))?),
+        None => None,
+    };
+    let all = target == "all";
+    let states = device_states(target)?;
+    let refs: Vec<(&str, &DeviceState)> = states.iter().map(|(n, s)| (n.as_str(), s)).collect();
+    let text = if json_form {
+        json(&refs, !opts.hide_keys)
+    } else {
+        match (field_asked, refs.first()) {
+            (None, _) if all => pretty_all(&refs, unix_now(), opts),
+            (Some(f), _) if all => field_all(&refs, f),
+            (None, Some((n, s))) => pretty(n, s, unix_now(), opts),
+            (Some(f), Some((n, s))) => field(n, s, f, false),
+            (_, None) => String::new(),
+        }
+    };
+    out(&text)
+}
+
+/// The state of `target` (an interface, or `all`: every interface with a live socket, those
+/// that fail to answer reported and left out).
+fn device_states(target: &str) -> Result<Vec<(String, DeviceState)>, CliError> {
+    let names: Vec<String> = if target == "all" {
+        client::interfaces()
+    } else {
+        vec![target.to_string()]
+    };
+    let mut states = Vec::new();
+    for n in names {
+        match client::get(&n) {
+            Ok(s) => states.push((n, s)),
+            Err(e) if target == "all" => eprintln!("{e}"),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(states)
+}
+
 /// Options of the pretty form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShowOptions {
@@ -57,6 +118,17 @@ impl Default for ShowOptions {
     }
 }
 
+impl ShowOptions {
+    /// A secret key as the pretty form shows it: `(hidden)`, or its base64 when keys are shown.
+    fn secret(self, base64: impl FnOnce() -> String) -> String {
+        if self.hide_keys {
+            "(hidden)".to_owned()
+        } else {
+            base64()
+        }
+    }
+}
+
 /// The pretty form of one interface, `interface: wg0` and what follows.
 pub fn pretty(name: &str, state: &DeviceState, now: u64, opts: ShowOptions) -> String {
     let mut out = String::new();
@@ -65,12 +137,7 @@ pub fn pretty(name: &str, state: &DeviceState, now: u64, opts: ShowOptions) -> S
         let _ = writeln!(out, "  public key: {pk}");
     }
     if let Some(sk) = &state.private_key {
-        let shown = if opts.hide_keys {
-            "(hidden)".to_owned()
-        } else {
-            sk.to_base64()
-        };
-        let _ = writeln!(out, "  private key: {shown}");
+        let _ = writeln!(out, "  private key: {}", opts.secret(|| sk.to_base64()));
     }
     if state.listen_port != 0 {
         let _ = writeln!(out, "  listening port: {}", state.listen_port);
@@ -99,22 +166,12 @@ pub fn pretty(name: &str, state: &DeviceState, now: u64, opts: ShowOptions) -> S
 fn pretty_peer(out: &mut String, peer: &PeerState, now: u64, opts: ShowOptions) {
     let _ = writeln!(out, "peer: {}", peer.public_key);
     if let Some(psk) = &peer.preshared_key {
-        let shown = if opts.hide_keys {
-            "(hidden)".to_owned()
-        } else {
-            psk.to_base64()
-        };
-        let _ = writeln!(out, "  preshared key: {shown}");
+        let _ = writeln!(out, "  preshared key: {}", opts.secret(|| psk.to_base64()));
     }
     if let Some(endpoint) = peer.endpoint {
         let _ = writeln!(out, "  endpoint: {}", Ntop(endpoint));
     }
-    let ips = if peer.allowed_ips.is_empty() {
-        "(none)".to_owned()
-    } else {
-        join(peer.allowed_ips.iter().map(|ip| ip.ntop()), ", ")
-    };
-    let _ = writeln!(out, "  allowed ips: {ips}");
+    let _ = writeln!(out, "  allowed ips: {}", allowed_ips(peer, ", "));
     if peer.last_handshake_time_sec != 0 {
         let _ = writeln!(
             out,
@@ -320,14 +377,7 @@ fn peer_field(p: &PeerState, f: Field) -> String {
             )
         }
         Field::Endpoints => format!("{pk}\t{}", endpoint(p)),
-        Field::AllowedIps => {
-            let ips = if p.allowed_ips.is_empty() {
-                "(none)".to_owned()
-            } else {
-                join(p.allowed_ips.iter().map(|ip| ip.ntop()), " ")
-            };
-            format!("{pk}\t{ips}")
-        }
+        Field::AllowedIps => format!("{pk}\t{}", allowed_ips(p, " ")),
         Field::LatestHandshakes => format!("{pk}\t{}", p.last_handshake_time_sec),
         Field::Transfer => format!("{pk}\t{}\t{}", p.rx_bytes, p.tx_bytes),
         Field::PersistentKeepalive => {
@@ -343,20 +393,25 @@ fn dump_peer(p: &PeerState) -> String {
         .preshared_key
         .as_ref()
         .map_or("(none)".into(), |k| k.to_base64());
-    let ips = if p.allowed_ips.is_empty() {
-        "(none)".to_owned()
-    } else {
-        join(p.allowed_ips.iter().map(|ip| ip.ntop()), ",")
-    };
     format!(
-        "{}\t{psk}\t{}\t{ips}\t{}\t{}\t{}\t{}",
+        "{}\t{psk}\t{}\t{}\t{}\t{}\t{}\t{}",
         p.public_key,
         endpoint(p),
+        allowed_ips(p, ","),
         p.last_handshake_time_sec,
         p.rx_bytes,
         p.tx_bytes,
         keepalive(p.persistent_keepalive_interval)
     )
+}
+
+/// The peer's allowed IPs joined by `sep`, or `(none)`.
+fn allowed_ips(p: &PeerState, sep: &str) -> String {
+    if p.allowed_ips.is_empty() {
+        "(none)".to_owned()
+    } else {
+        join(p.allowed_ips.iter().map(|ip| ip.ntop()), sep)
+    }
 }
 
 fn endpoint(p: &PeerState) -> String {

@@ -3,12 +3,14 @@
 //! commands work against any of them.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::Path;
 
 use ferrowg_conf::addr::{AllowedIp, Endpoint};
-use ferrowg_conf::config::{self, Config, Dialect};
-use ferrowg_conf::uapi::client::ConfMode;
+use ferrowg_conf::config::{self, ConfMode, Config, Dialect};
+use ferrowg_conf::grammar;
 use ferrowg_conf::uapi::{InterfaceOp, PeerOp, PeerSet, SetRequest};
-use ferrowg_keys::key::{PresharedKey, PublicKey};
+use ferrowg_keys::key::PublicKey;
+use ferrowg_keys::keyfile;
 
 use super::client;
 use super::CliError;
@@ -52,136 +54,207 @@ pub fn apply_config(iface: &str, cfg: &Config, mode: &str) -> Result<(), CliErro
     client::set(iface, &req)
 }
 
-/// Parses the arguments of `wg set IFACE …` into a request (wg(8) grammar; key files are read).
+/// Parses the arguments of `wg set IFACE …` into a request. Values follow wg(8)'s grammar
+/// through the same parsers as configuration files ([`grammar`], [`AllowedIp`], [`Endpoint`]);
+/// key files are read by the one strict key-file reader.
 pub fn parse_set_args(args: &[String]) -> Result<SetRequest, CliError> {
     let mut req = SetRequest::default();
-    let mut i = 0;
-    let need = |i: usize, what: &str| -> Result<&String, CliError> {
-        args.get(i + 1)
-            .ok_or_else(|| CliError::new(format!("Missing value for {what}")))
-    };
-    while i < args.len() && args[i] != "peer" {
-        let v = need(i, &args[i])?;
-        match args[i].as_str() {
-            "listen-port" => req
-                .interface
-                .push(InterfaceOp::ListenPort(v.parse().map_err(|_| {
-                    CliError::new(format!("Unable to parse port: `{v}'"))
-                })?)),
-            "fwmark" => req.interface.push(InterfaceOp::FwMark(parse_fwmark(v)?)),
-            // ferrowg's extension: a key in a PKCS#11 token, checked here.
-            "private-key" if ferrowg_keys::pkcs11::uri::is_pkcs11_uri(v) => {
-                let uri = super::key::parse_uri_arg(v)?;
-                super::key::check_token_key(&uri)?;
-                req.interface
-                    .push(InterfaceOp::PrivateKeyUri(Box::new(uri)));
-            }
-            "private-key" => {
-                let k = super::key::read_private_key_file(v)?;
-                req.interface
-                    .push(InterfaceOp::PrivateKey(Some(k).filter(|k| !k.is_zero())));
-            }
-            other => return Err(CliError::new(format!("Invalid argument: {other}"))),
+    let mut rest = args;
+    while let [name, tail @ ..] = rest {
+        if name == "peer" {
+            break;
         }
-        i += 2;
+        let (value, tail) = take_value(name, tail)?;
+        req.interface.push(interface_arg(name, value)?);
+        rest = tail;
     }
-    while i < args.len() {
-        // args[i] == "peer"
-        let key = need(i, "peer")?;
+    while let [_peer, tail @ ..] = rest {
+        let (key, tail) = take_value("peer", tail)?;
         let public_key = PublicKey::from_base64(key).map_err(|_| {
             CliError::new(format!("Key is not the correct length or format: `{key}'"))
         })?;
-        let mut ps = PeerSet {
+        let mut peer = PeerSet {
             public_key,
             ops: Vec::new(),
         };
-        i += 2;
-        while i < args.len() && args[i] != "peer" {
-            let arg = args[i].as_str();
-            if arg == "remove" {
-                ps.ops.push(PeerOp::Remove);
-                i += 1;
-                continue;
+        rest = tail;
+        while let [name, tail @ ..] = rest {
+            if name == "peer" {
+                break;
             }
-            let v = need(i, arg)?;
-            match arg {
-                "endpoint" => {
-                    let e = Endpoint::parse_config(v)
-                        .ok_or_else(|| CliError::new(format!("Unable to parse endpoint: `{v}'")))?;
-                    let a = match e {
-                        Endpoint::Addr(a) => a,
-                        host => resolve(&host)?,
-                    };
-                    ps.ops.push(PeerOp::Endpoint(a));
-                }
-                "allowed-ips" => {
-                    ps.ops.push(PeerOp::ReplaceAllowedIps);
-                    for part in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                        let ip = AllowedIp::parse_config(part).ok_or_else(|| {
-                            CliError::new(format!("Unable to parse IP address: `{part}'"))
-                        })?;
-                        ps.ops.push(PeerOp::AllowedIp(ip));
-                    }
-                }
-                "persistent-keepalive" => {
-                    let k = if v == "off" {
-                        0
-                    } else {
-                        v.parse().map_err(|_| {
-                            CliError::new(format!(
-                                "Unable to parse persistent keepalive interval: `{v}'"
-                            ))
-                        })?
-                    };
-                    ps.ops.push(PeerOp::PersistentKeepaliveInterval(k));
-                }
-                "preshared-key" => {
-                    let k = PresharedKey::from_base64(read_key_file(v)?.trim()).map_err(|_| {
-                        CliError::new(format!("Key is not the correct length or format: `{v}'"))
-                    })?;
-                    ps.ops
-                        .push(PeerOp::PresharedKey(Some(k).filter(|k| !k.is_zero())));
-                }
-                other => return Err(CliError::new(format!("Invalid argument: {other}"))),
-            }
-            i += 2;
+            rest = if name == "remove" {
+                peer.ops.push(PeerOp::Remove);
+                tail
+            } else {
+                let (value, tail) = take_value(name, tail)?;
+                peer_arg(&mut peer.ops, name, value)?;
+                tail
+            };
         }
-        req.peers.push(ps);
+        req.peers.push(peer);
     }
     Ok(req)
 }
 
-fn parse_fwmark(v: &str) -> Result<u32, CliError> {
-    let bad = || CliError::new(format!("Unable to parse fwmark: `{v}'"));
-    if v == "off" {
-        return Ok(0);
-    }
-    match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
-        Some(hex) => u32::from_str_radix(hex, 16).map_err(|_| bad()),
-        None => v.parse().map_err(|_| bad()),
+/// The value after argument `name`, and the arguments after it.
+fn take_value<'a>(name: &str, rest: &'a [String]) -> Result<(&'a str, &'a [String]), CliError> {
+    match rest {
+        [value, tail @ ..] => Ok((value, tail)),
+        [] => Err(CliError::new(format!("Missing value for {name}"))),
     }
 }
 
-/// Reads a key file (`/dev/stdin` and `-` read standard input), warning like wg when others
-/// can read it.
-fn read_key_file(path: &str) -> Result<String, CliError> {
-    use std::os::unix::fs::PermissionsExt;
-    if path == "-" || path == "/dev/stdin" {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
-            .map_err(|e| CliError::new(format!("{path}: {e}")))?;
-        return Ok(s);
-    }
-    if let Ok(m) = std::fs::metadata(path) {
-        if m.is_file() && m.permissions().mode() & 0o077 != 0 {
-            eprintln!("Warning: `{path}' is world accessible");
+fn unparsable(what: &str, value: &str) -> CliError {
+    CliError::new(format!("Unable to parse {what}: `{value}'"))
+}
+
+/// One interface argument of `wg set`.
+fn interface_arg(name: &str, value: &str) -> Result<InterfaceOp, CliError> {
+    Ok(match name {
+        "listen-port" => {
+            InterfaceOp::ListenPort(grammar::port(value).ok_or_else(|| unparsable("port", value))?)
         }
+        "fwmark" => {
+            InterfaceOp::FwMark(grammar::fwmark(value).ok_or_else(|| unparsable("fwmark", value))?)
+        }
+        // ferrowg's extension: a key in a PKCS#11 token, checked here.
+        "private-key" if ferrowg_keys::pkcs11::uri::is_pkcs11_uri(value) => {
+            let uri = super::key::parse_uri_arg(value)?;
+            super::key::check_token_key(&uri)?;
+            InterfaceOp::PrivateKeyUri(Box::new(uri))
+        }
+        "private-key" => {
+            let key = keyfile::read_private_key(Path::new(value))?;
+            InterfaceOp::PrivateKey(Some(key).filter(|k| !k.is_zero()))
+        }
+        other => return Err(CliError::new(format!("Invalid argument: {other}"))),
+    })
+}
+
+/// One peer argument of `wg set` (other than `remove`), appended to `ops`.
+fn peer_arg(ops: &mut Vec<PeerOp>, name: &str, value: &str) -> Result<(), CliError> {
+    match name {
+        "endpoint" => {
+            let endpoint =
+                Endpoint::parse_config(value).ok_or_else(|| unparsable("endpoint", value))?;
+            ops.push(PeerOp::Endpoint(endpoint.resolve_with(resolve)?));
+        }
+        "allowed-ips" => {
+            let ips = AllowedIp::parse_config_list(&grammar::strip_wg_spaces(value))
+                .map_err(|item| unparsable("IP address", item))?;
+            ops.push(PeerOp::ReplaceAllowedIps);
+            ops.extend(ips.into_iter().map(PeerOp::AllowedIp));
+        }
+        "persistent-keepalive" => {
+            let interval = grammar::keepalive(value)
+                .ok_or_else(|| unparsable("persistent keepalive interval", value))?;
+            ops.push(PeerOp::PersistentKeepaliveInterval(interval));
+        }
+        "preshared-key" => {
+            let key = keyfile::read_preshared_key(Path::new(value))?;
+            ops.push(PeerOp::PresharedKey(Some(key).filter(|k| !k.is_zero())));
+        }
+        other => return Err(CliError::new(format!("Invalid argument: {other}"))),
     }
-    std::fs::read_to_string(path).map_err(|e| CliError::new(format!("{path}: {e}")))
+    Ok(())
 }
 
 impl From<CliError> for std::io::Error {
     fn from(e: CliError) -> Self {
         std::io::Error::other(e.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    const PK: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+    fn set(args: &str) -> Result<SetRequest, String> {
+        let args: Vec<String> = args.split(' ').map(String::from).collect();
+        parse_set_args(&args).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn set_arguments_use_the_file_grammar() {
+        let req = set("listen-port 0051820 fwmark OFF").unwrap();
+        assert_eq!(
+            req.interface,
+            [InterfaceOp::ListenPort(51820), InterfaceOp::FwMark(0)]
+        );
+        let req = set(&format!(
+            "fwmark 0x1f peer {PK} persistent-keepalive Off allowed-ips 10.0.0.1/24,\tfd00::/64 \
+             remove endpoint [fd00::1]:7"
+        ))
+        .unwrap();
+        assert_eq!(req.interface, [InterfaceOp::FwMark(0x1f)]);
+        assert_eq!(
+            req.peers[0].ops,
+            [
+                PeerOp::PersistentKeepaliveInterval(0),
+                PeerOp::ReplaceAllowedIps,
+                PeerOp::AllowedIp(AllowedIp::parse_config("10.0.0.1/24").unwrap()),
+                PeerOp::AllowedIp(AllowedIp::parse_config("fd00::/64").unwrap()),
+                PeerOp::Remove,
+                PeerOp::Endpoint("[fd00::1]:7".parse().unwrap()),
+            ]
+        );
+        let req = set(&format!("peer {PK} allowed-ips  peer {PK}")).unwrap();
+        assert_eq!(req.peers[0].ops, [PeerOp::ReplaceAllowedIps]);
+        assert_eq!(req.peers.len(), 2);
+    }
+
+    #[test]
+    fn bad_set_arguments_are_refused() {
+        for (args, message) in [
+            ("listen-port +1", "Unable to parse port: `+1'"),
+            ("listen-port 65536", "Unable to parse port: `65536'"),
+            ("fwmark 0X1f", "Unable to parse fwmark: `0X1f'"),
+            ("fwmark", "Missing value for fwmark"),
+            ("bogus 1", "Invalid argument: bogus"),
+            ("peer", "Missing value for peer"),
+            ("peer abc", "Key is not the correct length or format: `abc'"),
+        ] {
+            assert_eq!(set(args).unwrap_err(), message, "{args}");
+        }
+        for (peer_args, message) in [
+            ("allowed-ips 10.0.0.0/8,", "Unable to parse IP address: `'"),
+            (
+                "allowed-ips 10.0.0.0/999",
+                "Unable to parse IP address: `10.0.0.0/999'",
+            ),
+            (
+                "persistent-keepalive +5",
+                "Unable to parse persistent keepalive interval: `+5'",
+            ),
+            ("endpoint 1.2.3.4", "Unable to parse endpoint: `1.2.3.4'"),
+            ("update-only 1", "Invalid argument: update-only"),
+        ] {
+            let args = format!("peer {PK} {peer_args}");
+            assert_eq!(set(&args).unwrap_err(), message, "{args}");
+        }
+    }
+
+    #[test]
+    fn key_files_are_read_strictly() {
+        let dir = std::env::temp_dir().join(format!("ferrowg-wg-set-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let psk = dir.join("psk");
+        std::fs::write(&psk, format!("{PK}\n")).unwrap();
+        let arg = format!("peer {PK} preshared-key {}", psk.display());
+        std::fs::set_permissions(&psk, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = set(&arg).unwrap_err();
+        assert!(e.contains("accessible by its group or others"), "{e}");
+        std::fs::set_permissions(&psk, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let req = set(&arg).unwrap();
+        let PeerOp::PresharedKey(Some(key)) = &req.peers[0].ops[0] else {
+            panic!("{:?}", req.peers[0].ops)
+        };
+        assert_eq!(key.to_base64(), PK);
+        let e = set(&format!("private-key {}", dir.join("missing").display())).unwrap_err();
+        assert!(e.contains("missing"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

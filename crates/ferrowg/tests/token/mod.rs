@@ -145,7 +145,7 @@ impl TestToken {
             .next()
             .expect("token directory");
         let pin_file = root.join("pin");
-        ferrowg::cli::quick::write_private(&pin_file, format!("{PIN}\n").as_bytes())
+        ferrowg_keys::keyfile::write_private_file(&pin_file, format!("{PIN}\n").as_bytes())
             .expect("write the PIN file");
         TestToken {
             label,

@@ -31,10 +31,13 @@ use ferrowg_sys::{
     VIRTIO_NET_HDR_GSO_UDP_L4,
 };
 
+mod candidate;
+
+use candidate::{ip_fields_match, parse, transport_checksum_ok, Candidate, Flow};
+
 use super::{
-    be16, be32, checksum, checksum_fold, pseudo_header, put16, set_ipv4_checksum, IPV6_HDR_LEN,
-    PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_ACK_FLAG, TCP_CSUM, TCP_DATA_OFFSET, TCP_FLAGS, TCP_PSH,
-    TCP_SEQ, UDP_CSUM, UDP_HDR_LEN, UDP_LEN,
+    be32, checksum_fold, pseudo_header, put16, set_ipv4_checksum, PacketRef, IPV6_HDR_LEN,
+    PROTO_TCP, TCP_ACK, TCP_CSUM, TCP_FLAGS, TCP_PSH, UDP_CSUM, UDP_LEN,
 };
 
 /// Largest IP packet, and so largest super-packet.
@@ -44,43 +47,6 @@ const MAX_IP_LEN: usize = 65535;
 const MAX_SEGMENTS: u16 = 64;
 /// How many of the newest items a packet is compared against.
 pub const WINDOW: usize = 16;
-
-/// A packet in the caller's buffers: `bufs[buf][start..start + len]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PacketRef {
-    /// Which buffer.
-    pub buf: usize,
-    /// Where the IP packet starts in it.
-    pub start: usize,
-    /// Length of the IP packet.
-    pub len: usize,
-}
-
-impl PacketRef {
-    /// The packet's bytes, if it lies within `bufs` (the caller's promise; checked anyway).
-    pub fn get<'a, B: AsRef<[u8]>>(&self, bufs: &'a [B]) -> Option<&'a [u8]> {
-        bufs.get(self.buf)?
-            .as_ref()
-            .get(self.start..self.start.checked_add(self.len)?)
-    }
-
-    fn get_mut<'a, B: AsMut<[u8]>>(&self, bufs: &'a mut [B]) -> Option<&'a mut [u8]> {
-        bufs.get_mut(self.buf)?
-            .as_mut()
-            .get_mut(self.start..self.start.checked_add(self.len)?)
-    }
-}
-
-/// The flow of a packet that may be coalesced, and what must match to coalesce.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Flow {
-    v6: bool,
-    proto: u8,
-    /// Source and destination address (IPv4: the first 8 bytes).
-    addrs: [u8; 32],
-    /// Source and destination port.
-    ports: [u8; 4],
-}
 
 /// One output frame under construction: its first packet, and the payloads appended to it.
 #[derive(Clone, Copy, Debug)]
@@ -121,19 +87,6 @@ struct Tail {
 
 /// End of a list of tails.
 const NONE: u32 = u32::MAX;
-
-/// What a parsed candidate packet brings.
-struct Candidate {
-    flow: Flow,
-    ip_len: usize,
-    l4_len: usize,
-    payload: usize,
-    seq: u32,
-    /// May join or start a super-packet (else it goes alone and closes its flow's item).
-    mergeable: bool,
-    /// TCP with PSH: it may end a super-packet but nothing may follow it.
-    psh: bool,
-}
 
 /// Builds the frames for one batch of TUN writes from packets that stay in the caller's
 /// buffers. The item list is allocated once, in [`Coalescer::new`].
@@ -365,88 +318,6 @@ fn finish_super_packet(item: &Item, p: &mut [u8]) -> VirtioNetHdr {
         csum_start: ip as u16,
         csum_offset: csum_offset as u16,
     }
-}
-
-/// Parses a TCP or UDP packet whose IP header has no options or extension headers; `None`
-/// for anything else (it goes out alone).
-fn parse(p: &[u8], udp_allowed: bool) -> Option<Candidate> {
-    let v6 = match p.first()? >> 4 {
-        4 => false,
-        6 => true,
-        _ => return None,
-    };
-    let mut addrs = [0u8; 32];
-    let (ip_len, proto, mut mergeable) = if v6 {
-        if p.len() < IPV6_HDR_LEN || usize::from(be16(p, 4)) + IPV6_HDR_LEN != p.len() {
-            return None;
-        }
-        addrs.copy_from_slice(&p[8..40]);
-        (IPV6_HDR_LEN, p[6], true)
-    } else {
-        if p.len() < 20 || p[0] & 0x0f != 5 || usize::from(be16(p, 2)) != p.len() {
-            return None;
-        }
-        addrs[..8].copy_from_slice(&p[12..20]);
-        // More fragments, or a fragment offset: never merge.
-        let fragment = be16(p, 6) & 0x3fff != 0;
-        (20, p[9], !fragment)
-    };
-    let mut psh = false;
-    let (l4_len, seq) = match proto {
-        PROTO_TCP => {
-            let off = usize::from(*p.get(ip_len + TCP_DATA_OFFSET)? >> 4) * 4;
-            if off < 20 || p.len() < ip_len + off {
-                return None;
-            }
-            let flags = p[ip_len + TCP_FLAGS];
-            mergeable &= flags == TCP_ACK_FLAG || flags == TCP_ACK_FLAG | TCP_PSH;
-            psh = flags & TCP_PSH != 0;
-            (off, be32(p, ip_len + TCP_SEQ))
-        }
-        PROTO_UDP => {
-            if p.len() < ip_len + UDP_HDR_LEN {
-                return None;
-            }
-            // IPv4 UDP without a checksum cannot be given one silently.
-            mergeable &= udp_allowed && be16(p, ip_len + UDP_CSUM) != 0;
-            (UDP_HDR_LEN, 0)
-        }
-        _ => return None,
-    };
-    let payload = p.len() - ip_len - l4_len;
-    mergeable &= payload > 0;
-    let mut ports = [0u8; 4];
-    ports.copy_from_slice(&p[ip_len..ip_len + 4]);
-    Some(Candidate {
-        flow: Flow {
-            v6,
-            proto,
-            addrs,
-            ports,
-        },
-        ip_len,
-        l4_len,
-        payload,
-        seq,
-        mergeable,
-        psh,
-    })
-}
-
-/// TOS/traffic class, TTL/hop limit, the IPv6 flow label and the IPv4 DF/reserved bits agree
-/// (Linux's `ipv6_gro_receive` also requires the whole first word to match: a super-packet has
-/// one flow label).
-fn ip_fields_match(a: &[u8], b: &[u8], v6: bool) -> bool {
-    if v6 {
-        a[..4] == b[..4] && a[7] == b[7]
-    } else {
-        a[1] == b[1] && a[6] >> 5 == b[6] >> 5 && a[8] == b[8]
-    }
-}
-
-/// The transport checksum of a whole packet is right.
-fn transport_checksum_ok(p: &[u8], v6: bool, proto: u8, ip: usize) -> bool {
-    checksum(&p[ip..], pseudo_header(p, v6, proto, p.len() - ip)) == 0
 }
 
 #[cfg(test)]

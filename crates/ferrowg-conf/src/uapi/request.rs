@@ -1,10 +1,15 @@
-//! The daemon's side of UAPI: reading requests, validating `set=1`, writing `get=1` replies.
+//! The `set=1` request and the framing of every request: reading a request from a connection
+//! with bounded memory, parsing a `set=1` body into a validated [`SetRequest`], and writing a
+//! [`SetRequest`] as wg(8) writes it.
 //!
 //! Compatibility target: wireguard-go's `device/uapi.go` (checked against wireguard-go
 //! 0.0.20220316 in `tests/wireguard_go.rs`). The errno of every failure is the one wireguard-go
 //! returns: a line without `=` is EPROTO; an unknown key, a malformed value, a bad
 //! `protocol_version` or a `true`-only flag set to anything else is EINVAL; an unreadable or
 //! oversized request is EIO. Replies carry it negated (`errno=-22`), as wireguard-go writes it.
+//! Values follow wireguard-go's rules: keys are 64 hex digits, numbers are [`decimal`],
+//! prefixes and endpoints are read as Go's `netip` reads them ([`AllowedIp::parse_uapi`],
+//! [`parse_uapi_endpoint`]).
 //!
 //! Differences, all deliberate:
 //! - wireguard-go applies each line as it reads it, so a request that fails half-way is half
@@ -22,9 +27,11 @@
 use std::fmt::Write as _;
 use std::io::{self, BufRead};
 
-use super::{DeviceState, Errno, InterfaceOp, Limits, PeerOp, PeerSet, PeerState, SetRequest};
-use crate::addr::{parse_uapi_endpoint, AllowedIp};
-use ferrowg_keys::key::{KeyError, PresharedKey, PrivateKey, PublicKey, KEY_LEN_HEX};
+use super::line::{read_line_bounded, Line};
+use super::{hex_or_zero, Errno, InterfaceOp, Limits, PeerOp, PeerSet, SetRequest};
+use crate::addr::{parse_uapi_endpoint, AllowedIp, Ntop};
+use crate::grammar::{self, decimal};
+use ferrowg_keys::key::{KeyError, PresharedKey, PrivateKey, PublicKey};
 
 /// An operation read from a UAPI connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,61 +140,6 @@ pub enum SetErrorKind {
     InvalidKeyUri(ferrowg_keys::pkcs11::UriError),
 }
 
-/// The result of one bounded line read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Line {
-    /// A complete line is in the buffer, without its `\n`.
-    Line,
-    /// End of input before any byte of a line.
-    Eof,
-    /// End of input in the middle of a line (the partial line is in the buffer).
-    Partial,
-    /// The line exceeded the limit; it was consumed through its `\n` and discarded.
-    TooLong,
-}
-
-/// Reads one `\n`-terminated line into `buf` (cleared first), never buffering more than `max`
-/// bytes of it. This is the only way input enters the parser, which bounds memory per line.
-pub fn read_line_bounded<R: BufRead + ?Sized>(
-    reader: &mut R,
-    buf: &mut Vec<u8>,
-    max: usize,
-) -> io::Result<Line> {
-    buf.clear();
-    let mut too_long = false;
-    loop {
-        let available = match reader.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            return Ok(match (too_long, buf.is_empty()) {
-                (true, _) => Line::TooLong,
-                (false, true) => Line::Eof,
-                (false, false) => Line::Partial,
-            });
-        }
-        let (chunk, found) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (&available[..i], Some(i + 1)),
-            None => (available, None),
-        };
-        if !too_long {
-            if buf.len() + chunk.len() > max {
-                too_long = true;
-                buf.clear();
-            } else {
-                buf.extend_from_slice(chunk);
-            }
-        }
-        let used = found.unwrap_or(available.len());
-        reader.consume(used);
-        if found.is_some() {
-            return Ok(if too_long { Line::TooLong } else { Line::Line });
-        }
-    }
-}
-
 /// Reads the next request from a connection. `Ok(None)` means the peer closed the connection
 /// between requests. After an `Err`, reply with [`RequestError::errno`] (or close when it is
 /// `None`); the request's remaining lines have been consumed.
@@ -202,13 +154,13 @@ pub fn read_request<R: BufRead + ?Sized>(
     };
     match read_line_bounded(reader, &mut buf, limits.max_line).map_err(io_err)? {
         Line::Eof => return Ok(None),
-        Line::Line if buf == b"get=1" => {
+        Line::Complete if buf == b"get=1" => {
             return match read_line_bounded(reader, &mut buf, limits.max_line).map_err(io_err)? {
-                Line::Line if buf.is_empty() => Ok(Some(Request::Get)),
+                Line::Complete if buf.is_empty() => Ok(Some(Request::Get)),
                 _ => Err(RequestError::GetTrailing),
             };
         }
-        Line::Line if buf == b"set=1" => {}
+        Line::Complete if buf == b"set=1" => {}
         _ => {
             let op = String::from_utf8_lossy(&buf).into_owned();
             return Err(RequestError::InvalidOperation(op));
@@ -220,12 +172,12 @@ pub fn read_request<R: BufRead + ?Sized>(
         let result = match read {
             // wireguard-go applies what it has at end of input, as if the empty line came.
             Line::Eof => return Ok(Some(Request::Set(parser.finish()))),
-            Line::Line if buf.is_empty() => return Ok(Some(Request::Set(parser.finish()))),
-            Line::Line | Line::Partial => parser.line(&buf),
+            Line::Complete if buf.is_empty() => return Ok(Some(Request::Set(parser.finish()))),
+            Line::Complete | Line::Partial => parser.line(&buf),
             Line::TooLong => parser.fail(SetErrorKind::LineTooLong),
         };
         if let Err(e) = result {
-            if read == Line::Line || read == Line::TooLong {
+            if read == Line::Complete || read == Line::TooLong {
                 drain_request(reader, &mut buf, limits.max_line);
             }
             return Err(e.into());
@@ -237,8 +189,8 @@ pub fn read_request<R: BufRead + ?Sized>(
 fn drain_request<R: BufRead + ?Sized>(reader: &mut R, buf: &mut Vec<u8>, max: usize) {
     loop {
         match read_line_bounded(reader, buf, max) {
-            Ok(Line::Line) if buf.is_empty() => return,
-            Ok(Line::Line | Line::TooLong) => {}
+            Ok(Line::Complete) if buf.is_empty() => return,
+            Ok(Line::Complete | Line::TooLong) => {}
             Ok(Line::Eof | Line::Partial) | Err(_) => return,
         }
     }
@@ -344,10 +296,10 @@ impl SetParser {
 fn interface_op(key: &str, value: &str) -> Result<InterfaceOp, SetErrorKind> {
     Ok(match key {
         "private_key" => InterfaceOp::PrivateKey(private_key(value)?),
-        "listen_port" => {
-            InterfaceOp::ListenPort(number(value).ok_or_else(|| invalid("listen_port", value))?)
-        }
-        "fwmark" => InterfaceOp::FwMark(number(value).ok_or_else(|| invalid("fwmark", value))?),
+        "listen_port" => InterfaceOp::ListenPort(
+            grammar::port(value).ok_or_else(|| invalid("listen_port", value))?,
+        ),
+        "fwmark" => InterfaceOp::FwMark(decimal(value).ok_or_else(|| invalid("fwmark", value))?),
         "replace_peers" => {
             flag("replace_peers", value)?;
             InterfaceOp::ReplacePeers
@@ -380,7 +332,7 @@ fn peer_op(key: &str, value: &str) -> Result<PeerOp, SetErrorKind> {
             PeerOp::Endpoint(parse_uapi_endpoint(value).ok_or_else(|| invalid("endpoint", value))?)
         }
         "persistent_keepalive_interval" => PeerOp::PersistentKeepaliveInterval(
-            number(value).ok_or_else(|| invalid("persistent_keepalive_interval", value))?,
+            decimal(value).ok_or_else(|| invalid("persistent_keepalive_interval", value))?,
         ),
         "replace_allowed_ips" => {
             flag("replace_allowed_ips", value)?;
@@ -428,99 +380,52 @@ fn invalid(key: &'static str, value: &str) -> SetErrorKind {
     }
 }
 
-/// Go's `strconv.ParseUint(value, 10, bits)`: ASCII digits only (leading zeros allowed), no
-/// sign, no spaces, in range.
-fn number<T: TryFrom<u64>>(value: &str) -> Option<T> {
-    if value.is_empty() || !value.bytes().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let digits = value.trim_start_matches('0');
-    if digits.len() > 20 {
-        return None;
-    }
-    let n: u64 = if digits.is_empty() {
-        0
-    } else {
-        digits.parse().ok()?
-    };
-    T::try_from(n).ok()
-}
-
-/// Writes the reply to `get=1`, `errno=0` and the final empty line included, in wireguard-go's
-/// order: `private_key` (when set), `listen_port` and `fwmark` (when non-zero), then per peer
-/// `public_key`, `preshared_key` (zeros when none), `protocol_version`, `endpoint` (when known),
-/// `last_handshake_time_sec`, `last_handshake_time_nsec`, `tx_bytes`, `rx_bytes`,
-/// `persistent_keepalive_interval` and one `allowed_ip` per prefix. Addresses are formatted as Go
-/// formats them (RFC 5952).
-pub fn write_get_response(state: &DeviceState) -> String {
-    write_get_response_ext(state, &[])
-}
-
-/// [`write_get_response`] with extension lines (`key`, `value`) after the interface's own
-/// lines and before the first peer. wg(8) ignores keys it does not know.
-pub fn write_get_response_ext(state: &DeviceState, extensions: &[(&str, String)]) -> String {
-    let mut out = String::with_capacity(128 + state.peers.len() * 400);
-    if let Some(key) = state.private_key.as_ref().filter(|k| !k.is_zero()) {
-        let _ = writeln!(out, "private_key={}", key.to_hex());
-    }
-    if state.listen_port != 0 {
-        let _ = writeln!(out, "listen_port={}", state.listen_port);
-    }
-    if state.fwmark != 0 {
-        let _ = writeln!(out, "fwmark={}", state.fwmark);
-    }
-    for (key, value) in extensions {
-        let _ = writeln!(out, "{key}={value}");
-    }
-    for peer in &state.peers {
-        write_peer(&mut out, peer);
-    }
-    out.push_str("errno=0\n\n");
-    out
-}
-
-fn write_peer(out: &mut String, peer: &PeerState) {
-    let _ = writeln!(out, "public_key={}", peer.public_key.to_hex());
-    match &peer.preshared_key {
-        Some(psk) => {
-            let _ = writeln!(out, "preshared_key={}", psk.to_hex());
+impl SetRequest {
+    /// The request as wg(8) writes it: `set=1`, the lines, an empty line. Keys in lowercase
+    /// hex, numbers in decimal, addresses by `inet_ntop`.
+    pub fn to_uapi(&self) -> String {
+        let mut out = String::from("set=1\n");
+        for op in &self.interface {
+            let _ = match op {
+                InterfaceOp::PrivateKey(k) => writeln!(
+                    out,
+                    "private_key={}",
+                    hex_or_zero(k.as_ref().map(PrivateKey::to_hex))
+                ),
+                InterfaceOp::ListenPort(p) => writeln!(out, "listen_port={p}"),
+                InterfaceOp::FwMark(m) => writeln!(out, "fwmark={m}"),
+                InterfaceOp::ReplacePeers => writeln!(out, "replace_peers=true"),
+                InterfaceOp::PrivateKeyUri(uri) => writeln!(
+                    out,
+                    "{}={}",
+                    crate::uapi::UAPI_KEY_URI,
+                    uri.to_uri_string(true)
+                ),
+            };
         }
-        None => {
-            let _ = writeln!(out, "preshared_key={}", "0".repeat(KEY_LEN_HEX));
+        for peer in &self.peers {
+            let _ = writeln!(out, "public_key={}", peer.public_key.to_hex());
+            for op in &peer.ops {
+                let _ = match op {
+                    PeerOp::Remove => writeln!(out, "remove=true"),
+                    PeerOp::UpdateOnly => writeln!(out, "update_only=true"),
+                    PeerOp::PresharedKey(k) => writeln!(
+                        out,
+                        "preshared_key={}",
+                        hex_or_zero(k.as_ref().map(PresharedKey::to_hex))
+                    ),
+                    PeerOp::Endpoint(e) => writeln!(out, "endpoint={}", Ntop(*e)),
+                    PeerOp::PersistentKeepaliveInterval(k) => {
+                        writeln!(out, "persistent_keepalive_interval={k}")
+                    }
+                    PeerOp::ReplaceAllowedIps => writeln!(out, "replace_allowed_ips=true"),
+                    PeerOp::AllowedIp(ip) => writeln!(out, "allowed_ip={}", ip.ntop()),
+                    PeerOp::ProtocolVersion(v) => writeln!(out, "protocol_version={v}"),
+                };
+            }
         }
-    }
-    let _ = writeln!(out, "protocol_version={}", peer.protocol_version);
-    if let Some(endpoint) = peer.endpoint {
-        let _ = writeln!(out, "endpoint={endpoint}");
-    }
-    let _ = writeln!(
-        out,
-        "last_handshake_time_sec={}",
-        peer.last_handshake_time_sec
-    );
-    let _ = writeln!(
-        out,
-        "last_handshake_time_nsec={}",
-        peer.last_handshake_time_nsec
-    );
-    let _ = writeln!(out, "tx_bytes={}", peer.tx_bytes);
-    let _ = writeln!(out, "rx_bytes={}", peer.rx_bytes);
-    let _ = writeln!(
-        out,
-        "persistent_keepalive_interval={}",
-        peer.persistent_keepalive_interval
-    );
-    for ip in &peer.allowed_ips {
-        let _ = writeln!(out, "allowed_ip={ip}");
-    }
-}
-
-/// The status reply ending every operation: `errno=0\n\n` on success, else the negated errno as
-/// wireguard-go writes it (`errno=-22\n\n`).
-pub fn errno_reply(error: Option<Errno>) -> String {
-    match error {
-        None => "errno=0\n\n".to_owned(),
-        Some(e) => format!("errno={}\n\n", e.wire()),
+        out.push('\n');
+        out
     }
 }
 
@@ -730,57 +635,6 @@ mod tests {
                 peers: vec![]
             })
         );
-    }
-
-    #[test]
-    fn bounded_reader_never_buffers_past_the_limit() {
-        // A reader that yields one huge line in small chunks.
-        let data = vec![b'a'; 1 << 20];
-        let mut reader = io::BufReader::with_capacity(64, &data[..]);
-        let mut buf = Vec::new();
-        assert_eq!(
-            read_line_bounded(&mut reader, &mut buf, 100).unwrap(),
-            Line::TooLong
-        );
-        assert!(buf.capacity() <= 256);
-        let mut input: &[u8] = b"abc";
-        assert_eq!(
-            read_line_bounded(&mut input, &mut buf, 100).unwrap(),
-            Line::Partial
-        );
-        assert_eq!(buf, b"abc");
-    }
-
-    #[test]
-    fn get_response_layout_matches_wireguard_go() {
-        // Layout observed from wireguard-go 0.0.20220316 (see the module header).
-        let mut peer = PeerState::new(PublicKey::from_bytes([0x11; 32]));
-        peer.endpoint = Some("[::ffff:1.2.3.4]:5".parse().unwrap());
-        peer.allowed_ips = vec![
-            AllowedIp::parse_uapi("10.0.0.0/24").unwrap(),
-            AllowedIp::parse_uapi("::ffff:1.2.3.4/128").unwrap(),
-        ];
-        let state = DeviceState {
-            listen_port: 57145,
-            peers: vec![peer],
-            ..Default::default()
-        };
-        let expected = format!(
-            "listen_port=57145\npublic_key={PK1}\npreshared_key={}\nprotocol_version=1\n\
-             endpoint=[::ffff:1.2.3.4]:5\nlast_handshake_time_sec=0\nlast_handshake_time_nsec=0\n\
-             tx_bytes=0\nrx_bytes=0\npersistent_keepalive_interval=0\nallowed_ip=10.0.0.0/24\n\
-             allowed_ip=::ffff:1.2.3.4/128\nerrno=0\n\n",
-            "0".repeat(64)
-        );
-        assert_eq!(write_get_response(&state), expected);
-        assert_eq!(write_get_response(&DeviceState::default()), "errno=0\n\n");
-    }
-
-    #[test]
-    fn errno_replies_are_negative_like_wireguard_go() {
-        assert_eq!(errno_reply(None), "errno=0\n\n");
-        assert_eq!(errno_reply(Some(Errno::EINVAL)), "errno=-22\n\n");
-        assert_eq!(errno_reply(Some(Errno::EPROTO)), "errno=-71\n\n");
     }
 
     #[test]
