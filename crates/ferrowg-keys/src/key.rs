@@ -149,6 +149,12 @@ impl PrivateKey {
         self.0.is_zero()
     }
 
+    /// The key, or `None` for the all-zero value, which every wg surface (files, `wg set`, the
+    /// UAPI) reads as "no private key".
+    pub fn nonzero(self) -> Option<Self> {
+        (!self.is_zero()).then_some(self)
+    }
+
     /// A new random private key from `rng`, clamped exactly like `wg genkey` (RFC 7748 §5:
     /// clear the three low bits of the first byte, clear the top bit and set bit 254).
     pub fn generate_from<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
@@ -220,6 +226,12 @@ impl PresharedKey {
     /// Whether this is the all-zero "no preshared key" value.
     pub fn is_zero(&self) -> bool {
         self.0.is_zero()
+    }
+
+    /// The key, or `None` for the all-zero value, which every wg surface (files, `wg set`, the
+    /// UAPI) reads as "no preshared key".
+    pub fn nonzero(self) -> Option<Self> {
+        (!self.is_zero()).then_some(self)
     }
 
     /// 32 random bytes from `rng`, unclamped, like `wg genpsk`.

@@ -10,11 +10,11 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::{Duration, Instant};
 
 use common::WAIT;
-use ferrowg_testkit::Netns;
 use ferrowg_sys::{
     netdev, Error, Offload, RecvMeta, Transmit, Tun, TunConfig, TunQueue, UdpSocket, VirtioNetHdr,
     VIRTIO_NET_HDR_GSO_UDP_L4, VIRTIO_NET_HDR_LEN,
 };
+use ferrowg_testkit::Netns;
 
 /// Reads from `queue` until `want` packets satisfy `keep` or 5 s pass; returns them and the
 /// largest number of packets a single `read_batch` returned.

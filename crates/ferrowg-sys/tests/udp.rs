@@ -8,8 +8,8 @@ mod common;
 use std::net::SocketAddr;
 
 use common::WAIT;
-use ferrowg_testkit::Netns;
 use ferrowg_sys::{RecvMeta, Transmit, UdpSocket, DEFAULT_BUFFER_SIZE};
+use ferrowg_testkit::Netns;
 
 /// Receives exactly `want` datagrams (5 s bound per wait) into fresh 64 KiB buffers.
 fn recv_n(sock: &UdpSocket, want: usize) -> Vec<(RecvMeta, Vec<u8>)> {

@@ -29,7 +29,7 @@ use std::net::SocketAddr;
 use super::{Config, Peer};
 use crate::addr::Endpoint;
 use crate::uapi::{DeviceState, InterfaceOp, PeerOp, PeerSet, PeerState, SetRequest};
-use ferrowg_keys::key::PublicKey;
+use ferrowg_keys::key::{PrivateKey, PublicKey};
 
 /// Which wg(8) command the request is for.
 #[derive(Debug, Clone, Copy)]
@@ -57,7 +57,7 @@ impl SetRequest {
             // ferrowg's extension: the key is in a PKCS#11 token.
             interface.push(InterfaceOp::PrivateKeyUri(Box::new(uri.clone())));
         } else if replace || iface.private_key.is_some() {
-            let key = iface.private_key.clone().filter(|k| !k.is_zero());
+            let key = iface.private_key.clone().and_then(PrivateKey::nonzero);
             interface.push(InterfaceOp::PrivateKey(key));
         }
         if replace || iface.listen_port.is_some() {
@@ -108,9 +108,7 @@ fn peer_ops<E>(
 ) -> Result<PeerSet, E> {
     let mut ops = Vec::new();
     match (&peer.preshared_key, running) {
-        (Some(psk), _) => ops.push(PeerOp::PresharedKey(
-            Some(psk.clone()).filter(|k| !k.is_zero()),
-        )),
+        (Some(psk), _) => ops.push(PeerOp::PresharedKey(psk.clone().nonzero())),
         (None, Some(rt)) if rt.preshared_key.is_some() => ops.push(PeerOp::PresharedKey(None)),
         _ => {}
     }

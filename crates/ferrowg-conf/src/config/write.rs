@@ -13,6 +13,7 @@ use super::syntax::{lines, quick_line};
 use super::{Address, Config, Dialect, Interface, Peer};
 use crate::addr::{Endpoint, Ntop};
 use crate::uapi::DeviceState;
+use ferrowg_keys::key::{PresharedKey, PrivateKey};
 
 /// `wg showconf`: the running configuration of an interface, byte for byte as wg(8) prints it.
 pub fn showconf(state: &DeviceState) -> String {
@@ -28,7 +29,7 @@ impl From<&DeviceState> for Config {
             .iter()
             .map(|p| Peer {
                 public_key: p.public_key,
-                preshared_key: p.preshared_key.clone().filter(|k| !k.is_zero()),
+                preshared_key: p.preshared_key.clone().and_then(PresharedKey::nonzero),
                 allowed_ips: p.allowed_ips.clone(),
                 endpoint: p.endpoint.map(Endpoint::Addr),
                 persistent_keepalive: Some(p.persistent_keepalive_interval).filter(|&k| k != 0),
@@ -36,7 +37,7 @@ impl From<&DeviceState> for Config {
             .collect();
         Self {
             interface: Interface {
-                private_key: state.private_key.clone().filter(|k| !k.is_zero()),
+                private_key: state.private_key.clone().and_then(PrivateKey::nonzero),
                 private_key_uri: None,
                 listen_port: Some(state.listen_port).filter(|&p| p != 0),
                 fwmark: Some(state.fwmark).filter(|&m| m != 0),

@@ -175,7 +175,7 @@ impl GetReply {
             }
             ("private_key", None) => {
                 let sk = PrivateKey::from_hex(value).map_err(|_| bad())?;
-                self.state.private_key = (!sk.is_zero()).then_some(sk);
+                self.state.private_key = sk.nonzero();
             }
             ("listen_port", None) => self.state.listen_port = decimal(value).ok_or_else(bad)?,
             ("fwmark", None) => self.state.fwmark = decimal(value).ok_or_else(bad)?,
@@ -184,7 +184,7 @@ impl GetReply {
             }
             ("preshared_key", Some(p)) => {
                 let psk = PresharedKey::from_hex(value).map_err(|_| bad())?;
-                p.preshared_key = (!psk.is_zero()).then_some(psk);
+                p.preshared_key = psk.nonzero();
             }
             ("endpoint", Some(p)) => p.endpoint = Some(parse_uapi_endpoint(value).ok_or_else(bad)?),
             ("last_handshake_time_sec", Some(p)) => {

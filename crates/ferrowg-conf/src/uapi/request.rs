@@ -326,7 +326,7 @@ fn peer_op(key: &str, value: &str) -> Result<PeerOp, SetErrorKind> {
                 key: "preshared_key",
                 error,
             })?;
-            PeerOp::PresharedKey((!psk.is_zero()).then_some(psk))
+            PeerOp::PresharedKey(psk.nonzero())
         }
         "endpoint" => {
             PeerOp::Endpoint(parse_uapi_endpoint(value).ok_or_else(|| invalid("endpoint", value))?)
@@ -361,7 +361,7 @@ fn private_key(value: &str) -> Result<Option<PrivateKey>, SetErrorKind> {
         key: "private_key",
         error,
     })?;
-    Ok((!key.is_zero()).then_some(key))
+    Ok(key.nonzero())
 }
 
 /// The flags wireguard-go accepts only as `true`.

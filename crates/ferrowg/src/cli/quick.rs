@@ -271,8 +271,9 @@ fn add_routes(qf: &QuickFile) -> Result<(), CliError> {
         let fam = if is_v6(&p.addr) { "-6" } else { "-4" };
         let text = format!("{}/{}", p.addr, p.cidr);
         match &table {
-            Table::Id(t) => cmd(&format!("ip {fam} route add {text} dev {iface} table {t}"))?,
-            Table::Name(t) => cmd(&format!("ip {fam} route add {text} dev {iface} table {t}"))?,
+            Table::Id(_) | Table::Name(_) => cmd(&format!(
+                "ip {fam} route add {text} dev {iface} table {table}"
+            ))?,
             _ if p.cidr == 0 => add_default(iface, fam, &text)?,
             _ => {
                 let existing = output(&format!("ip {fam} route show dev {iface} match {text}"));
@@ -393,25 +394,15 @@ fn save_config(qf: &QuickFile) -> Result<(), CliError> {
         text += &format!("MTU = {m}\n");
     }
     if let Some(t) = &q.table {
-        let t = match t {
-            Table::Off => "off".to_string(),
-            Table::Auto => "auto".to_string(),
-            Table::Id(n) => n.to_string(),
-            Table::Name(n) => n.clone(),
-        };
         text += &format!("Table = {t}\n");
     }
-    for (k, list) in [
-        ("PreUp", &q.pre_up),
-        ("PostUp", &q.post_up),
-        ("PreDown", &q.pre_down),
-        ("PostDown", &q.post_down),
-    ] {
+    // wg-quick's order: SaveConfig before the hooks.
+    text += "SaveConfig = true\n";
+    for (k, list) in q.hooks() {
         for c in list {
             text += &format!("{k} = {c}\n");
         }
     }
-    text += "SaveConfig = true\n";
     // With a token key, `PrivateKey = pkcs11:…` (ferrowg's showconf keeps it).
     let conf = super::key::showconf(iface, &state, Some(&qf.config));
     text += conf.strip_prefix("[Interface]\n").unwrap_or(&conf);

@@ -125,7 +125,7 @@ fn interface_arg(name: &str, value: &str) -> Result<InterfaceOp, CliError> {
         }
         "private-key" => {
             let key = keyfile::read_private_key(Path::new(value))?;
-            InterfaceOp::PrivateKey(Some(key).filter(|k| !k.is_zero()))
+            InterfaceOp::PrivateKey(key.nonzero())
         }
         other => return Err(CliError::new(format!("Invalid argument: {other}"))),
     })
@@ -152,7 +152,7 @@ fn peer_arg(ops: &mut Vec<PeerOp>, name: &str, value: &str) -> Result<(), CliErr
         }
         "preshared-key" => {
             let key = keyfile::read_preshared_key(Path::new(value))?;
-            ops.push(PeerOp::PresharedKey(Some(key).filter(|k| !k.is_zero())));
+            ops.push(PeerOp::PresharedKey(key.nonzero()));
         }
         other => return Err(CliError::new(format!("Invalid argument: {other}"))),
     }
