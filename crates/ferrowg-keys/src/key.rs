@@ -129,30 +129,9 @@ impl fmt::Debug for Key {
 pub struct PrivateKey(Key);
 
 impl PrivateKey {
-    /// Wraps raw bytes as they are (no clamping: X25519 clamps when it uses the key).
-    pub const fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
-        Self(Key::from_bytes(bytes))
-    }
-
-    /// The raw bytes.
-    pub const fn as_bytes(&self) -> &[u8; KEY_LEN] {
-        self.0.as_bytes()
-    }
-
     /// The underlying key.
     pub const fn as_key(&self) -> &Key {
         &self.0
-    }
-
-    /// Whether this is the all-zero "no key" value.
-    pub fn is_zero(&self) -> bool {
-        self.0.is_zero()
-    }
-
-    /// The key, or `None` for the all-zero value, which every wg surface (files, `wg set`, the
-    /// UAPI) reads as "no private key".
-    pub fn nonzero(self) -> Option<Self> {
-        (!self.is_zero()).then_some(self)
     }
 
     /// A new random private key from `rng`, clamped exactly like `wg genkey` (RFC 7748 §5:
@@ -201,39 +180,12 @@ impl PrivateKey {
     }
 }
 
-impl fmt::Debug for PrivateKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PrivateKey(<redacted>)")
-    }
-}
-
 /// A symmetric preshared key mixed into the handshake (the `psk` token of Noise_IKpsk2). Zeroed on
 /// drop; `Debug` prints nothing of it.
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct PresharedKey(Key);
 
 impl PresharedKey {
-    /// Wraps raw bytes.
-    pub const fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
-        Self(Key::from_bytes(bytes))
-    }
-
-    /// The raw bytes.
-    pub const fn as_bytes(&self) -> &[u8; KEY_LEN] {
-        self.0.as_bytes()
-    }
-
-    /// Whether this is the all-zero "no preshared key" value.
-    pub fn is_zero(&self) -> bool {
-        self.0.is_zero()
-    }
-
-    /// The key, or `None` for the all-zero value, which every wg surface (files, `wg set`, the
-    /// UAPI) reads as "no preshared key".
-    pub fn nonzero(self) -> Option<Self> {
-        (!self.is_zero()).then_some(self)
-    }
-
     /// 32 random bytes from `rng`, unclamped, like `wg genpsk`.
     pub fn generate_from<R: RngCore + CryptoRng>(rng: &mut R) -> Self {
         Self(draw_from(rng, false))
@@ -242,12 +194,6 @@ impl PresharedKey {
     /// 32 random bytes from the operating system's generator.
     pub fn generate() -> Result<Self, rand_core::Error> {
         draw_key(false, |b| rand_core::OsRng.try_fill_bytes(b)).map(Self)
-    }
-}
-
-impl fmt::Debug for PresharedKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PresharedKey(<redacted>)")
     }
 }
 
@@ -293,6 +239,44 @@ impl fmt::Display for PublicKey {
         f.write_str(&self.to_base64())
     }
 }
+
+/// What the two secret key types share: raw bytes in and out, the all-zero "no key" value, and
+/// a `Debug` that prints nothing of the key.
+macro_rules! secret_key {
+    ($($ty:ident),+) => {$(
+        impl $ty {
+            /// Wraps raw bytes as they are (a private key is not clamped here: X25519 clamps
+            /// when it uses the key).
+            pub const fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+                Self(Key::from_bytes(bytes))
+            }
+
+            /// The raw bytes.
+            pub const fn as_bytes(&self) -> &[u8; KEY_LEN] {
+                self.0.as_bytes()
+            }
+
+            /// Whether this is the all-zero "no key" value.
+            pub fn is_zero(&self) -> bool {
+                self.0.is_zero()
+            }
+
+            /// The key, or `None` for the all-zero value, which every wg surface (files,
+            /// `wg set`, the UAPI) reads as "no key".
+            pub fn nonzero(self) -> Option<Self> {
+                (!self.is_zero()).then_some(self)
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($ty), "(<redacted>)"))
+            }
+        }
+    )+};
+}
+
+secret_key!(PrivateKey, PresharedKey);
 
 /// The two text forms of a key type that is made from and viewed as `[u8; KEY_LEN]`: base64
 /// (wg(8), configuration files) and hex (UAPI), both through the constant-time codecs below.

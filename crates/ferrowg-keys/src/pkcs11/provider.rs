@@ -22,6 +22,7 @@ use ferrowg_proto::crypto::{self, KeyError, Secret, StaticKey};
 
 use super::token::{self, Conn};
 use super::{Pkcs11Error, Pkcs11Uri};
+use crate::key::PublicKey;
 
 /// First delay before retrying a token that failed.
 pub const RETRY_MIN: Duration = Duration::from_millis(250);
@@ -51,6 +52,11 @@ struct Inner {
 }
 
 impl Pkcs11Key {
+    /// The public key of the key in the token, as the other key types spell it.
+    pub fn public(&self) -> PublicKey {
+        PublicKey::from_bytes(self.public)
+    }
+
     /// Opens the key the URI names: loads the module, finds the token, logs in, finds the
     /// object, checks that it is X25519 and asks the token for its public key. Every failure
     /// says which of these went wrong.
@@ -62,7 +68,7 @@ impl Pkcs11Key {
         log::info!(
             "{name}: opened in token {:?} ({})",
             conn.token,
-            crate::key::PublicKey::from_bytes(public)
+            PublicKey::from_bytes(public)
         );
         Ok(Pkcs11Key {
             uri: uri.clone(),
@@ -228,7 +234,7 @@ impl std::fmt::Debug for Pkcs11Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pkcs11Key")
             .field("uri", &self.uri)
-            .field("public", &crate::key::PublicKey::from_bytes(self.public))
+            .field("public", &PublicKey::from_bytes(self.public))
             .finish_non_exhaustive()
     }
 }

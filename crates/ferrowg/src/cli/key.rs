@@ -25,7 +25,6 @@ use ferrowg_conf::uapi::{UAPI_KEY_PUBLIC, UAPI_KEY_URI};
 use ferrowg_keys::key::{PresharedKey, PrivateKey, PublicKey};
 use ferrowg_keys::keyfile::{read_private_key, write_private_key};
 use ferrowg_keys::pkcs11::{manage, Pkcs11Error, Pkcs11Key, Pkcs11Uri};
-use ferrowg_proto::crypto::StaticKey as _;
 
 /// Usage of `ferrowg key`.
 pub const KEY_USAGE: &str = "Usage: ferrowg key rotate <interface> [--pkcs11 <URI> | --file <path>]
@@ -51,7 +50,7 @@ fn pkcs11_err(e: Pkcs11Error) -> CliError {
 /// that makes `set`, `setconf` and `up` fail with the exact cause.
 pub fn check_token_key(uri: &Pkcs11Uri) -> Result<PublicKey, CliError> {
     let key = Pkcs11Key::open(uri).map_err(pkcs11_err)?;
-    Ok(PublicKey::from_bytes(key.public_key()))
+    Ok(key.public())
 }
 
 /// A configuration whose `PrivateKey` is a PKCS#11 URI, with the URI's file names made

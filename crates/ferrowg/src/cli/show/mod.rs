@@ -1,5 +1,5 @@
 //! `wg show`: the command ([`command`]), and rendering a [`DeviceState`] as wg(8) prints it
-//! when standard output is not a terminal (no colour), plus a JSON rendering.
+//! when standard output is not a terminal (no colour).
 //!
 //! Source of truth: wg's `show.c`, and the installed `wg` binary in the interop tests. Notable
 //! details reproduced here:
@@ -14,34 +14,18 @@
 //! - `wg show all <field>` starts every line with the interface name, as current wg does
 //!   (wireguard-tools 1.0.20210914 printed it only once before the peers of `endpoints`).
 //!
-//! JSON ([`json`]) follows the schema of wireguard-tools' `contrib/json/wg-json`:
-//! ```text
-//! { "<interface>": {
-//!     "privateKey": "<base64>",        only if set and secrets are requested
-//!     "publicKey": "<base64>",         only if a private key is set
-//!     "listenPort": <u16>,             only if non-zero
-//!     "fwmark": <u32>,                 only if non-zero
-//!     "peers": { "<public key base64>": {
-//!         "presharedKey": "<base64>",  only if set and secrets are requested
-//!         "endpoint": "<ip:port>",     only if known (printed as in `wg show`)
-//!         "latestHandshake": <u64>,    seconds since the epoch, only if non-zero
-//!         "transferRx": <u64>,         only if non-zero
-//!         "transferTx": <u64>,         only if non-zero
-//!         "persistentKeepalive": <u16>, only if non-zero
-//!         "allowedIps": [ "<ip/cidr>", … ]   always, possibly empty
-//!     }, … } }, … }
-//! ```
-//! Interfaces and peers keep their order; the document is indented with two spaces and ends with
-//! a newline.
+//! The JSON form is in [`json`].
 
 use core::fmt;
 use core::str::FromStr;
 use std::fmt::Write as _;
 
-use serde::ser::{Serialize, SerializeMap, Serializer};
-
 use ferrowg_conf::addr::Ntop;
 use ferrowg_conf::uapi::{DeviceState, PeerState};
+
+mod json;
+
+pub use json::json;
 
 use super::{client, out, unix_now, usage, CliError};
 
@@ -502,124 +486,20 @@ impl fmt::Display for Bytes {
     }
 }
 
-/// The JSON rendering of `devices` (schema in the module documentation). Private and preshared
-/// keys are included only with `include_secrets`.
-pub fn json(devices: &[(&str, &DeviceState)], include_secrets: bool) -> String {
-    let doc = OrderedMap(
-        devices
-            .iter()
-            .map(|(name, state)| ((*name).to_owned(), JsonDevice::new(state, include_secrets)))
-            .collect(),
-    );
-    // Serializing plain strings, numbers and maps cannot fail.
-    let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();
-    out.push('\n');
-    out
-}
-
-/// A JSON object whose keys keep insertion order.
-struct OrderedMap<V>(Vec<(String, V)>);
-
-impl<V: Serialize> Serialize for OrderedMap<V> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct JsonDevice {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    private_key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    public_key: Option<String>,
-    #[serde(skip_serializing_if = "is_zero")]
-    listen_port: u64,
-    #[serde(skip_serializing_if = "is_zero")]
-    fwmark: u64,
-    peers: OrderedMap<JsonPeer>,
-}
-
-#[derive(serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct JsonPeer {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    preshared_key: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    endpoint: Option<String>,
-    #[serde(skip_serializing_if = "is_zero")]
-    latest_handshake: u64,
-    #[serde(skip_serializing_if = "is_zero")]
-    transfer_rx: u64,
-    #[serde(skip_serializing_if = "is_zero")]
-    transfer_tx: u64,
-    #[serde(skip_serializing_if = "is_zero")]
-    persistent_keepalive: u64,
-    allowed_ips: Vec<String>,
-}
-
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
-impl JsonDevice {
-    fn new(state: &DeviceState, secrets: bool) -> Self {
-        let peers = state
-            .peers
-            .iter()
-            .map(|p| {
-                let peer = JsonPeer {
-                    preshared_key: p
-                        .preshared_key
-                        .as_ref()
-                        .filter(|_| secrets)
-                        .map(|k| k.to_base64()),
-                    endpoint: p.endpoint.map(|e| Ntop(e).to_string()),
-                    latest_handshake: p.last_handshake_time_sec,
-                    transfer_rx: p.rx_bytes,
-                    transfer_tx: p.tx_bytes,
-                    persistent_keepalive: p.persistent_keepalive_interval.into(),
-                    allowed_ips: p
-                        .allowed_ips
-                        .iter()
-                        .map(|ip| ip.ntop().to_string())
-                        .collect(),
-                };
-                (p.public_key.to_base64(), peer)
-            })
-            .collect();
-        Self {
-            private_key: state
-                .private_key
-                .as_ref()
-                .filter(|_| secrets)
-                .map(|k| k.to_base64()),
-            public_key: state.public_key().map(|k| k.to_base64()),
-            listen_port: state.listen_port.into(),
-            fwmark: state.fwmark.into(),
-            peers: OrderedMap(peers),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use ferrowg_conf::addr::AllowedIp;
     use ferrowg_keys::key::{PresharedKey, PrivateKey, PublicKey};
 
-    const SK: &str = "YH3vNJcpXV1l5vBTKP5dF5Q8oRjU9Rvr7fZpXLgZRU0=";
-    const NOW: u64 = 1_700_000_000;
+    pub(super) const SK: &str = "YH3vNJcpXV1l5vBTKP5dF5Q8oRjU9Rvr7fZpXLgZRU0=";
+    pub(super) const NOW: u64 = 1_700_000_000;
 
-    fn pk(b: u8) -> PublicKey {
+    pub(super) fn pk(b: u8) -> PublicKey {
         PublicKey::from_bytes([b; 32])
     }
 
-    fn state() -> DeviceState {
+    pub(super) fn state() -> DeviceState {
         let mut a = PeerState::new(pk(1));
         a.last_handshake_time_sec = NOW - 65;
         a.rx_bytes = 1263;
@@ -766,37 +646,5 @@ mod tests {
             pretty_all(&[("a", &empty), ("b", &empty)], NOW, ShowOptions::default()),
             "interface: a\n\ninterface: b\n"
         );
-    }
-
-    #[test]
-    fn json_schema() {
-        let s = state();
-        let v: serde_json::Value = serde_json::from_str(&json(&[("wg0", &s)], false)).unwrap();
-        let dev = &v["wg0"];
-        assert!(dev.get("privateKey").is_none());
-        assert_eq!(dev["publicKey"], s.public_key().unwrap().to_base64());
-        assert_eq!(dev["listenPort"], 51820);
-        assert_eq!(dev["fwmark"], 0xca6c);
-        let peer = &dev["peers"][pk(1).to_base64()];
-        assert!(peer.get("presharedKey").is_none());
-        assert_eq!(peer["endpoint"], "192.0.2.1:51820");
-        assert_eq!(peer["latestHandshake"], NOW - 65);
-        assert_eq!(peer["transferRx"], 1263);
-        assert_eq!(peer["transferTx"], 4_781_506);
-        assert_eq!(peer["persistentKeepalive"], 25);
-        assert_eq!(
-            peer["allowedIps"],
-            serde_json::json!(["10.0.0.0/24", "fd00::/64"])
-        );
-        let quiet = &dev["peers"][pk(3).to_base64()];
-        assert_eq!(quiet.as_object().unwrap().len(), 1);
-        let with = json(&[("wg0", &s)], true);
-        assert!(with.contains(SK) && with.ends_with("}\n"));
-        // Peers keep the daemon's order.
-        let order: Vec<usize> = [1u8, 3, 4]
-            .iter()
-            .map(|&b| with.find(&pk(b).to_base64()).unwrap())
-            .collect();
-        assert!(order.windows(2).all(|w| w[0] < w[1]));
     }
 }
