@@ -115,6 +115,29 @@ impl_label() {
 
 impl_available() { [[ -x $(impl_bin "$1") ]]; }
 
+# impl_check IMPL: whether IMPL can be run. Records its version in VERSION[IMPL], or why it is
+# not run in NOTE[IMPL] (associative arrays the calling script declares); dies on an unknown
+# name. Call it after setup_netns (impl_version runs inside NS_A).
+impl_check() {
+	impl_slot "$1" >/dev/null
+	if ! impl_available "$1"; then
+		NOTE[$1]="not run: $(impl_bin "$1") not found"
+		log "$1: ${NOTE[$1]}"
+		return 1
+	fi
+	VERSION[$1]=$(impl_version "$1")
+}
+
+# impl_versions IMPL...: the report's "Versions" list, one line per implementation (its version,
+# or why it was not run), without the closing line of tool versions each script adds.
+impl_versions() {
+	local impl
+	echo "- Versions:"
+	for impl in "$@"; do
+		echo "  - $(impl_label "$impl"): ${VERSION[$impl]:-${NOTE[$impl]:-}}"
+	done
+}
+
 # One line of version text. Run inside NS_A with a timeout: a binary that takes an unknown
 # flag for an interface name (wireguard-go does with --help) then only touches our namespace,
 # and anything it leaves running there is killed by bench_cleanup.
@@ -240,6 +263,17 @@ setup_netns() {
 	ip -n "$NS_A" link set "$VETH_A" up
 	ip -n "$NS_B" link set "$VETH_B" up
 	ip netns exec "$NS_A" ping -c 1 -W 2 -q "$UNDER_B" >/dev/null || die "veth pair does not pass traffic"
+}
+
+# bench_topology PREFIX: setup_netns PREFIX, the iperf3 server in NS_B, and a key pair for each
+# end (KEY_A and PUB_A for NS_A, KEY_B and PUB_B for NS_B).
+bench_topology() {
+	setup_netns "$1"
+	start_iperf_server
+	KEY_A=$(wg genkey)
+	KEY_B=$(wg genkey)
+	PUB_A=$(wg pubkey <<<"$KEY_A")
+	PUB_B=$(wg pubkey <<<"$KEY_B")
 }
 
 # bench_cleanup: the EXIT trap. Kills what we started (by pid, then whatever still runs inside

@@ -150,25 +150,14 @@ log "peer-scale benchmark: sizes ${SIZES[*]}, apply timeout ${APPLY_TIMEOUT}s; l
 ROWS=$BENCH_TMP/rows.tsv
 : >"$ROWS"
 
-setup_netns fwp
-start_iperf_server
-KEY_A=$(wg genkey)
-KEY_B=$(wg genkey)
-PUB_A=$(wg pubkey <<<"$KEY_A")
-PUB_B=$(wg pubkey <<<"$KEY_B")
+bench_topology fwp
 MAX_N=0
 for n in "${SIZES[@]}"; do ((n > MAX_N)) && MAX_N=$n; done
 log "generating $MAX_N random peers"
 gen_peers "$MAX_N" "$BENCH_TMP/peers.conf"
 
 for impl in "${IMPLS[@]}"; do
-	impl_slot "$impl" >/dev/null
-	if ! impl_available "$impl"; then
-		NOTE[$impl]="not run: $(impl_bin "$impl") not found"
-		log "$impl: ${NOTE[$impl]}"
-		continue
-	fi
-	VERSION[$impl]=$(impl_version "$impl")
+	impl_check "$impl" || continue
 	idx=0
 	for n in "${SIZES[@]}"; do
 		idx=$((idx + 1))
@@ -198,10 +187,7 @@ REPORT=$BENCH_TMP/report.md
 		"to a fresh daemon; idle CPU over $IDLE_SECS s; iperf3 TCP 1 stream, $IPERF_SECS s, to the real peer"
 	machine_info
 	echo "- Load averages (\`uptime\`), start: ${LOAD_START##*load average: }; end: ${LOAD_END##*load average: }."
-	echo "- Versions:"
-	for impl in "${IMPLS[@]}"; do
-		echo "  - $(impl_label "$impl"): ${VERSION[$impl]:-${NOTE[$impl]:-}}"
-	done
+	impl_versions "${IMPLS[@]}"
 	echo "  - $(wg --version 2>&1 | head -n 1)"
 	echo
 	md_table <"$TABLE"

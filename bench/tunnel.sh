@@ -332,22 +332,11 @@ LOAD_START=$(uptime)
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 log "tunnel benchmark: TCP ${REPS}x${SECS}s, UDP steps ${UDP_SECS}s, ping x$PING_COUNT; load: ${LOAD_START##*load average: }"
 
-setup_netns fwb
-start_iperf_server
-KEY_A=$(wg genkey)
-KEY_B=$(wg genkey)
-PUB_A=$(wg pubkey <<<"$KEY_A")
-PUB_B=$(wg pubkey <<<"$KEY_B")
+bench_topology fwb
 
 [[ $WITH_VETH == 1 ]] && { TARGETS+=(veth) && DST[veth]=$UNDER_B; }
 for impl in "${IMPLS[@]}"; do
-	impl_slot "$impl" >/dev/null
-	if ! impl_available "$impl"; then
-		NOTE[$impl]="not run: $(impl_bin "$impl") not found"
-		log "$impl: ${NOTE[$impl]}"
-		continue
-	fi
-	VERSION[$impl]=$(impl_version "$impl")
+	impl_check "$impl" || continue
 	log "$impl: bringing up ${VERSION[$impl]}"
 	if bring_up "$impl"; then
 		TARGETS+=("$impl")
@@ -496,10 +485,7 @@ REPORT=$BENCH_TMP/report.md
 	machine_info
 	echo "- Load averages (\`uptime\`), start: ${LOAD_START##*load average: }; end: ${LOAD_END##*load average: }." \
 		"Other jobs were using the machine; treat differences under ~15 % as noise."
-	echo "- Versions:"
-	for impl in "${IMPLS[@]}"; do
-		echo "  - $(impl_label "$impl"): ${VERSION[$impl]:-${NOTE[$impl]:-}}"
-	done
+	impl_versions "${IMPLS[@]}"
 	echo "  - $(wg --version 2>&1 | head -n 1); $(iperf3 --version | head -n 1); $(ping -V 2>&1 | head -n 1)"
 	echo
 	md_table <"$TABLE"

@@ -31,28 +31,24 @@ ip -n "$B" addr add 192.0.2.2/24 dev vb$$; ip -n "$B" link set vb$$ up; ip -n "$
 
 KA=$("$FWG" genkey); KB=$("$FWG" genkey)
 PA=$(echo "$KA" | "$FWG" pubkey); PB=$(echo "$KB" | "$FWG" pubkey)
+# conf N KEY PEER PEER_PUBKEY [ENDPOINT]: the wg-quick file of the end with host number N, whose
+# one peer is host PEER (reached at ENDPOINT when given).
+conf() {
+  cat <<CONF
+[Interface]
+PrivateKey = $2
+Address = 10.77.0.$1/24, fd77::$1/64
+ListenPort = 51820
+
+[Peer]
+PublicKey = $4
+AllowedIPs = 10.77.0.$3/32, fd77::$3/128
+CONF
+  if [ -n "${5:-}" ]; then echo "Endpoint = $5"; fi
+}
 umask 077
-cat > "$TMP/$IA.conf" <<CONF
-[Interface]
-PrivateKey = $KA
-Address = 10.77.0.1/24, fd77::1/64
-ListenPort = 51820
-
-[Peer]
-PublicKey = $PB
-AllowedIPs = 10.77.0.2/32, fd77::2/128
-Endpoint = 192.0.2.2:51820
-CONF
-cat > "$TMP/$IB.conf" <<CONF
-[Interface]
-PrivateKey = $KB
-Address = 10.77.0.2/24, fd77::2/64
-ListenPort = 51820
-
-[Peer]
-PublicKey = $PA
-AllowedIPs = 10.77.0.1/32, fd77::1/128
-CONF
+conf 1 "$KA" 2 "$PB" 192.0.2.2:51820 > "$TMP/$IA.conf"
+conf 2 "$KB" 1 "$PA" > "$TMP/$IB.conf"
 
 echo "== ferrowg up (both namespaces)"
 ip netns exec "$B" "$FWG" up "$TMP/$IB.conf"

@@ -85,24 +85,31 @@ mod imp {
     }
 
     pub fn seal(key: &[u8; 32], msgs: &mut [Message<'_>]) -> bool {
-        if !available() {
-            return false;
-        }
-        for group in msgs.chunks_mut(LANES) {
-            // SAFETY: `available()` checked that the CPU has every feature `seal_group` is
-            // compiled for (avx512f, avx512bw, avx512ifma); the function is otherwise safe.
-            unsafe { seal_group(key, group) };
-        }
-        true
+        in_groups::<true>(key, msgs)
     }
 
     pub fn open(key: &[u8; 32], msgs: &mut [Message<'_>]) -> bool {
+        in_groups::<false>(key, msgs)
+    }
+
+    /// Seals (`SEAL`) or opens every message, a group of up to [`LANES`] at a time; false (and
+    /// nothing done) if the CPU lacks the features.
+    #[inline]
+    fn in_groups<const SEAL: bool>(key: &[u8; 32], msgs: &mut [Message<'_>]) -> bool {
         if !available() {
             return false;
         }
         for group in msgs.chunks_mut(LANES) {
-            // SAFETY: as in `seal`: the CPU features were checked by `available()`.
-            unsafe { open_group(key, group) };
+            // SAFETY: `available()` checked that the CPU has every feature `seal_group` and
+            // `open_group` are compiled for (avx512f, avx512bw, avx512ifma); they are otherwise
+            // safe.
+            unsafe {
+                if SEAL {
+                    seal_group(key, group)
+                } else {
+                    open_group(key, group)
+                }
+            };
         }
         true
     }
@@ -196,27 +203,16 @@ mod imp {
             lo[i] = c as u32;
             hi[i] = (c >> 32) as u32;
         }
-        let n14 = load_u32x16(&lo);
-        let n15 = load_u32x16(&hi);
+        // The state: words 0-3 the constants, 4-11 the key, 12 the block counter (set per
+        // block), 13-15 the nonce (zero, then the message counter's low and high halves).
+        let mut init = [_mm512_setzero_si512(); 16];
+        for (v, &w) in init.iter_mut().zip(SIGMA.iter().chain(&k)) {
+            *v = _mm512_set1_epi32(w as i32);
+        }
+        init[14] = load512(&lo);
+        init[15] = load512(&hi);
         for j in blocks {
-            let init = [
-                _mm512_set1_epi32(SIGMA[0] as i32),
-                _mm512_set1_epi32(SIGMA[1] as i32),
-                _mm512_set1_epi32(SIGMA[2] as i32),
-                _mm512_set1_epi32(SIGMA[3] as i32),
-                _mm512_set1_epi32(k[0] as i32),
-                _mm512_set1_epi32(k[1] as i32),
-                _mm512_set1_epi32(k[2] as i32),
-                _mm512_set1_epi32(k[3] as i32),
-                _mm512_set1_epi32(k[4] as i32),
-                _mm512_set1_epi32(k[5] as i32),
-                _mm512_set1_epi32(k[6] as i32),
-                _mm512_set1_epi32(k[7] as i32),
-                _mm512_set1_epi32(j as i32),
-                _mm512_setzero_si512(),
-                n14,
-                n15,
-            ];
+            init[12] = _mm512_set1_epi32(j as i32);
             let mut x = init;
             for _ in 0..10 {
                 quarter(&mut x, 0, 4, 8, 12);
@@ -234,7 +230,7 @@ mod imp {
             let ks = transpose(&x);
             if j == 0 {
                 for (dst, v) in keys.iter_mut().zip(ks.iter()).take(counters.len()) {
-                    store64(dst, *v);
+                    store512(dst, *v);
                 }
                 continue;
             }
@@ -244,8 +240,8 @@ mod imp {
                     continue;
                 };
                 if let Some(block) = rest.first_chunk_mut::<64>() {
-                    let d = load64(block);
-                    store64(block, _mm512_xor_si512(d, *v));
+                    let d = load512(block);
+                    store512(block, _mm512_xor_si512(d, *v));
                 } else if !rest.is_empty() {
                     xor_partial(rest, *v);
                 }
@@ -332,7 +328,7 @@ mod imp {
             tails[i][at + 8..at + 16].copy_from_slice(&(body.len() as u64).to_le_bytes());
             steps[i] = full[i] + at / 16 + 1;
         }
-        let rv = r.map(|l| load_u64x8(&l));
+        let rv = r.map(|l| load512(&l));
         let zero = [0u8; 16];
         let total = steps[..n].iter().copied().max().unwrap_or(0);
         let all: __mmask8 = if n == PLANES { 0xff } else { (1u8 << n) - 1 };
@@ -348,7 +344,7 @@ mod imp {
             let mut v = [_mm512_setzero_si512(); PLANES];
             for (vi, reg) in v.iter_mut().zip(region.iter()) {
                 if let Some(b) = reg[64 * q..].first_chunk::<64>() {
-                    *vi = load64(b);
+                    *vi = load512(b);
                 }
             }
             let w = transpose8x8(&v);
@@ -396,14 +392,14 @@ mod imp {
         }
         let [h0, h1, h2] = h;
         let mut hs = [[0u64; PLANES]; 3];
-        store_u64x8(&mut hs[0], h0);
-        store_u64x8(&mut hs[1], h1);
-        store_u64x8(&mut hs[2], h2);
+        store512(&mut hs[0], h0);
+        store512(&mut hs[1], h1);
+        store512(&mut hs[2], h2);
         let mut tags = [[0u8; 16]; PLANES];
         for i in 0..n {
             let mut s = [0u8; 16];
             s.copy_from_slice(&keys[i][16..32]);
-            tags[i] = finish(hs[0][i], hs[1][i], hs[2][i], u128::from_le_bytes(s));
+            tags[i] = finish([hs[0][i], hs[1][i], hs[2][i]], u128::from_le_bytes(s));
             wipe(&mut s, [0; 16]);
         }
         wipe(&mut tails, [[0; 32]; PLANES]);
@@ -502,49 +498,55 @@ mod imp {
 
     /// The tag from a partly carried accumulator: reduce fully mod 2^130 − 5 (constant time),
     /// add s, keep the low 128 bits.
-    fn finish(h0: u64, h1: u64, h2: u64, s: u128) -> [u8; 16] {
-        let (mut h0, mut h1, mut h2) = (h0, h1, h2);
-        let c = h0 >> 44;
-        h0 &= M44;
-        h1 += c;
-        let c = h1 >> 44;
-        h1 &= M44;
-        h2 += c;
-        let c = h2 >> 42;
-        h2 &= M42;
-        h0 += c * 5;
-        let c = h0 >> 44;
-        h0 &= M44;
-        h1 += c;
-        let c = h1 >> 44;
-        h1 &= M44;
-        h2 += c;
+    fn finish(mut h: [u64; 3], s: u128) -> [u8; 16] {
+        carry_low(&mut h);
+        let c = h[2] >> 42;
+        h[2] &= M42;
+        h[0] += c * 5;
+        carry_low(&mut h);
         // g = h + 5 − 2^130; use g if it did not go negative (h ≥ p).
-        let g0 = h0 + 5;
-        let c = g0 >> 44;
-        let g0 = g0 & M44;
-        let g1 = h1 + c;
-        let c = g1 >> 44;
-        let g1 = g1 & M44;
-        let g2 = (h2 + c).wrapping_sub(1 << 42);
-        let use_g = (g2 >> 63).wrapping_sub(1); // all ones when g2 ≥ 0
-        let h0 = (h0 & !use_g) | (g0 & use_g);
-        let h1 = (h1 & !use_g) | (g1 & use_g);
-        let h2 = (h2 & !use_g) | (g2 & use_g);
-        let h = u128::from(h0) | (u128::from(h1) << 44) | (u128::from(h2) << 88);
+        let mut g = [h[0] + 5, h[1], h[2]];
+        carry_low(&mut g);
+        g[2] = g[2].wrapping_sub(1 << 42);
+        let use_g = (g[2] >> 63).wrapping_sub(1); // all ones when g2 ≥ 0
+        for (hi, gi) in h.iter_mut().zip(g) {
+            *hi = (*hi & !use_g) | (gi & use_g);
+        }
+        let h = u128::from(h[0]) | (u128::from(h[1]) << 44) | (u128::from(h[2]) << 88);
         h.wrapping_add(s).to_le_bytes()
     }
 
+    /// Carries limb 0 into limb 1, then limb 1 into limb 2 (radix 2^44; limb 2 keeps any excess
+    /// over 42 bits). No branch: constant-time.
+    fn carry_low(h: &mut [u64; 3]) {
+        for i in 0..2 {
+            let c = h[i] >> 44;
+            h[i] &= M44;
+            h[i + 1] += c;
+        }
+    }
+
+    /// An array of integers 64 bytes long, all of whose bit patterns are valid: what one 512-bit
+    /// load or store moves. [`load512`] and [`store512`] take these.
+    trait Bits512: Copy {}
+    impl Bits512 for [u8; 64] {}
+    impl Bits512 for [u32; 16] {}
+    impl Bits512 for [u64; 8] {}
+
     #[target_feature(enable = "avx512f")]
-    fn load64(b: &[u8; 64]) -> __m512i {
-        // SAFETY: `b` is 64 readable bytes; the load has no alignment requirement.
-        unsafe { _mm512_loadu_si512(b.as_ptr().cast()) }
+    fn load512<T: Bits512>(w: &T) -> __m512i {
+        const { assert!(size_of::<T>() == 64) };
+        // SAFETY: `w` is 64 readable bytes (asserted above); the load has no alignment
+        // requirement.
+        unsafe { _mm512_loadu_si512((w as *const T).cast()) }
     }
 
     #[target_feature(enable = "avx512f")]
-    fn store64(b: &mut [u8; 64], v: __m512i) {
-        // SAFETY: `b` is 64 writable bytes; the store has no alignment requirement.
-        unsafe { _mm512_storeu_si512(b.as_mut_ptr().cast(), v) }
+    fn store512<T: Bits512>(w: &mut T, v: __m512i) {
+        const { assert!(size_of::<T>() == 64) };
+        // SAFETY: `w` is 64 writable bytes (asserted above) of integers, which any bit pattern
+        // the store leaves is valid for; the store has no alignment requirement.
+        unsafe { _mm512_storeu_si512((w as *mut T).cast(), v) }
     }
 
     /// XORs the first `rest.len()` (< 64) bytes of `v` into `rest`.
@@ -572,24 +574,6 @@ mod imp {
     fn load16(b: &[u8; 16]) -> __m128i {
         // SAFETY: `b` is 16 readable bytes; the load has no alignment requirement.
         unsafe { _mm_loadu_si128(b.as_ptr().cast()) }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    fn load_u32x16(w: &[u32; 16]) -> __m512i {
-        // SAFETY: `w` is 64 readable bytes; the load has no alignment requirement.
-        unsafe { _mm512_loadu_si512(w.as_ptr().cast()) }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    fn load_u64x8(w: &[u64; 8]) -> __m512i {
-        // SAFETY: `w` is 64 readable bytes; the load has no alignment requirement.
-        unsafe { _mm512_loadu_si512(w.as_ptr().cast()) }
-    }
-
-    #[target_feature(enable = "avx512f")]
-    fn store_u64x8(w: &mut [u64; 8], v: __m512i) {
-        // SAFETY: `w` is 64 writable bytes; the store has no alignment requirement.
-        unsafe { _mm512_storeu_si512(w.as_mut_ptr().cast(), v) }
     }
 }
 
@@ -640,11 +624,33 @@ mod tests {
             .collect()
     }
 
+    /// True (said on stderr) if this CPU cannot run the vector code: the test checks nothing.
+    fn skipped() -> bool {
+        let skip = !available();
+        if skip {
+            eprintln!("skipped: this CPU has no AVX-512 IFMA");
+        }
+        skip
+    }
+
     fn reference_seal(key: &[u8; 32], counter: u64, body: &mut [u8]) -> [u8; 16] {
         ChaCha20Poly1305::new(key.into())
             .encrypt_in_place_detached(&nonce(counter).into(), &[], body)
             .unwrap()
             .into()
+    }
+
+    /// Seals every body in place with the reference; returns the tags.
+    fn reference_seal_all(
+        key: &[u8; 32],
+        bodies: &mut [Vec<u8>],
+        counters: &[u64],
+    ) -> Vec<[u8; 16]> {
+        bodies
+            .iter_mut()
+            .zip(counters)
+            .map(|(b, &c)| reference_seal(key, c, b))
+            .collect()
     }
 
     /// Lengths around every block boundary of both ciphers, and WireGuard's common sizes.
@@ -678,8 +684,7 @@ mod tests {
 
     #[test]
     fn seal_equals_the_reference_for_every_batch_shape() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX-512 IFMA");
+        if skipped() {
             return;
         }
         let mut rng = Rng(0x5eed_1234_abcd_0001);
@@ -709,8 +714,7 @@ mod tests {
 
     #[test]
     fn open_decrypts_what_verifies_and_leaves_forgeries_encrypted() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX-512 IFMA");
+        if skipped() {
             return;
         }
         let mut rng = Rng(0x0bad_cafe_f00d_0002);
@@ -719,11 +723,7 @@ mod tests {
             rng.fill(&mut key);
             let (plain, counters) = batch(&mut rng, n, n % 2 == 0);
             let mut bodies = plain.clone();
-            let mut tags: Vec<[u8; 16]> = bodies
-                .iter_mut()
-                .zip(&counters)
-                .map(|(b, &c)| reference_seal(&key, c, b))
-                .collect();
+            let mut tags = reference_seal_all(&key, &mut bodies, &counters);
             // Forge some: a flipped tag bit or a flipped body bit.
             let mut forged = vec![None; n];
             for (i, f) in forged.iter_mut().enumerate() {
@@ -762,18 +762,13 @@ mod tests {
 
     #[test]
     fn a_wrong_key_or_counter_fails_every_message() {
-        if !available() {
-            eprintln!("skipped: this CPU has no AVX-512 IFMA");
+        if skipped() {
             return;
         }
         let mut rng = Rng(7);
         let key = [9u8; 32];
         let (mut bodies, counters) = batch(&mut rng, 12, true);
-        let mut tags: Vec<[u8; 16]> = bodies
-            .iter_mut()
-            .zip(&counters)
-            .map(|(b, &c)| reference_seal(&key, c, b))
-            .collect();
+        let mut tags = reference_seal_all(&key, &mut bodies, &counters);
         let mut other = key;
         other[31] ^= 1;
         for (k, shift) in [(other, 0u64), (key, 1)] {

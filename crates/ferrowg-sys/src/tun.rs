@@ -19,7 +19,7 @@
 
 use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -269,18 +269,6 @@ impl TunQueue {
         self.truncated.load(Ordering::Relaxed)
     }
 
-    /// Waits until a packet can be read, at most `timeout` (`None`: forever). `Ok(false)` on
-    /// timeout. Also returns `Ok(true)` when the interface is gone, so that the next read reports
-    /// it.
-    pub fn wait_readable(&self, timeout: Option<Duration>) -> Result<bool> {
-        self.wait(Interest::Read, Deadline::after(timeout))
-    }
-
-    /// Waits until a packet can be written, at most `timeout` (`None`: forever).
-    pub fn wait_writable(&self, timeout: Option<Duration>) -> Result<bool> {
-        self.wait(Interest::Write, Deadline::after(timeout))
-    }
-
     /// Reads one packet into `buf`, waiting at most `timeout` (`None`: forever) for it.
     /// Returns its length, or `None` on timeout.
     pub fn read(&self, buf: &mut [u8], timeout: Option<Duration>) -> Result<Option<usize>> {
@@ -485,12 +473,6 @@ impl TunQueue {
 impl AsFd for TunQueue {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
-    }
-}
-
-impl AsRawFd for TunQueue {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
     }
 }
 

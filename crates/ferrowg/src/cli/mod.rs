@@ -52,7 +52,7 @@ Available subcommands (as in wg(8) and wg-quick(8)):
   strip: Prints a wg-quick configuration file without the wg-quick keys
   up: Brings up an interface from a wg-quick configuration file (CONFIG_FILE | INTERFACE)
   down: Takes down an interface brought up with `up'
-  daemon: Runs the userspace WireGuard daemon: daemon [--foreground] INTERFACE
+  daemon: Runs the userspace WireGuard daemon: daemon [--foreground] [--aead=ring] [--no-offload] INTERFACE
 You may pass `--help' to any of these subcommands to view usage.";
 
 /// Runs the command line; returns the process exit code.
