@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use super::{client, invalid_subcommand, out, unix_now, CliError};
 use ferrowg_conf::config::Config;
-use ferrowg_conf::uapi::{DeviceState, InterfaceOp, SetRequest};
+use ferrowg_conf::uapi::{InterfaceOp, SetRequest};
 use ferrowg_conf::uapi::{UAPI_KEY_PUBLIC, UAPI_KEY_URI};
 use ferrowg_keys::key::{PresharedKey, PrivateKey, PublicKey};
 use ferrowg_keys::keyfile::{read_private_key, write_private_key};
@@ -213,26 +213,6 @@ pub fn running_key(iface: &str) -> Result<RunningKey, CliError> {
         }
     }
     Ok(out)
-}
-
-/// `wg showconf` for `iface` (whose state is `state`), with `PrivateKey = pkcs11:…` when the
-/// key is in a token, so that the output can be applied again. The daemon never reports a
-/// `pin-value`; when `config` names the same key, its URI (PIN included) is used instead, as
-/// `SaveConfig` needs.
-pub fn showconf(iface: &str, state: &DeviceState, config: Option<&Config>) -> String {
-    let mut cfg = Config::from(state);
-    if state.private_key.is_none() {
-        if let Ok(RunningKey {
-            uri: Some(running), ..
-        }) = running_key(iface)
-        {
-            let from_file = config
-                .and_then(|c| c.interface.private_key_uri.as_ref())
-                .filter(|u| u.to_string() == running.to_string());
-            cfg.interface.private_key_uri = Some(from_file.cloned().unwrap_or(running));
-        }
-    }
-    cfg.to_wg_conf()
 }
 
 /// Where `key rotate` puts the new key.

@@ -12,7 +12,6 @@ pub mod quick;
 pub mod show;
 pub mod wg;
 
-use ferrowg_conf::config::Dialect;
 use ferrowg_conf::uapi::valid_iface_name;
 use ferrowg_keys::keyfile::KeyFileError;
 
@@ -103,7 +102,7 @@ fn dispatch(args: &[String]) -> Result<(), CliError> {
         }
         ["show", rest @ ..] => show::command(rest),
         [cmd @ ("showconf" | "set" | "setconf" | "addconf" | "syncconf"), rest @ ..] => {
-            wg_command(cmd, rest)
+            wg::command(cmd, rest)
         }
         [cmd @ ("genkey" | "genpsk" | "pubkey" | "key"), rest @ ..] => key::command(cmd, rest),
         [cmd @ ("strip" | "up" | "down"), rest @ ..] => quick::command(cmd, rest),
@@ -112,35 +111,6 @@ fn dispatch(args: &[String]) -> Result<(), CliError> {
         ["-f" | "--foreground", iface] => daemon::command(&["--foreground", iface]),
         [iface] if valid_iface_name(iface) => daemon::command(&[iface]),
         [other, ..] => Err(invalid_subcommand(other)),
-    }
-}
-
-/// The wg(8) commands that read or change an interface's configuration.
-fn wg_command(cmd: &str, args: &[&str]) -> Result<(), CliError> {
-    match (cmd, args) {
-        ("showconf", [iface]) => {
-            let st = client::get(iface)?;
-            print!("{}", key::showconf(iface, &st, None));
-            Ok(())
-        }
-        ("showconf", _) => Err(usage("Usage: ferrowg showconf <interface>")),
-        ("set", [iface, rest @ ..]) if !rest.is_empty() => {
-            let owned: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
-            let req = wg::parse_set_args(&owned)?;
-            client::set(iface, &req)
-        }
-        ("set", _) => Err(usage(
-            "Usage: ferrowg set <interface> [listen-port <port>] [fwmark <mark>] [private-key <file path>] \
-             [peer <base64 public key> [remove] [preshared-key <file path>] [endpoint <ip>:<port>] \
-             [persistent-keepalive <interval seconds>] [allowed-ips <ip1>/<cidr1>[,<ip2>/<cidr2>]...] ]...",
-        )),
-        (_, [iface, file]) => {
-            let cfg = wg::read_config(file, Dialect::Wg)?;
-            wg::apply_config(iface, &cfg, cmd)
-        }
-        _ => Err(usage(&format!(
-            "Usage: ferrowg {cmd} <interface> <configuration filename>"
-        ))),
     }
 }
 

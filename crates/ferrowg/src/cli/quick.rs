@@ -404,7 +404,7 @@ fn save_config(qf: &QuickFile) -> Result<(), CliError> {
         }
     }
     // With a token key, `PrivateKey = pkcs11:…` (ferrowg's showconf keeps it).
-    let conf = super::key::showconf(iface, &state, Some(&qf.config));
+    let conf = super::wg::showconf(iface, &state, Some(&qf.config));
     text += conf.strip_prefix("[Interface]\n").unwrap_or(&conf);
     eprintln!("[#] saving configuration to {}", qf.path.display());
     Ok(write_private_file(&qf.path, text.as_bytes())?)

@@ -1,6 +1,7 @@
-//! The wg(8) commands on top of the UAPI client: `set` arguments, `setconf`, `addconf`,
-//! `syncconf`. The same socket protocol drives ferrowg, wireguard-go and boringtun, so these
-//! commands work against any of them.
+//! The wg(8) commands that read or change an interface's configuration, on top of the UAPI
+//! client: `showconf`, `set` (its arguments), `setconf`, `addconf`, `syncconf`. The same socket
+//! protocol drives ferrowg, wireguard-go and boringtun, so these commands work against any of
+//! them. (`show` has its own file, `show/`.)
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
@@ -8,12 +9,61 @@ use std::path::Path;
 use ferrowg_conf::addr::{AllowedIp, Endpoint};
 use ferrowg_conf::config::{self, ConfMode, Config, Dialect};
 use ferrowg_conf::grammar;
-use ferrowg_conf::uapi::{InterfaceOp, PeerOp, PeerSet, SetRequest};
+use ferrowg_conf::uapi::{DeviceState, InterfaceOp, PeerOp, PeerSet, SetRequest};
 use ferrowg_keys::key::PublicKey;
 use ferrowg_keys::keyfile;
 
-use super::client;
-use super::CliError;
+use super::key::{running_key, RunningKey};
+use super::{client, usage, CliError};
+
+/// The wg(8) commands that read or change an interface's configuration.
+pub fn command(cmd: &str, args: &[&str]) -> Result<(), CliError> {
+    match (cmd, args) {
+        ("showconf", [iface]) => {
+            let st = client::get(iface)?;
+            print!("{}", showconf(iface, &st, None));
+            Ok(())
+        }
+        ("showconf", _) => Err(usage("Usage: ferrowg showconf <interface>")),
+        ("set", [iface, rest @ ..]) if !rest.is_empty() => {
+            let owned: Vec<String> = rest.iter().map(|s| s.to_string()).collect();
+            let req = parse_set_args(&owned)?;
+            client::set(iface, &req)
+        }
+        ("set", _) => Err(usage(
+            "Usage: ferrowg set <interface> [listen-port <port>] [fwmark <mark>] [private-key <file path>] \
+             [peer <base64 public key> [remove] [preshared-key <file path>] [endpoint <ip>:<port>] \
+             [persistent-keepalive <interval seconds>] [allowed-ips <ip1>/<cidr1>[,<ip2>/<cidr2>]...] ]...",
+        )),
+        (_, [iface, file]) => {
+            let cfg = read_config(file, Dialect::Wg)?;
+            apply_config(iface, &cfg, cmd)
+        }
+        _ => Err(usage(&format!(
+            "Usage: ferrowg {cmd} <interface> <configuration filename>"
+        ))),
+    }
+}
+
+/// `wg showconf` for `iface` (whose state is `state`), with `PrivateKey = pkcs11:…` when the
+/// key is in a token, so that the output can be applied again. The daemon never reports a
+/// `pin-value`; when `config` names the same key, its URI (PIN included) is used instead, as
+/// `SaveConfig` needs.
+pub fn showconf(iface: &str, state: &DeviceState, config: Option<&Config>) -> String {
+    let mut cfg = Config::from(state);
+    if state.private_key.is_none() {
+        if let Ok(RunningKey {
+            uri: Some(running), ..
+        }) = running_key(iface)
+        {
+            let from_file = config
+                .and_then(|c| c.interface.private_key_uri.as_ref())
+                .filter(|u| u.to_string() == running.to_string());
+            cfg.interface.private_key_uri = Some(from_file.cloned().unwrap_or(running));
+        }
+    }
+    cfg.to_wg_conf()
+}
 
 /// Resolves a host-name endpoint like wg(8) (first address; IPv4 preferred).
 pub fn resolve(e: &Endpoint) -> Result<SocketAddr, CliError> {
