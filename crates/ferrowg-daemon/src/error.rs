@@ -1,7 +1,7 @@
-//! Why the daemon could not start ([`DaemonError`]), and the one reading of OS error numbers
-//! the start-up relies on ([`OsCause`]).
+//! Why the daemon could not start or failed ([`DaemonError`]), and the one reading of OS
+//! error numbers the start-up relies on ([`OsCause`]).
 
-/// Why the daemon could not start.
+/// Why the daemon could not start, or stopped with a failure.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     /// Not root / no CAP_NET_ADMIN.
@@ -15,6 +15,10 @@ pub enum DaemonError {
     /// /dev/net/tun is missing.
     #[error("/dev/net/tun is missing: load the tun module or create the device node ({0})")]
     NoTun(ferrowg_sys::Error),
+    /// A thread of the running daemon panicked (the report says which, where and why); the
+    /// daemon stopped.
+    #[error("stopped after a panic: {0}")]
+    Panicked(String),
     /// Another OS error.
     #[error("{what}: {source}")]
     Os {

@@ -7,13 +7,14 @@
 //!
 //! Threads: two data-path threads per TUN queue, which take either direction ([`datapath`]),
 //! one for the protocol timers, one for the UAPI socket ([`control`]), and the main thread
-//! watching for the end.
+//! watching for the end. A panic in any of them ends the daemon with a failure ([`panics`]).
 
 pub mod control;
 pub mod crypto;
 pub mod datapath;
 mod error;
 pub mod offload;
+mod panics;
 mod rng;
 pub mod state;
 mod tuning;
@@ -21,6 +22,7 @@ mod tuning;
 pub use error::DaemonError;
 pub use tuning::{Aead, Tuning};
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -33,15 +35,23 @@ use ferrowg_sys::Tun;
 
 use datapath::{DatapathStats, OpenTun, Shared};
 use error::os;
+use panics::ThreadKind;
 use state::{NoKey, State};
 
+/// How long the main thread waits for the other threads to stop before it leaves them.
+const JOIN_LIMIT: Duration = Duration::from_secs(5);
+
 /// Runs the daemon for `iface` in this process, tuned by `tuning`, until it is told to stop.
+/// Fails with [`DaemonError::Panicked`] after a panic in one of its threads.
 pub fn run(iface: &str, tuning: &Tuning) -> Result<(), DaemonError> {
+    panics::arm_test_panic();
     let OpenTun { tun, offload } = datapath::open_tun(iface, tuning.offload)?;
     let stats = Arc::new(DatapathStats::default());
     let state = new_state(&tun, tuning, stats.clone())?;
     let listener = control::listen(iface).map_err(|e| os("cannot create the UAPI socket", e))?;
+    let _socket_file = SocketFile(ferrowg_conf::uapi::socket_path(iface));
     let shared = Arc::new(Shared::new(state, stats));
+    panics::install(&shared);
     let term = Arc::new(AtomicBool::new(false));
     for sig in [
         signal_hook::consts::SIGTERM,
@@ -65,23 +75,52 @@ pub fn run(iface: &str, tuning: &Tuning) -> Result<(), DaemonError> {
                 .map_err(|e| os("cannot set up the data path", e))?,
         );
         for name in ["data-0", "data-1"] {
-            let (s, q) = (shared.clone(), q.clone());
-            handles.push(spawn(name, move || q.work(&s))?);
+            let q = q.clone();
+            let work = move |s: Arc<Shared>| q.work(&s);
+            handles.push(spawn(name, ThreadKind::Datapath, &shared, work)?);
         }
     }
-    let s = shared.clone();
-    handles.push(spawn("timers", move || datapath::run_timers(s))?);
-    let s = shared.clone();
-    handles.push(spawn("uapi", move || control::serve(s, listener))?);
+    let timers = datapath::run_timers;
+    handles.push(spawn("timers", ThreadKind::Timers, &shared, timers)?);
+    let serve = move |s| control::serve(s, listener);
+    handles.push(spawn("uapi", ThreadKind::Control, &shared, serve)?);
+    panics::started();
+    panics::test_point(ThreadKind::Main, &shared);
 
     watch(&shared, iface, &term);
     log::info!("{iface}: shutting down: {}", shared.reason());
-    for h in handles {
-        let _ = h.join();
-    }
+    join_all(handles);
     log::info!("{iface}: data-path drops: {}", shared.stats.summary());
-    let _ = std::fs::remove_file(ferrowg_conf::uapi::socket_path(iface));
-    Ok(())
+    match panics::first() {
+        Some(report) => Err(DaemonError::Panicked(report)),
+        None => Ok(()),
+    }
+}
+
+/// The UAPI socket's file, removed when the daemon ends, also when the main thread panics.
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Waits for `handles` to finish, for at most [`JOIN_LIMIT`]: a thread that is stuck must
+/// not keep a stopping daemon (and its supervisor) waiting.
+fn join_all(handles: Vec<JoinHandle<()>>) {
+    let deadline = std::time::Instant::now() + JOIN_LIMIT;
+    while handles.iter().any(|h| !h.is_finished()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for h in handles {
+        if h.is_finished() {
+            let _ = h.join();
+        } else {
+            let name = h.thread().name().unwrap_or("unnamed").to_string();
+            log::warn!("thread {name} did not stop within {JOIN_LIMIT:?}; leaving it");
+        }
+    }
 }
 
 /// The interface's state at start: a protocol device with no key and no peers, its crypto
@@ -112,6 +151,13 @@ fn new_state(tun: &Tun, tuning: &Tuning, stats: Arc<DatapathStats>) -> Result<St
     );
     let mut st = State::new(device, socket);
     st.device.set_clock(state::now(), state::unix_nanos());
+    // The handshake rate limiter tracks as many sources as the kernel's would on this much RAM.
+    if let Some(ram) = state::mem_total() {
+        let capacity = ferrowg_proto::device::ratelimiter_capacity_for_ram(ram);
+        if let Err(e) = st.device.set_ratelimiter_capacity(capacity) {
+            log::warn!("handshake rate limiter: {e}");
+        }
+    }
     if let Ok(mtu) = tun.mtu() {
         st.device.set_mtu(mtu as usize);
         st.device_mtu = mtu;
@@ -160,9 +206,20 @@ fn follow_mtu(shared: &Shared, iface: &str, known: &mut u32) {
     }
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, DaemonError> {
+/// Starts thread `name`, of `kind`, running `f` on `shared` (a panic in it stops the daemon:
+/// [`panics`]).
+fn spawn(
+    name: &str,
+    kind: ThreadKind,
+    shared: &Arc<Shared>,
+    f: impl FnOnce(Arc<Shared>) + Send + 'static,
+) -> Result<JoinHandle<()>, DaemonError> {
+    let shared = shared.clone();
     std::thread::Builder::new()
         .name(name.into())
-        .spawn(f)
+        .spawn(move || {
+            panics::test_point(kind, &shared);
+            f(shared);
+        })
         .map_err(|e| os("cannot start a thread", e))
 }

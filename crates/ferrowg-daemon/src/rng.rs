@@ -1,5 +1,5 @@
-//! The daemon's random numbers: seeded once from getrandom(2), then drawn from ChaCha20 in
-//! userspace with fast key erasure.
+//! The daemon's random numbers: seeded from getrandom(2), then drawn from ChaCha20 in
+//! userspace with fast key erasure, and reseeded now and then and after a fork.
 //!
 //! The protocol core draws randomness for ephemeral keys and session indices (a few times per
 //! handshake) and for timer jitter, which the kernel adds whenever a data packet arms the
@@ -10,6 +10,14 @@
 //! as the next key and hands out the rest, wiping every byte it hands out (the construction of
 //! OpenBSD's arc4random and the Linux CRNG). What stays in memory never reveals an earlier
 //! output, so a later memory disclosure recovers no past ephemeral key.
+//!
+//! Fresh randomness from getrandom(2) is mixed into the key every [`RESEED_REFILLS`] refills,
+//! so a disclosure of the state does not reveal the outputs after the next reseed either (the
+//! Linux CRNG reseeds every minute; counting refills instead of reading a clock keeps the draw
+//! free of system calls). A refill in a process other than the one that last seeded (a child
+//! of `fork`) reseeds first, so parent and child do not hand out the same keys; only what was
+//! already in the buffer at the fork (less than one refill) may be served by both. The pid is
+//! read once per refill, never per number.
 
 use chacha20::cipher::{KeyIvInit, StreamCipher};
 use chacha20::ChaCha20;
@@ -18,6 +26,9 @@ use zeroize::{Zeroize, Zeroizing};
 
 /// Bytes handed out per refill (the refill computes 32 more for the next key).
 const BUF: usize = 480;
+/// Refills between two reseeds: 480 KiB of output, tens of thousands of draws, so one
+/// getrandom(2) call costs each draw next to nothing.
+const RESEED_REFILLS: u32 = 1024;
 
 /// A cryptographically secure generator with fast key erasure; see the module comment.
 pub struct ErasingRng {
@@ -25,6 +36,10 @@ pub struct ErasingRng {
     buf: Zeroizing<[u8; BUF]>,
     /// Bytes of `buf` already handed out (and wiped).
     used: usize,
+    /// Refills left before the next reseed.
+    refills_left: u32,
+    /// The process that last seeded the key.
+    pid: u32,
 }
 
 impl ErasingRng {
@@ -41,11 +56,33 @@ impl ErasingRng {
             key,
             buf: Zeroizing::new([0; BUF]),
             used: BUF,
+            refills_left: RESEED_REFILLS,
+            pid: std::process::id(),
         }
+    }
+
+    /// Mixes 32 bytes of getrandom(2) into the key (process `pid`). On failure the key stays
+    /// and the next refill tries again.
+    fn reseed(&mut self, pid: u32) {
+        let mut fresh = Zeroizing::new([0u8; 32]);
+        if let Err(e) = rand_core::OsRng.try_fill_bytes(&mut fresh[..]) {
+            log::warn!("cannot reseed the random number generator: {e}");
+            return;
+        }
+        for (k, f) in self.key.iter_mut().zip(fresh.iter()) {
+            *k ^= f;
+        }
+        self.refills_left = RESEED_REFILLS;
+        self.pid = pid;
     }
 
     /// Replaces the key and the buffer with the next keystream block of the current key.
     fn refill(&mut self) {
+        let pid = std::process::id();
+        if self.refills_left == 0 || pid != self.pid {
+            self.reseed(pid);
+        }
+        self.refills_left = self.refills_left.saturating_sub(1);
         let mut block = Zeroizing::new([0u8; 32 + BUF]);
         // Each key is used once, so a fixed nonce is fine. ChaCha20 wipes its state on drop.
         ChaCha20::new((&*self.key).into(), &[0u8; 12].into()).apply_keystream(&mut block[..]);
@@ -144,6 +181,52 @@ mod tests {
         rng.fill_bytes(&mut rest);
         assert_ne!(*rng.key, k1);
         assert_ne!(*rng.key, k0);
+    }
+
+    /// The output of `rng` after its key `k0` handed out `refills` refills, `len` bytes, and
+    /// what the key chain of `k0` alone would have given there.
+    fn next_and_chain(rng: &mut ErasingRng, k0: [u8; 32], refills: u32) -> (Vec<u8>, Vec<u8>) {
+        let mut key = k0;
+        let mut skipped = vec![0u8; BUF];
+        for _ in 0..refills {
+            let s = keystream(&key, 32 + BUF);
+            key = s[..32].try_into().unwrap();
+            rng.fill_bytes(&mut skipped);
+            assert_eq!(
+                skipped,
+                s[32..],
+                "output before the reseed follows the chain"
+            );
+        }
+        let mut got = vec![0u8; BUF];
+        rng.fill_bytes(&mut got);
+        (got, keystream(&key, 32 + BUF)[32..].to_vec())
+    }
+
+    /// After RESEED_REFILLS refills the key takes in fresh randomness: the output leaves the
+    /// key chain, and the count starts again.
+    #[test]
+    fn reseeds_after_a_number_of_refills() {
+        let k0 = [5u8; 32];
+        let mut rng = ErasingRng::from_key(Zeroizing::new(k0));
+        let (got, chain) = next_and_chain(&mut rng, k0, RESEED_REFILLS);
+        assert_ne!(got, chain);
+        assert_eq!(rng.refills_left, RESEED_REFILLS - 1);
+    }
+
+    /// A refill in another process than the one that seeded (a forked child) reseeds first.
+    #[test]
+    fn reseeds_in_a_forked_child() {
+        let k0 = [6u8; 32];
+        let mut rng = ErasingRng::from_key(Zeroizing::new(k0));
+        let (_, chain) = next_and_chain(&mut rng, k0, 0);
+        let mut rng = ErasingRng::from_key(Zeroizing::new(k0));
+        rng.pid = std::process::id().wrapping_add(1);
+        let mut got = vec![0u8; BUF];
+        rng.fill_bytes(&mut got);
+        assert_ne!(got, chain);
+        assert_eq!(rng.pid, std::process::id());
+        assert_eq!(rng.refills_left, RESEED_REFILLS - 1);
     }
 
     /// Two generators from the operating system differ (a stuck seed would not).

@@ -3,8 +3,9 @@
 //! and the UAPI's [`DeviceState`] / [`SetRequest`].
 //!
 //! A `set` is applied in two phases so that a request that fails changes nothing: first every
-//! fallible step that touches the OS (binding a new port, the fwmark) is prepared on the side,
-//! then the request is applied to the device, which cannot fail.
+//! check runs and every fallible step that touches the OS (binding a new port, the fwmark) is
+//! prepared on the side, a new fwmark on the current socket last of all (it takes effect at
+//! once); then the request is applied to the device, which cannot fail.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -40,7 +41,7 @@ pub fn socket_buffer_for(mem_total: Option<u64>) -> usize {
 }
 
 /// `MemTotal` of /proc/meminfo in bytes.
-fn mem_total() -> Option<u64> {
+pub(crate) fn mem_total() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kib = info
         .lines()
@@ -88,12 +89,21 @@ pub struct State {
     pub device_mtu: u32,
 }
 
-/// The process-wide monotonic clock as a protocol [`Instant`].
+/// The process-wide clock of the protocol timers as a protocol [`Instant`]: time since the
+/// first call, on `CLOCK_BOOTTIME` ([`ferrowg_sys::clock`]), so that sessions and handshakes
+/// age while the machine is suspended, as the kernel's do. One clock read per call.
 pub fn now() -> Instant {
+    since_epoch(ferrowg_sys::clock::boottime())
+}
+
+/// The protocol [`Instant`] of the boot-time reading `boot`: its distance from the daemon's
+/// epoch (the first reading).
+fn since_epoch(boot: std::time::Duration) -> Instant {
     use std::sync::OnceLock;
-    static EPOCH: OnceLock<std::time::Instant> = OnceLock::new();
-    let epoch = *EPOCH.get_or_init(std::time::Instant::now);
-    Instant::from_nanos(u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX))
+    static EPOCH: OnceLock<std::time::Duration> = OnceLock::new();
+    let epoch = *EPOCH.get_or_init(|| boot);
+    let elapsed = boot.saturating_sub(epoch);
+    Instant::from_nanos(u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Nanoseconds since the Unix epoch.
@@ -195,8 +205,9 @@ impl State {
                 return Err(Errno::EINVAL);
             }
         }
-        let socket = self.prepare_socket(req)?;
         let count = self.peer_count_after(req)?;
+        // Last: it may change the live socket's fwmark, which nothing after it may undo.
+        let socket = self.prepare_socket(req)?;
 
         // Phase 2: apply; nothing below fails.
         if let Some(s) = socket.new_socket {
@@ -230,7 +241,8 @@ impl State {
     }
 
     /// Phase 1 of a `set` for the socket: binds the new listen port (with the new fwmark), or
-    /// sets a new fwmark on the current socket.
+    /// sets a new fwmark on the current socket. The latter takes effect at once, so this is the
+    /// last fallible step of a `set`: every other check must have passed before it.
     fn prepare_socket(&self, req: &SetRequest) -> Result<SocketChange, Errno> {
         let mut port = None;
         let mut fwmark = None;
@@ -452,6 +464,66 @@ pub fn open_token_key(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use ferrowg_conf::uapi::PeerSet;
+    use ferrowg_proto::crypto::RingCrypto;
+    use ferrowg_proto::messages::MAX_PEERS;
+
+    /// A state with no key and no peers on a fresh socket.
+    fn state() -> State {
+        let rng = crate::rng::ErasingRng::from_os().unwrap();
+        let device = Device::new(Box::new(NoKey), Box::new(RingCrypto), Box::new(rng));
+        State::new(device, UdpSocket::bind(0).unwrap())
+    }
+
+    /// A `set` that names a new fwmark and then fails a later check (here: one peer too many)
+    /// leaves the live socket's mark as it was.
+    #[test]
+    fn a_refused_set_leaves_the_fwmark_alone() {
+        if !ferrowg_testkit::require_root() {
+            return;
+        }
+        let mut st = state();
+        let marked = SetRequest {
+            interface: vec![InterfaceOp::FwMark(0x42)],
+            peers: Vec::new(),
+        };
+        assert_eq!(st.apply(&marked), Ok(()));
+        assert_eq!(st.socket.mark().unwrap(), 0x42);
+
+        let peers = (0..=MAX_PEERS as u32)
+            .map(|i| {
+                let mut key = [1u8; 32];
+                key[..4].copy_from_slice(&i.to_le_bytes());
+                PeerSet {
+                    public_key: PublicKey::from_bytes(key),
+                    ops: Vec::new(),
+                }
+            })
+            .collect();
+        let refused = SetRequest {
+            interface: vec![InterfaceOp::FwMark(0x43)],
+            peers,
+        };
+        assert_eq!(st.apply(&refused), Err(Errno::EINVAL));
+        assert_eq!(st.socket.mark().unwrap(), 0x42, "the live socket's fwmark");
+        assert_eq!(st.fwmark, 0x42);
+        assert_eq!(st.device.peer_count(), 0);
+    }
+
+    /// The protocol clock is CLOCK_BOOTTIME's distance from the first reading: a reading taken
+    /// between two boot-time readings lies between them (with std's Instant, CLOCK_MONOTONIC,
+    /// it would lag by the time the machine has spent in suspend), and suspended time counts.
+    #[test]
+    fn now_runs_on_boottime() {
+        let _ = now();
+        let before = ferrowg_sys::clock::boottime();
+        let at = now();
+        let after = ferrowg_sys::clock::boottime();
+        assert!(since_epoch(before) <= at && at <= since_epoch(after));
+        let night = std::time::Duration::from_secs(8 * 3600);
+        assert_eq!(since_epoch(after + night) - since_epoch(after), night);
+    }
 
     #[test]
     fn socket_buffer_is_a_64th_of_memory_within_bounds() {

@@ -2,7 +2,8 @@
 //! base64 as `wg genkey` and `wg genpsk` write them.
 //!
 //! Rules (stricter than wg(8), which only warns):
-//! - a regular file its group or others may access is refused, with the `chmod` that fixes it;
+//! - a regular file its group or others may access is refused, with the `chmod` that fixes it
+//!   (also for PIN files: [`read_secret_file`]);
 //! - at most [`MAX_KEY_FILE`] bytes are read, into memory that is zeroed after parsing;
 //! - `-` and `/dev/stdin` read standard input;
 //! - files are written with mode 0600 and replaced atomically ([`write_private_file`], also for
@@ -33,8 +34,8 @@ pub enum KeyFileError {
     },
     /// The file's group or others may access it.
     #[error(
-        "`{}' is accessible by its group or others (mode {mode:04o}): a private key file must be \
-         private to its owner; run chmod 600 {}",
+        "`{}' is accessible by its group or others (mode {mode:04o}): a file holding a private \
+         key or PIN must be private to its owner; run chmod 600 {}",
         path.display(),
         path.display()
     )]
@@ -95,34 +96,48 @@ pub fn write_private_file(path: &Path, data: &[u8]) -> Result<(), KeyFileError> 
 }
 
 /// The file's text, bounded, in memory zeroed on drop; refused when group or others may access
-/// a regular file.
+/// a regular file. `-` and `/dev/stdin` read standard input.
 fn read_secret(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
-    let io = |source| KeyFileError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut buf = Zeroizing::new(Vec::new());
     if path == Path::new("-") || path == Path::new("/dev/stdin") {
+        let mut buf = Zeroizing::new(Vec::new());
         std::io::stdin()
             .lock()
             .take(MAX_KEY_FILE)
             .read_to_end(&mut buf)
-            .map_err(io)?;
-    } else {
-        let mut f = std::fs::File::open(path).map_err(io)?;
-        let meta = f.metadata().map_err(io)?;
-        let mode = meta.permissions().mode();
-        if meta.is_file() && mode & 0o077 != 0 {
-            return Err(KeyFileError::Exposed {
+            .map_err(|source| KeyFileError::Io {
                 path: path.to_owned(),
-                mode: mode & 0o7777,
-            });
-        }
-        Read::by_ref(&mut f)
-            .take(MAX_KEY_FILE)
-            .read_to_end(&mut buf)
-            .map_err(io)?;
+                source,
+            })?;
+        let text = std::str::from_utf8(&buf).map_err(|_| format_error(path))?;
+        return Ok(Zeroizing::new(text.to_owned()));
     }
+    read_secret_file(path)
+}
+
+/// Reads a file that holds a secret (a key, a PIN) under the rules of key files: a regular
+/// file its group or others may access is refused ([`KeyFileError::Exposed`]), at most
+/// [`MAX_KEY_FILE`] bytes are read, and every copy of the text is zeroed on drop. Content that
+/// is not UTF-8 is [`KeyFileError::Format`].
+pub fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
+    let io = |source| KeyFileError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut f = std::fs::File::open(path).map_err(io)?;
+    let meta = f.metadata().map_err(io)?;
+    let mode = meta.permissions().mode();
+    if meta.is_file() && mode & 0o077 != 0 {
+        return Err(KeyFileError::Exposed {
+            path: path.to_owned(),
+            mode: mode & 0o7777,
+        });
+    }
+    // Sized up front: a growing vector would leave copies of the secret in freed memory.
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE as usize + 1));
+    Read::by_ref(&mut f)
+        .take(MAX_KEY_FILE)
+        .read_to_end(&mut buf)
+        .map_err(io)?;
     let text = std::str::from_utf8(&buf).map_err(|_| format_error(path))?;
     Ok(Zeroizing::new(text.to_owned()))
 }
@@ -187,6 +202,42 @@ mod tests {
         assert_eq!(left.len(), 1, "no temporary file left behind");
         let e = write_private_file(&d.join("missing").join("f"), b"x").unwrap_err();
         assert!(matches!(e, KeyFileError::Io { .. }), "{e}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn an_existing_temporary_file_is_never_written_through() {
+        let d = tmpdir("stale");
+        let path = d.join("k");
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, "planted").unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666)).unwrap();
+        // The temporary file is created exclusively: a planted one (with its mode) is not
+        // reused, so the secret never lands in a file others may read.
+        assert!(write_private_file(&path, b"secret").is_err());
+        assert_eq!(std::fs::read(&tmp).unwrap(), b"planted");
+        assert!(!path.exists());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn secret_files_follow_the_key_file_rule() {
+        let d = tmpdir("secret");
+        let path = d.join("pin");
+        write_private_file(&path, b"1234\n").unwrap();
+        assert_eq!(read_secret_file(&path).unwrap().as_str(), "1234\n");
+        for bad in [0o640, 0o604, 0o644] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(bad)).unwrap();
+            let e = read_secret_file(&path).unwrap_err();
+            assert!(matches!(e, KeyFileError::Exposed { .. }), "{e}");
+            assert!(e.to_string().contains("chmod 600"), "{e}");
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&path, vec![b'7'; 2 * MAX_KEY_FILE as usize]).unwrap();
+        assert_eq!(
+            read_secret_file(&path).unwrap().len(),
+            MAX_KEY_FILE as usize
+        );
         let _ = std::fs::remove_dir_all(&d);
     }
 

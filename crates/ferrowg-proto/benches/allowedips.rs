@@ -5,12 +5,19 @@
 //! lookup is the reported time divided by 4096 (criterion also prints it as throughput):
 //! `random` probes uniformly random addresses, `hit` probes addresses inside inserted prefixes
 //! (the deepest walks). The insert benchmarks build a 100k-entry table from empty.
+//!
+//! `device_host_routes` adds 2^16 and 2^20 host routes (/32s, in address order) of one peer
+//! inside 10.16.0.0/12 through `Device::add_allowed_ip`, which also fills the peer's own
+//! prefix set; the time per route (criterion's throughput) must stay flat from 2^16 to 2^20.
+//! `table_only_*` inserts the same routes into a bare table, for comparison.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use criterion::{BatchSize, Criterion, Throughput};
 use ferrowg_proto::allowedips::AllowedIps;
+use ferrowg_proto::crypto::{clamp, RustCrypto, SecretKey};
+use ferrowg_proto::{Device, Instant, PeerConfig, PeerId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -128,11 +135,65 @@ fn inserts(c: &mut Criterion) {
     group.finish();
 }
 
+/// A device with one peer and no routes.
+fn device_with_peer() -> (Device, PeerId) {
+    let mut dev = Device::new(
+        Box::new(SecretKey::from_bytes(clamp([1; 32]))),
+        Box::new(RustCrypto),
+        Box::new(ChaCha8Rng::seed_from_u64(0x12)),
+    );
+    let peer = SecretKey::from_bytes(clamp([2; 32]));
+    let public = ferrowg_proto::crypto::StaticKey::public_key(&peer);
+    let id = dev
+        .add_peer(public, PeerConfig::default(), Instant::ZERO)
+        .expect("peer");
+    (dev, id)
+}
+
+fn device_host_routes(c: &mut Criterion) {
+    let mut group = c.benchmark_group("device_host_routes_slash12");
+    group.sample_size(10);
+    for log2 in [16u32, 20] {
+        let n = 1u32 << log2;
+        group.throughput(Throughput::Elements(u64::from(n)));
+        group.bench_function(format!("2^{log2}"), |b| {
+            b.iter_batched(
+                device_with_peer,
+                |(mut dev, id)| {
+                    for i in 0..n {
+                        let addr = IpAddr::V4(Ipv4Addr::from(0x0a10_0000 | i));
+                        // Every /32 is valid, so this cannot fail.
+                        let _ = dev.add_allowed_ip(id, addr, 32);
+                    }
+                    dev
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        // The same routes in the table alone, without the device and the peer's set.
+        group.bench_function(format!("table_only_2^{log2}"), |b| {
+            b.iter_batched(
+                AllowedIps::<u32>::new,
+                |mut table| {
+                    for i in 0..n {
+                        let addr = IpAddr::V4(Ipv4Addr::from(0x0a10_0000 | i));
+                        let _ = table.insert(addr, 32, 1);
+                    }
+                    table
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
 /// What `criterion_group!`/`criterion_main!` would generate, written out so that every item
 /// has a doc comment.
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     lookups(&mut c);
     inserts(&mut c);
+    device_host_routes(&mut c);
     c.final_summary();
 }

@@ -18,7 +18,9 @@ use crate::messages::{
 };
 use crate::time::Instant;
 
-/// Result of checking the MACs of a handshake message.
+/// Result of checking the MACs of a handshake message (the tests' summary of
+/// [`CookieChecker::check_mac1`] and [`CookieChecker::check_mac2`]).
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum MacState {
     /// mac1 is wrong: drop without further work.
@@ -91,7 +93,30 @@ impl CookieChecker {
         mac(&self.secret[..], &[&buf[..n]])
     }
 
+    /// Checks mac1 of `msg`, a length-checked handshake message: one keyed hash, before any
+    /// other work on the message.
+    pub fn check_mac1(&self, msg: &[u8]) -> bool {
+        let m1 = mac1_offset(msg.len());
+        let expected = mac(&self.mac1_key, &[&msg[..m1]]);
+        ct_eq(&expected, &msg[m1..m1 + MAC_LEN])
+    }
+
+    /// Checks mac2 of `msg` (whose mac1 was valid) against the cookie `src` would hold now.
+    pub fn check_mac2(
+        &mut self,
+        msg: &[u8],
+        src: SocketAddr,
+        now: Instant,
+        rng: &mut dyn rand_core::CryptoRngCore,
+    ) -> bool {
+        let m2 = mac2_offset(msg.len());
+        let cookie = self.cookie(now, src, rng);
+        let expected = mac(&cookie, &[&msg[..m2]]);
+        ct_eq(&expected, &msg[m2..])
+    }
+
     /// Checks mac1 and (when `check_cookie`) mac2 of `msg`, a length-checked handshake message.
+    #[cfg(test)]
     pub fn check(
         &mut self,
         msg: &[u8],
@@ -100,21 +125,12 @@ impl CookieChecker {
         now: Instant,
         rng: &mut dyn rand_core::CryptoRngCore,
     ) -> MacState {
-        let m1 = mac1_offset(msg.len());
-        let expected = mac(&self.mac1_key, &[&msg[..m1]]);
-        if !ct_eq(&expected, &msg[m1..m1 + MAC_LEN]) {
-            return MacState::InvalidMac1;
-        }
-        if !check_cookie {
-            return MacState::ValidMac1;
-        }
-        let m2 = mac2_offset(msg.len());
-        let cookie = self.cookie(now, src, rng);
-        let expected = mac(&cookie, &[&msg[..m2]]);
-        if ct_eq(&expected, &msg[m2..]) {
-            MacState::ValidMac1AndCookie
-        } else {
+        if !self.check_mac1(msg) {
+            MacState::InvalidMac1
+        } else if !check_cookie || !self.check_mac2(msg, src, now, rng) {
             MacState::ValidMac1
+        } else {
+            MacState::ValidMac1AndCookie
         }
     }
 

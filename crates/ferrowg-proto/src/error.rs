@@ -188,6 +188,8 @@ pub enum ConfigError {
     NoSuchPeer,
     /// A prefix length beyond 32 (IPv4) or 128 (IPv6).
     InvalidPrefix,
+    /// A rate-limiter capacity of 0 or above `RATELIMITER_MAX_CAPACITY`.
+    InvalidCapacity,
 }
 
 impl fmt::Display for ConfigError {
@@ -197,6 +199,7 @@ impl fmt::Display for ConfigError {
             ConfigError::TooManyPeers => "too many peers",
             ConfigError::NoSuchPeer => "no such peer",
             ConfigError::InvalidPrefix => "invalid prefix length",
+            ConfigError::InvalidCapacity => "rate-limiter capacity out of range",
         })
     }
 }

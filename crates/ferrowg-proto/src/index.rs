@@ -1,12 +1,12 @@
 //! Lookup tables: receiver index → session, static public key → peer (kernel peerlookup.c).
 //!
-//! Indices are chosen at random by us, so a multiplicative hash of the index spreads them
-//! evenly whatever an attacker puts in the receiver_index field; the attacker can only probe,
-//! never choose what is stored. Public keys are random curve points, hashed the same way.
+//! Indices are chosen at random by us and public keys are random curve points; both tables
+//! still hash with a secret seed from the device's RNG ([`HashSeed`]), like every table of the
+//! device.
 
 use hashbrown::HashMap;
 
-use crate::hasher::RandomKeyState;
+use crate::hasher::HashSeed;
 use crate::peer::PeerId;
 
 /// What a receiver index names.
@@ -28,10 +28,13 @@ impl IndexEntry {
 }
 
 /// Receiver index → session.
-#[derive(Default)]
-pub struct IndexTable(HashMap<u32, IndexEntry, RandomKeyState>);
+pub struct IndexTable(HashMap<u32, IndexEntry, HashSeed>);
 
 impl IndexTable {
+    /// An empty table hashing with `seed`.
+    pub(crate) fn new(seed: HashSeed) -> Self {
+        IndexTable(HashMap::with_hasher(seed))
+    }
     /// Registers `entry` under a fresh random index drawn from `rng` and returns it.
     pub fn insert(&mut self, entry: IndexEntry, rng: &mut dyn rand_core::RngCore) -> u32 {
         loop {
@@ -61,7 +64,7 @@ impl IndexTable {
 }
 
 /// Static public key → peer.
-pub type PeerByKey = HashMap<[u8; 32], PeerId, RandomKeyState>;
+pub(crate) type PeerByKey = HashMap<[u8; 32], PeerId, HashSeed>;
 
 #[cfg(test)]
 mod tests {
@@ -71,7 +74,7 @@ mod tests {
     #[test]
     fn indices_are_unique_and_removable() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-        let mut t = IndexTable::default();
+        let mut t = IndexTable::new(HashSeed::new(1, 2, 3));
         let mut seen = alloc::vec::Vec::new();
         for n in 0..1000 {
             let i = t.insert(IndexEntry::Keypair(PeerId(n)), &mut rng);

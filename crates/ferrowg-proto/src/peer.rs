@@ -7,7 +7,7 @@ use core::net::{IpAddr, SocketAddr};
 use hashbrown::HashSet;
 
 use crate::cookie::CookieMaker;
-use crate::hasher::RandomKeyState;
+use crate::hasher::HashSeed;
 use crate::keypair::Keypairs;
 use crate::noise::Handshake;
 use crate::time::Instant;
@@ -48,10 +48,11 @@ pub(crate) struct Peer {
 
 /// A set of canonical `(network address, prefix length)` pairs. Prefixes come from the local
 /// administrator (UAPI, root only), never from the network.
-pub(crate) type PrefixSet = HashSet<(IpAddr, u8), RandomKeyState>;
+pub(crate) type PrefixSet = HashSet<(IpAddr, u8), HashSeed>;
 
 impl Peer {
-    pub fn new(public_key: [u8; 32], handshake: Handshake) -> Self {
+    /// A peer whose allowed-IPs set hashes with `seed`.
+    pub fn new(public_key: [u8; 32], handshake: Handshake, seed: HashSeed) -> Self {
         Peer {
             public_key,
             cookie: CookieMaker::new(&public_key),
@@ -66,7 +67,7 @@ impl Peer {
             last_sent_handshake: None,
             sent_lastminute_handshake: false,
             scheduled: None,
-            allowed_ips: PrefixSet::default(),
+            allowed_ips: PrefixSet::with_hasher(seed),
         }
     }
 }

@@ -14,6 +14,8 @@
 //! - [`cpu`]: the current CPU, and pinning a thread to one.
 //! - [`netdev`]: interface index/MTU/up by name; [`netns`]: move a thread into a network
 //!   namespace; [`process`]: root and capability checks.
+//! - [`creds`]: the umask around a bind, the effective uid, and the uid of a Unix socket's peer
+//!   (`SO_PEERCRED`); [`clock`]: `CLOCK_BOOTTIME`, which counts time suspended.
 //!
 //! Everything is nonblocking underneath; every call that waits takes a timeout
 //! (`Option<Duration>`, `None` = forever) so an I/O thread can poll its shutdown flag, and
@@ -28,7 +30,9 @@
 compile_error!("ferrowg-sys supports Linux only");
 
 mod batch;
+pub mod clock;
 pub mod cpu;
+pub mod creds;
 mod error;
 mod fd;
 mod mem;

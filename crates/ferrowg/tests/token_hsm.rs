@@ -188,10 +188,26 @@ fn open_errors_say_which_part_is_wrong() {
             "names no module",
         ),
     ];
+    // The CLI refuses pin-value= (it would show in /proc/PID/cmdline): it reads the same
+    // PINs from files.
+    let pins = ferrowg_testkit::TempDir::new();
+    let cli_uri = |text: &str| -> String {
+        let Some((head, rest)) = text.split_once("pin-value=") else {
+            return text.to_string();
+        };
+        let (pin, tail) = rest.split_at(rest.find('&').unwrap_or(rest.len()));
+        let name = if pin == "1234" {
+            "right-pin"
+        } else {
+            "wrong-pin"
+        };
+        let file = pins.write(name, &format!("{pin}\n"));
+        format!("{head}pin-source=file:{}{tail}", file.display())
+    };
     let mut errnos = Vec::new();
     for (i, (text, is, says)) in cases.iter().enumerate() {
         // The CLI (a fresh process, as `ferrowg set` and `up` are) prints the cause.
-        let out = t.ferrowg(&["pubkey", "--pkcs11", text]);
+        let out = t.ferrowg(&["pubkey", "--pkcs11", &cli_uri(text)]);
         assert!(!out.status.success());
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(says), "{text}: {stderr}");

@@ -106,7 +106,7 @@ impl Config {
         if let Some(key) = &iface.private_key {
             let _ = writeln!(out, "PrivateKey = {}", key.to_base64());
         } else if let Some(uri) = &iface.private_key_uri {
-            let _ = writeln!(out, "PrivateKey = {}", uri.to_uri_string(true));
+            let _ = writeln!(out, "PrivateKey = {}", uri.to_uri_secret().as_str());
         }
         out.push('\n');
     }

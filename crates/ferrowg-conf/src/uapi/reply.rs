@@ -1,7 +1,7 @@
 //! The `get=1` reply and the `errno=` status that ends every reply: writing them in
 //! wireguard-go's layout (the daemon) and reading them back as wg(8) does (the command line).
 
-use std::fmt::Write as _;
+use std::fmt::Write;
 use std::io::BufRead;
 
 use super::line::{read_line_bounded, Line};
@@ -9,6 +9,7 @@ use super::{hex_or_zero, DeviceState, Errno, Limits, PeerState};
 use crate::addr::{parse_uapi_endpoint, AllowedIp};
 use crate::grammar::decimal;
 use ferrowg_keys::key::{PresharedKey, PrivateKey, PublicKey};
+use zeroize::Zeroizing;
 
 /// Writes the reply to `get=1`, `errno=0` and the final empty line included, in wireguard-go's
 /// order: `private_key` (when set), `listen_port` and `fwmark` (when non-zero), then per peer
@@ -23,9 +24,30 @@ pub fn write_get_response(state: &DeviceState) -> String {
 /// [`write_get_response`] with extension lines (`key`, `value`) after the interface's own
 /// lines and before the first peer. wg(8) ignores keys it does not know.
 pub fn write_get_response_ext(state: &DeviceState, extensions: &[(&str, String)]) -> String {
-    let mut out = String::with_capacity(128 + state.peers.len() * 400);
+    // The reply holds the private and preshared keys: it is measured first and written into an
+    // allocation of exactly its size, so that no growth leaves a copy of a key in freed memory
+    // (the caller wipes the one copy after sending it).
+    let mut length = ByteCount(0);
+    write_reply(&mut length, state, extensions);
+    let mut out = String::with_capacity(length.0);
+    write_reply(&mut out, state, extensions);
+    out
+}
+
+/// Counts the bytes a reply would take.
+struct ByteCount(usize);
+
+impl Write for ByteCount {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
+}
+
+fn write_reply<W: Write>(out: &mut W, state: &DeviceState, extensions: &[(&str, String)]) {
     if let Some(key) = state.private_key.as_ref().filter(|k| !k.is_zero()) {
-        let _ = writeln!(out, "private_key={}", key.to_hex());
+        let hex = Zeroizing::new(key.to_hex());
+        let _ = writeln!(out, "private_key={}", hex.as_str());
     }
     if state.listen_port != 0 {
         let _ = writeln!(out, "listen_port={}", state.listen_port);
@@ -37,16 +59,17 @@ pub fn write_get_response_ext(state: &DeviceState, extensions: &[(&str, String)]
         let _ = writeln!(out, "{key}={value}");
     }
     for peer in &state.peers {
-        write_peer(&mut out, peer);
+        write_peer(out, peer);
     }
-    out.push_str("errno=0\n\n");
-    out
+    let _ = out.write_str("errno=0\n\n");
 }
 
-fn write_peer(out: &mut String, peer: &PeerState) {
+fn write_peer<W: Write>(out: &mut W, peer: &PeerState) {
     let _ = writeln!(out, "public_key={}", peer.public_key.to_hex());
-    let psk = peer.preshared_key.as_ref().map(PresharedKey::to_hex);
-    let _ = writeln!(out, "preshared_key={}", hex_or_zero(psk));
+    let psk = Zeroizing::new(hex_or_zero(
+        peer.preshared_key.as_ref().map(PresharedKey::to_hex),
+    ));
+    let _ = writeln!(out, "preshared_key={}", psk.as_str());
     let _ = writeln!(out, "protocol_version={}", peer.protocol_version);
     if let Some(endpoint) = peer.endpoint {
         let _ = writeln!(out, "endpoint={endpoint}");
@@ -253,6 +276,23 @@ mod tests {
 
     fn pk(b: u8) -> PublicKey {
         PublicKey::from_bytes([b; 32])
+    }
+
+    /// The reply holds keys: it is written into one allocation of exactly its size, so no
+    /// growth leaves a copy behind (a reply grown by pushing would end with spare capacity).
+    #[test]
+    fn get_reply_is_allocated_once_at_its_size() {
+        let mut state = sample_state();
+        for b in 2..40 {
+            let mut p = PeerState::new(pk(b));
+            p.preshared_key = Some(PresharedKey::from_bytes([b; 32]));
+            p.allowed_ips = vec![AllowedIp::parse_uapi("10.0.0.0/8").unwrap(); 20];
+            state.peers.push(p);
+        }
+        let ext = [("ferrowg_public_key", "ab".repeat(32))];
+        let reply = write_get_response_ext(&state, &ext);
+        assert_eq!(reply.capacity(), reply.len());
+        assert!(reply.starts_with("private_key=") && reply.ends_with("errno=0\n\n"));
     }
 
     fn sample_state() -> DeviceState {

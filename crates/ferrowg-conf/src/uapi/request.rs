@@ -32,6 +32,7 @@ use super::{hex_or_zero, Errno, InterfaceOp, Limits, PeerOp, PeerSet, SetRequest
 use crate::addr::{parse_uapi_endpoint, AllowedIp, Ntop};
 use crate::grammar::{self, decimal};
 use ferrowg_keys::key::{KeyError, PresharedKey, PrivateKey, PublicKey};
+use zeroize::Zeroizing;
 
 /// An operation read from a UAPI connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,20 +148,22 @@ pub fn read_request<R: BufRead + ?Sized>(
     reader: &mut R,
     limits: &Limits,
 ) -> Result<Option<Request>, RequestError> {
-    let mut buf = Vec::new();
+    // Lines may carry keys and PINs: one buffer, sized for the longest line so it never moves,
+    // zeroed when the request is done.
+    let mut buf = Zeroizing::new(Vec::with_capacity(limits.max_line.saturating_add(1)));
     let io_err = |e: io::Error| SetError {
         line: 0,
         kind: SetErrorKind::Io(e.kind()),
     };
     match read_line_bounded(reader, &mut buf, limits.max_line).map_err(io_err)? {
         Line::Eof => return Ok(None),
-        Line::Complete if buf == b"get=1" => {
+        Line::Complete if *buf == b"get=1" => {
             return match read_line_bounded(reader, &mut buf, limits.max_line).map_err(io_err)? {
                 Line::Complete if buf.is_empty() => Ok(Some(Request::Get)),
                 _ => Err(RequestError::GetTrailing),
             };
         }
-        Line::Complete if buf == b"set=1" => {}
+        Line::Complete if *buf == b"set=1" => {}
         _ => {
             let op = String::from_utf8_lossy(&buf).into_owned();
             return Err(RequestError::InvalidOperation(op));
@@ -399,7 +402,7 @@ impl SetRequest {
                     out,
                     "{}={}",
                     crate::uapi::UAPI_KEY_URI,
-                    uri.to_uri_string(true)
+                    uri.to_uri_secret().as_str()
                 ),
             };
         }

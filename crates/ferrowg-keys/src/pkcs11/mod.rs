@@ -56,6 +56,28 @@ pub enum Pkcs11Error {
         /// The loader's or the module's error.
         reason: String,
     },
+    /// The module file, or a directory above it, could be replaced by a user other than root
+    /// and the daemon's: it is not loaded (loading runs its code as the daemon's user).
+    #[error(
+        "PKCS#11 module {}: not loaded: {} (owner uid {owner}, mode {mode:04o}) could be changed \
+         by other users; a module is loaded only from a file that, like every directory above it, \
+         belongs to root and is not writable by group or others: move the module to a system \
+         directory, or run chown root {} and chmod go-w {}",
+        module.display(),
+        offender.display(),
+        offender.display(),
+        offender.display()
+    )]
+    UntrustedModule {
+        /// The module file the URI names.
+        module: PathBuf,
+        /// The file or directory that fails the rule.
+        offender: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// Its permission bits.
+        mode: u32,
+    },
     /// No token matched the URI.
     #[error("no PKCS#11 token matches {wanted} in {} (tokens present: {present})", module.display())]
     NoToken {

@@ -6,12 +6,14 @@
 //! gone away: some modules (SoftHSM 2.6) fail `C_GetSlotList` for good once a token they knew
 //! disappeared, even after it is back. Each initialisation is a generation; a [`Conn`] closes
 //! its session only if the module is still in the generation that opened it, since session
-//! handles of an earlier generation may have been reused. Every other call takes a
-//! [`Pkcs11Uri`] and returns a [`Pkcs11Error`] that names what went wrong. The derived shared
-//! secrets are session objects that are destroyed right after their value is read; the bytes
-//! are zeroed on every path.
+//! handles of an earlier generation may have been reused. A module is loaded (`dlopen`, as the
+//! daemon's user, often root) only from a trusted file: see [`trusted_module`]. Every other
+//! call takes a [`Pkcs11Uri`] and returns a [`Pkcs11Error`] that names what went wrong. The
+//! derived shared secrets are session objects that are destroyed right after their value is
+//! read; the bytes are zeroed on every path.
 
 use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
@@ -24,7 +26,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use ferrowg_proto::crypto::Secret;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroize;
 
 use super::uri::{ObjectType, PinSpec, Pkcs11Uri};
 use super::Pkcs11Error;
@@ -137,7 +139,8 @@ pub fn module(path: &Path) -> Result<(Pkcs11, u64), Pkcs11Error> {
     if !path.exists() {
         return Err(load("no such file".into()));
     }
-    let ctx = Pkcs11::new(path).map_err(|e| match e {
+    let real = trusted_module(path)?;
+    let ctx = Pkcs11::new(&real).map_err(|e| match e {
         CkError::LibraryLoading(l) => load(l.to_string()),
         other => load(other.to_string()),
     })?;
@@ -153,6 +156,51 @@ pub fn module(path: &Path) -> Result<(Pkcs11, u64), Pkcs11Error> {
         },
     );
     Ok((ctx, 1))
+}
+
+/// Checks that the module at `path` may be loaded and returns the file to load (symbolic links
+/// resolved). The rule: the file, and every directory above it up to `/`, belongs to root or
+/// to this process's user and is not writable by its group or others; this holds both for the
+/// path as written (a symbolic link counts by its owner) and for the file it resolves to.
+/// Anyone who could replace such a file could already act as root or as the daemon.
+pub fn trusted_module(path: &Path) -> Result<PathBuf, Pkcs11Error> {
+    let io = |e: std::io::Error| Pkcs11Error::ModuleLoad {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    let written = std::path::absolute(path).map_err(io)?;
+    let real = std::fs::canonicalize(path).map_err(io)?;
+    let user = effective_uid();
+    for (p, follow) in written
+        .ancestors()
+        .map(|p| (p, false))
+        .chain(real.ancestors().map(|p| (p, true)))
+    {
+        let meta = if follow {
+            std::fs::metadata(p)
+        } else {
+            std::fs::symlink_metadata(p)
+        };
+        let meta = meta.map_err(io)?;
+        let (owner, mode) = (meta.uid(), meta.mode());
+        let writable = !meta.file_type().is_symlink() && mode & 0o022 != 0;
+        if (owner != 0 && Some(owner) != user) || writable {
+            return Err(Pkcs11Error::UntrustedModule {
+                module: path.to_owned(),
+                offender: p.to_owned(),
+                owner,
+                mode: mode & 0o7777,
+            });
+        }
+    }
+    Ok(real)
+}
+
+/// The process's effective user id (`Uid:` of `/proc/self/status`: real, effective, …).
+fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// A PKCS#11 error as `CKR_NAME` text.
@@ -306,8 +354,18 @@ pub fn read_pin(uri: &Pkcs11Uri) -> Result<Option<AuthPin>, Pkcs11Error> {
                 path: path.clone(),
                 reason,
             };
-            let bytes = Zeroizing::new(std::fs::read(path).map_err(|e| err(e.to_string()))?);
-            let text = std::str::from_utf8(&bytes).map_err(|_| err("not UTF-8".into()))?;
+            // A PIN file is held to the rules of private key files (private to its owner,
+            // bounded, wiped).
+            let text = match crate::keyfile::read_secret_file(path) {
+                Ok(text) => text,
+                Err(crate::keyfile::KeyFileError::Format { .. }) => {
+                    return Err(err("not UTF-8".into()))
+                }
+                Err(crate::keyfile::KeyFileError::Io { source, .. }) => {
+                    return Err(err(source.to_string()))
+                }
+                Err(e) => return Err(err(e.to_string())),
+            };
             let pin = text.split(['\n', '\r']).next().unwrap_or("");
             if pin.is_empty() {
                 return Err(err("the file is empty".into()));
@@ -605,6 +663,91 @@ mod tests {
         let e = connect(&uri, None).err().unwrap();
         assert!(matches!(e, Pkcs11Error::ModuleLoad { .. }), "{e}");
         assert!(e.to_string().contains("/nonexistent/x.so"), "{e}");
+    }
+
+    /// A directory under the system's temporary directory, removed on drop.
+    struct Dir(PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    fn dir(tag: &str, mode: u32) -> Dir {
+        use std::os::unix::fs::PermissionsExt;
+        let d = std::env::temp_dir().join(format!("ferrowg-token-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode)).unwrap();
+        Dir(d)
+    }
+
+    #[test]
+    fn modules_in_writable_places_are_refused_before_loading() {
+        use std::os::unix::fs::PermissionsExt;
+        let open = dir("open", 0o1777);
+        // Not a library: were it loaded, the error would be a loader error (ModuleLoad).
+        let fake = open.0.join("evil.so");
+        std::fs::write(&fake, b"not a library").unwrap();
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = open.0.join("link.so");
+        std::os::unix::fs::symlink("/usr/lib/softhsm/libsofthsm2.so", &link).unwrap();
+        for file in [&fake, &link] {
+            let uri = format!("pkcs11:object=k?module-path={}", file.display());
+            let e = connect(&Pkcs11Uri::parse(&uri).unwrap(), None)
+                .err()
+                .unwrap();
+            match &e {
+                Pkcs11Error::UntrustedModule { offender, mode, .. } => {
+                    assert_eq!(offender, &open.0, "{e}");
+                    assert_eq!(*mode, 0o1777, "{e}");
+                }
+                other => panic!("{file:?}: {other:?}"),
+            }
+            let msg = e.to_string();
+            assert!(msg.contains(&open.0.display().to_string()), "{msg}");
+            assert!(msg.contains("chmod go-w"), "{msg}");
+            assert_eq!(generation(file), 0, "never loaded");
+        }
+        // A module file that its group may write is refused by name.
+        let closed = dir("closed", 0o700);
+        let module = closed.0.join("m.so");
+        std::fs::write(&module, b"x").unwrap();
+        std::fs::set_permissions(&module, std::fs::Permissions::from_mode(0o664)).unwrap();
+        match trusted_module(&module) {
+            Err(Pkcs11Error::UntrustedModule { offender, .. }) => assert_eq!(offender, module),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn pin_files_are_held_to_the_key_file_rule() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = dir("pin", 0o700);
+        let pin = d.0.join("pin");
+        crate::keyfile::write_private_file(&pin, b"1234\n").unwrap();
+        let uri = Pkcs11Uri::parse(&format!(
+            "pkcs11:object=k?pin-source=file:{}",
+            pin.display()
+        ))
+        .unwrap();
+        assert!(read_pin(&uri).unwrap().is_some());
+        std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_pin(&uri).err().unwrap();
+        assert!(matches!(e, Pkcs11Error::PinSource { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(msg.contains("chmod 600") && msg.contains("0644"), "{msg}");
+        assert!(!msg.contains("1234"), "{msg}");
+    }
+
+    #[test]
+    fn system_modules_are_trusted() {
+        let softhsm = Path::new("/usr/lib/softhsm/libsofthsm2.so");
+        if softhsm.exists() {
+            let real = trusted_module(softhsm).unwrap();
+            assert_eq!(real, std::fs::canonicalize(softhsm).unwrap());
+        }
+        let proc_owner = std::fs::metadata("/proc/self").unwrap().uid();
+        assert_eq!(effective_uid(), Some(proc_owner));
     }
 
     #[test]

@@ -13,8 +13,8 @@
 //! the attribute.
 //!
 //! A PIN given inline (`pin-value=`) is a secret: it is zeroed on drop, left out of `Display`
-//! and `Debug`, never part of an error, and only written back out by
-//! [`Pkcs11Uri::to_uri_string`] when asked to.
+//! and `Debug`, never part of an error, and only written back out when asked to, best into
+//! memory that is zeroed on drop ([`Pkcs11Uri::to_uri_secret`]).
 
 use core::fmt;
 use std::path::{Path, PathBuf};
@@ -243,12 +243,16 @@ fn text(attr: &'static str, raw: &str, allowed: fn(u8) -> bool) -> Result<String
     String::from_utf8(decode(attr, raw, allowed)?).map_err(|_| UriError::NotUtf8(attr))
 }
 
+/// Appends `bytes` percent-encoded, with no temporary strings (the bytes may be a PIN).
 fn encode(out: &mut String, bytes: &[u8], allowed: fn(u8) -> bool) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for &c in bytes {
         if allowed(c) {
             out.push(c as char);
         } else {
-            out.push_str(&format!("%{c:02X}"));
+            out.push('%');
+            out.push(HEX[usize::from(c >> 4)] as char);
+            out.push(HEX[usize::from(c & 15)] as char);
         }
     }
 }
@@ -423,8 +427,21 @@ impl Pkcs11Uri {
     }
 
     /// The URI as text, percent-encoded, attributes in RFC 7512's order. `pin-value` is
-    /// written only when `with_pin_value` is true (for handing the URI to the daemon).
+    /// written only when `with_pin_value` is true; the caller then holds a PIN in a `String`
+    /// it must wipe: prefer [`Pkcs11Uri::to_uri_secret`].
     pub fn to_uri_string(&self, with_pin_value: bool) -> String {
+        (*self.write_uri(with_pin_value)).clone()
+    }
+
+    /// The URI as text with its `pin-value` (for handing the URI to the daemon or writing a
+    /// configuration file), in memory that is zeroed on drop.
+    pub fn to_uri_secret(&self) -> Zeroizing<String> {
+        self.write_uri(true)
+    }
+
+    /// The text of the URI. The query, which may hold the PIN, is built in buffers sized up
+    /// front and zeroed on drop, so no copy of the PIN is left in freed memory.
+    fn write_uri(&self, with_pin_value: bool) -> Zeroizing<String> {
         let mut s = String::from("pkcs11:");
         let mut path: Vec<(&str, Vec<u8>)> = Vec::new();
         let mut add = |name, v: Option<&str>| {
@@ -466,31 +483,40 @@ impl Pkcs11Uri {
                 encode(&mut s, v, path_char);
             }
         }
-        let mut query: Vec<(&str, Vec<u8>)> = Vec::new();
+        let mut query: Vec<(&str, Zeroizing<Vec<u8>>)> = Vec::new();
         match &self.pin {
-            Some(PinSpec::Source(p)) => {
-                query.push(("pin-source", format!("file:{}", p.display()).into_bytes()))
-            }
+            Some(PinSpec::Source(p)) => query.push((
+                "pin-source",
+                Zeroizing::new(format!("file:{}", p.display()).into_bytes()),
+            )),
             Some(PinSpec::Value(v)) if with_pin_value => {
-                query.push(("pin-value", v.as_bytes().to_vec()))
+                query.push(("pin-value", Zeroizing::new(v.as_bytes().to_vec())))
             }
             _ => {}
         }
         if let Some(m) = &self.module_name {
-            query.push(("module-name", m.as_bytes().to_vec()));
+            query.push(("module-name", Zeroizing::new(m.as_bytes().to_vec())));
         }
         if let Some(m) = &self.module_path {
-            query.push(("module-path", m.to_string_lossy().as_bytes().to_vec()));
+            let m = m.to_string_lossy().as_bytes().to_vec();
+            query.push(("module-path", Zeroizing::new(m)));
         }
-        for (i, (name, v)) in query.iter_mut().enumerate() {
-            s.push(if i == 0 { '?' } else { '&' });
-            s.push_str(name);
-            s.push('=');
+        // Each value at most triples when percent-encoded.
+        let len = s.len()
+            + query
+                .iter()
+                .map(|(name, v)| 2 + name.len() + 3 * v.len())
+                .sum::<usize>();
+        let mut out = Zeroizing::new(String::with_capacity(len));
+        out.push_str(&s);
+        for (i, (name, v)) in query.iter().enumerate() {
+            out.push(if i == 0 { '?' } else { '&' });
+            out.push_str(name);
+            out.push('=');
             // `&` and `;` separate attributes and `%` escapes: never raw in a value.
-            encode(&mut s, v, query_char);
-            zeroize::Zeroize::zeroize(v);
+            encode(&mut out, v, query_char);
         }
-        s
+        out
     }
 
     /// True when the URI carries the PIN inline (`pin-value`).
@@ -535,7 +561,7 @@ impl Pkcs11Uri {
 /// The URI without its `pin-value`.
 impl fmt::Display for Pkcs11Uri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_uri_string(false))
+        f.write_str(&self.write_uri(false))
     }
 }
 
@@ -735,6 +761,24 @@ mod tests {
         let u = p("pkcs11:object=k?pin-source=file:/etc/p&module-name=softhsm2");
         assert_eq!(p(&u.to_string()), u);
         assert_eq!(u.describe(), "object \"k\"");
+    }
+
+    #[test]
+    fn the_pin_is_written_into_wiped_memory_sized_up_front() {
+        // Every byte of this PIN is percent-encoded: the longest text a PIN can make.
+        let u = p("pkcs11:object=k?pin-value=%26%25%3B%20%23&module-path=/m.so");
+        let secret = u.to_uri_secret();
+        assert_eq!(secret.as_str(), u.to_uri_string(true));
+        assert!(
+            secret.contains("pin-value=%26%25%3B%20%23"),
+            "{}",
+            secret.as_str()
+        );
+        assert_eq!(p(&secret), u);
+        // The buffer was never reallocated (which would leave a copy behind): its capacity
+        // is the bound computed before writing, not a grown one.
+        let bound = "pkcs11:object=k".len() + (2 + 9 + 3 * 5) + (2 + 11 + 3 * 5);
+        assert_eq!(secret.capacity(), bound);
     }
 
     #[test]

@@ -8,10 +8,12 @@ use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
 
 use super::state::Device;
+use super::RATELIMITER_MAX_CAPACITY;
 use crate::allowedips::canonical_prefix;
 use crate::cookie::CookieChecker;
 use crate::crypto::{ct_eq, StaticKey};
 use crate::error::ConfigError;
+use crate::hasher::HashSeed;
 use crate::index::IndexTable;
 use crate::messages::MAX_PEERS;
 use crate::noise::Handshake;
@@ -113,6 +115,25 @@ impl Device {
     pub fn set_under_load(&mut self, on: bool) {
         self.load.forced = on;
     }
+
+    /// Sets how many sources the handshake rate limiter tracks at once (default
+    /// [`RATELIMITER_DEFAULT_CAPACITY`](super::RATELIMITER_DEFAULT_CAPACITY);
+    /// [`ratelimiter_capacity_for_ram`](super::ratelimiter_capacity_for_ram) gives the kernel's
+    /// choice for a machine). When the table is full, a new source evicts the oldest entry
+    /// not used recently; shrinking evicts the same way. A capacity of 0 or above
+    /// [`RATELIMITER_MAX_CAPACITY`] is refused with [`ConfigError::InvalidCapacity`].
+    pub fn set_ratelimiter_capacity(&mut self, capacity: usize) -> Result<(), ConfigError> {
+        if !(1..=RATELIMITER_MAX_CAPACITY).contains(&capacity) {
+            return Err(ConfigError::InvalidCapacity);
+        }
+        self.ratelimiter.set_capacity(capacity);
+        Ok(())
+    }
+
+    /// How many sources the handshake rate limiter tracks at once.
+    pub fn ratelimiter_capacity(&self) -> usize {
+        self.ratelimiter.capacity()
+    }
 }
 
 /// The peers: adding, removing, listing.
@@ -134,7 +155,7 @@ impl Device {
             return Err(ConfigError::TooManyPeers);
         }
         let hs = Handshake::new(public_key, cfg.preshared_key.unwrap_or([0; 32]));
-        let mut peer = Peer::new(public_key, hs);
+        let mut peer = Peer::new(public_key, hs, HashSeed::from_rng(&mut *self.rng));
         peer.endpoint = cfg.endpoint;
         // Invariant: MAX_PEERS < u32::MAX, checked above, so an id is always found.
         let id = self.peers.insert(peer).ok_or(ConfigError::TooManyPeers)?;
@@ -190,7 +211,7 @@ impl Device {
     pub fn clear_peers(&mut self) {
         self.peers.clear();
         self.by_key.clear();
-        self.indices = IndexTable::default();
+        self.indices = IndexTable::new(HashSeed::from_rng(&mut *self.rng));
         self.allowed_ips.clear();
         self.timer_heap.clear();
     }

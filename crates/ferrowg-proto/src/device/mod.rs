@@ -31,9 +31,15 @@ mod jobs;
 mod receive;
 mod send;
 mod state;
+#[cfg(test)]
+mod tests;
 mod timers;
 
 pub use crate::peer::PeerId;
+pub use crate::ratelimiter::{
+    capacity_for_ram as ratelimiter_capacity_for_ram,
+    DEFAULT_MAX_ENTRIES as RATELIMITER_DEFAULT_CAPACITY, MAX_CAPACITY as RATELIMITER_MAX_CAPACITY,
+};
 pub use config::{PeerConfig, PeerInfo};
 pub use jobs::{open_batch, seal_batch, Begin, OpenJob, Prepared, SealJob};
 pub use receive::ip_length_and_source;

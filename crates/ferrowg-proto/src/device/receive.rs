@@ -6,7 +6,7 @@ use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::jobs::{Begin, OpenJob};
 use super::state::{Device, Event, Incoming};
-use crate::cookie::{CookieError, MacState};
+use crate::cookie::CookieError;
 use crate::error::DropReason;
 use crate::index::IndexEntry;
 use crate::keypair::{Keypair, Slot};
@@ -31,6 +31,8 @@ impl Device {
     }
 
     /// Checks MACs, cookies and the rate limit of a handshake message. `Err` = dropped.
+    /// Only messages with a valid mac1 count towards the load, so junk cannot put the device
+    /// under load.
     fn admit_handshake(
         &mut self,
         now: Instant,
@@ -38,26 +40,28 @@ impl Device {
         msg: &[u8],
         sender_index: u32,
     ) -> Result<(), DropReason> {
-        let under_load = self.load.count_handshake(now);
-        match self
-            .cookie_checker
-            .check(msg, src, under_load, now, &mut *self.rng)
-        {
-            MacState::InvalidMac1 => Err(DropReason::InvalidMac1),
-            MacState::ValidMac1 if under_load => {
-                let reply =
-                    self.cookie_checker
-                        .create_reply(msg, sender_index, src, now, &mut *self.rng);
-                if self.push_transmit(src, reply.to_vec()) {
-                    self.stats.cookie_replies_sent += 1;
-                }
-                Err(DropReason::CookieSent)
-            }
-            _ if under_load && !self.ratelimiter.allow(now, src.ip()) => {
-                Err(DropReason::RateLimited)
-            }
-            _ => Ok(()),
+        if !self.cookie_checker.check_mac1(msg) {
+            return Err(DropReason::InvalidMac1);
         }
+        if !self.load.count_handshake(now) {
+            return Ok(());
+        }
+        if !self
+            .cookie_checker
+            .check_mac2(msg, src, now, &mut *self.rng)
+        {
+            let reply =
+                self.cookie_checker
+                    .create_reply(msg, sender_index, src, now, &mut *self.rng);
+            if self.push_transmit(src, reply.to_vec()) {
+                self.stats.cookie_replies_sent += 1;
+            }
+            return Err(DropReason::CookieSent);
+        }
+        if !self.ratelimiter.allow(now, src.ip()) {
+            return Err(DropReason::RateLimited);
+        }
+        Ok(())
     }
 
     /// An initiation: answered with a response, which installs the next keypair.

@@ -202,20 +202,22 @@ impl Device {
     }
 
     /// Sends an initiation to the peer, at most one per REKEY_TIMEOUT; `is_retry` keeps the
-    /// count of attempts (a retransmission), else it starts over.
+    /// count of attempts (a retransmission), else it starts over, sent or not.
     pub(super) fn send_initiation(&mut self, id: PeerId, now: Instant, is_retry: bool) {
         let ts = self.timestamp(now);
         let mut eph = [0u8; 32];
         self.rng.fill_bytes(&mut eph);
         let jitter = self.jitter();
         let Ok(p) = self.peer_mut(id) else { return };
+        // As the kernel's wg_packet_send_queued_handshake_initiation: a new handshake (not a
+        // retry) restarts the count of attempts even when the rate limit below sends nothing.
+        if !is_retry {
+            p.timers.handshake_attempts = 0;
+        }
         if p.last_sent_handshake
             .is_some_and(|t| now.saturating_duration_since(t) < REKEY_TIMEOUT)
         {
             return;
-        }
-        if !is_retry {
-            p.timers.handshake_attempts = 0;
         }
         let Some(endpoint) = p.endpoint else { return };
         if let Some(old) = p.handshake.pending_local_index() {

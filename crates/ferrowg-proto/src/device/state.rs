@@ -14,9 +14,10 @@ use crate::allowedips::AllowedIps;
 use crate::cookie::CookieChecker;
 use crate::crypto::{Crypto, StaticKey};
 use crate::error::{ConfigError, DropCounters, DropReason};
+use crate::hasher::HashSeed;
 use crate::index::{IndexTable, PeerByKey};
 use crate::peer::{Peer, PeerId, Peers};
-use crate::ratelimiter::RateLimiter;
+use crate::ratelimiter::{RateLimiter, DEFAULT_MAX_ENTRIES};
 use crate::time::Instant;
 
 /// Something the caller may want to log or act on.
@@ -123,7 +124,8 @@ pub struct DeviceStats {
 const MAX_QUEUED_TRANSMITS: usize = 4096;
 /// Most events kept for `poll_event`.
 const MAX_QUEUED_EVENTS: usize = 4096;
-/// Handshake messages per second above which the device considers itself under load.
+/// Handshake messages with a valid mac1 per second above which the device considers itself
+/// under load.
 const UNDER_LOAD_THRESHOLD: u32 = 1024;
 /// How long the device stays under load after the threshold was crossed.
 const UNDER_LOAD_HOLD: Duration = Duration::from_secs(1);
@@ -136,14 +138,15 @@ pub(super) struct Load {
     pub forced: bool,
     /// Start of the current one-second window of handshake messages.
     window_start: Instant,
-    /// Handshake messages seen in that window.
+    /// Handshake messages with a valid mac1 seen in that window.
     in_window: u32,
     /// Under load until then: more than [`UNDER_LOAD_THRESHOLD`] messages came in a window.
     until: Option<Instant>,
 }
 
 impl Load {
-    /// Counts a handshake message arriving at `now`; true while the device is under load.
+    /// Counts a handshake message with a valid mac1 arriving at `now`; true while the device
+    /// is under load.
     pub fn count_handshake(&mut self, now: Instant) -> bool {
         if now.saturating_duration_since(self.window_start) >= Duration::from_secs(1) {
             self.window_start = now;
@@ -187,9 +190,12 @@ impl Device {
     pub fn new(
         static_key: Box<dyn StaticKey>,
         crypto: Box<dyn Crypto>,
-        rng: Box<dyn CryptoRngCore + Send>,
+        mut rng: Box<dyn CryptoRngCore + Send>,
     ) -> Self {
         let public_key = static_key.public_key();
+        let by_key = PeerByKey::with_hasher(HashSeed::from_rng(&mut *rng));
+        let indices = IndexTable::new(HashSeed::from_rng(&mut *rng));
+        let ratelimiter = RateLimiter::new(DEFAULT_MAX_ENTRIES, HashSeed::from_rng(&mut *rng));
         Device {
             cookie_checker: CookieChecker::new(&public_key),
             static_key,
@@ -197,10 +203,10 @@ impl Device {
             crypto,
             rng,
             peers: Peers::default(),
-            by_key: PeerByKey::default(),
-            indices: IndexTable::default(),
+            by_key,
+            indices,
             allowed_ips: AllowedIps::new(),
-            ratelimiter: RateLimiter::default(),
+            ratelimiter,
             timer_heap: BinaryHeap::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),

@@ -1,6 +1,10 @@
 //! `ferrowg daemon`: runs the userspace WireGuard daemon (the [`ferrowg_daemon`] runtime) in
 //! the foreground, or detached in the background like wireguard-go; its options are the
 //! daemon's [`Tuning`], parsed here once and passed down.
+//!
+//! The exit status is 0 after a normal stop (a signal, the interface or the UAPI socket
+//! removed) and non-zero after a failure, a panic in any of the daemon's threads included, so
+//! a supervisor restarts it.
 
 use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};

@@ -31,11 +31,21 @@ pub const KEY_USAGE: &str = "Usage: ferrowg key rotate <interface> [--pkcs11 <UR
        ferrowg key import --pkcs11 <URI> < <private key file>
        ferrowg key info --pkcs11 <URI>";
 
-/// Parses a URI given on the command line or in a file, and makes its file names absolute
-/// (the daemon runs with another working directory).
+/// Why a URI on the command line may not carry its PIN.
+pub const PIN_VALUE_ON_COMMAND_LINE: &str = "Invalid PKCS#11 URI: pin-value= is not accepted on \
+     the command line, where every user can read it (/proc/PID/cmdline): put the PIN in a file \
+     only you can read (chmod 600) and give pin-source=file:/path/to/pin instead (a \
+     configuration file may keep pin-value=)";
+
+/// Parses a URI given on the command line and makes its file names absolute (the daemon runs
+/// with another working directory). A URI with `pin-value` is refused: see
+/// [`PIN_VALUE_ON_COMMAND_LINE`].
 pub fn parse_uri_arg(text: &str) -> Result<Pkcs11Uri, CliError> {
     let mut uri =
         Pkcs11Uri::parse(text).map_err(|e| CliError::new(format!("Invalid PKCS#11 URI: {e}")))?;
+    if uri.has_pin_value() {
+        return Err(CliError::new(PIN_VALUE_ON_COMMAND_LINE));
+    }
     if let Ok(cwd) = std::env::current_dir() {
         uri.absolutize(&cwd);
     }
@@ -339,6 +349,37 @@ pub fn rotated_uri(current: &Pkcs11Uri, secs: u64) -> Pkcs11Uri {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pin_values_on_the_command_line_are_refused() {
+        let e = parse_uri_arg("pkcs11:object=k?pin-value=4321&module-path=/m.so").unwrap_err();
+        let msg = e.0;
+        assert!(msg.contains("pin-source"), "{msg}");
+        assert!(!msg.contains("4321"), "{msg}");
+        // Every command that takes a URI refuses it before touching a token.
+        for (cmd, args) in [
+            (
+                "genkey",
+                &["--pkcs11", "pkcs11:object=k?pin-value=4321"][..],
+            ),
+            (
+                "pubkey",
+                &["--pkcs11", "pkcs11:object=k?pin-value=4321"][..],
+            ),
+            (
+                "key",
+                &["import", "--pkcs11", "pkcs11:object=k?pin-value=4321"][..],
+            ),
+            (
+                "key",
+                &["info", "--pkcs11", "pkcs11:object=k?pin-value=4321"][..],
+            ),
+        ] {
+            let msg = command(cmd, args).unwrap_err().0;
+            assert!(msg.contains("pin-source"), "{cmd} {args:?}: {msg}");
+        }
+        assert!(parse_uri_arg("pkcs11:object=k?pin-source=file:/p&module-path=/m.so").is_ok());
+    }
 
     #[test]
     fn rotated_labels() {

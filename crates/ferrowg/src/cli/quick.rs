@@ -13,6 +13,7 @@ use super::{client, invalid_subcommand, usage, wg, CliError};
 use ferrowg_conf::config::{self, Config, Dialect, Table};
 use ferrowg_conf::uapi::valid_iface_name;
 use ferrowg_keys::keyfile::write_private_file;
+use zeroize::Zeroizing;
 
 /// `ferrowg up`, `down` and `strip`.
 pub fn command(cmd: &str, args: &[&str]) -> Result<(), CliError> {
@@ -123,6 +124,9 @@ fn is_v6(a: &IpAddr) -> bool {
 /// `ferrowg up`.
 pub fn up(arg: &str) -> Result<(), CliError> {
     let qf = locate(arg)?;
+    if let Some(warning) = world_accessible(&qf.path) {
+        eprintln!("{warning}");
+    }
     let iface = qf.iface.as_str();
     if Path::new(&format!("/sys/class/net/{iface}")).exists() {
         return Err(CliError::new(format!("`{iface}' already exists")));
@@ -138,6 +142,16 @@ pub fn up(arg: &str) -> Result<(), CliError> {
             .status();
     }
     result
+}
+
+/// wg-quick's warning for a configuration others may read: the file (symbolic links
+/// resolved) and its directory both grant others some access.
+fn world_accessible(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let real = std::fs::canonicalize(path).ok()?;
+    let mode = |p: &Path| std::fs::metadata(p).map(|m| m.permissions().mode());
+    let (file, dir) = (mode(&real).ok()?, mode(real.parent()?).ok()?);
+    (file & dir & 0o007 != 0).then(|| format!("Warning: `{}' is world accessible", real.display()))
 }
 
 fn up_configure(qf: &QuickFile) -> Result<(), CliError> {
@@ -403,9 +417,47 @@ fn save_config(qf: &QuickFile) -> Result<(), CliError> {
             text += &format!("{k} = {c}\n");
         }
     }
-    // With a token key, `PrivateKey = pkcs11:…` (ferrowg's showconf keeps it).
-    let conf = super::wg::showconf(iface, &state, Some(&qf.config));
-    text += conf.strip_prefix("[Interface]\n").unwrap_or(&conf);
+    // With a token key, `PrivateKey = pkcs11:…` (ferrowg's showconf keeps it). The key (or
+    // the URI with its PIN) is appended into room reserved first, so no copy is left behind
+    // by a reallocation, and both buffers are wiped.
+    let conf = Zeroizing::new(super::wg::showconf(iface, &state, Some(&qf.config)));
+    let conf = conf.strip_prefix("[Interface]\n").unwrap_or(&conf);
+    let mut all = Zeroizing::new(String::with_capacity(text.len() + conf.len()));
+    all.push_str(&text);
+    all.push_str(conf);
     eprintln!("[#] saving configuration to {}", qf.path.display());
-    Ok(write_private_file(&qf.path, text.as_bytes())?)
+    Ok(write_private_file(&qf.path, all.as_bytes())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn world_accessible_configurations_are_flagged_as_wg_quick_does() {
+        let dir = std::env::temp_dir().join(format!("ferrowg-quick-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        let file = dir.join("wg0.conf");
+        std::fs::write(&file, "[Interface]\n").unwrap();
+        let set = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        set(&dir, 0o755);
+        set(&file, 0o644);
+        let real = std::fs::canonicalize(&file).unwrap();
+        assert_eq!(
+            world_accessible(&file),
+            Some(format!("Warning: `{}' is world accessible", real.display()))
+        );
+        set(&file, 0o600);
+        assert_eq!(world_accessible(&file), None);
+        // wg-quick's rule: others need some access to the file and to its directory.
+        set(&file, 0o644);
+        set(&dir, 0o700);
+        assert_eq!(world_accessible(&file), None);
+        set(&dir, 0o755);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

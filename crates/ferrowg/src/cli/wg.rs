@@ -288,6 +288,13 @@ mod tests {
     }
 
     #[test]
+    fn set_refuses_a_pin_in_the_uri() {
+        let e = set("private-key pkcs11:token=t;object=k?pin-value=8765&module-path=/m.so")
+            .unwrap_err();
+        assert!(e.contains("pin-source") && !e.contains("8765"), "{e}");
+    }
+
+    #[test]
     fn key_files_are_read_strictly() {
         let dir = std::env::temp_dir().join(format!("ferrowg-wg-set-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
