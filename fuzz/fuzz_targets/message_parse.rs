@@ -66,6 +66,6 @@ fuzz_target!(|data: &[u8]| {
         let mtu = usize::from(first) * 16;
         let n = padded_len(data.len(), mtu);
         assert!(n >= data.len());
-        assert!(n == data.len() || n % 16 == 0 || n == mtu);
+        assert!(n == data.len() || n.is_multiple_of(16) || n == mtu);
     }
 });

@@ -1,8 +1,11 @@
-//! Shared set-up for the fuzz targets: two in-process devices that have completed a handshake.
+//! Shared set-up for the fuzz targets: two in-process devices that have completed a handshake,
+//! and ([`packets`]) an independent checksum oracle for the offload targets.
 //!
 //! A (10.0.0.1, endpoint 192.0.2.1:51820) initiated, B (10.0.0.2, endpoint 192.0.2.2:51820)
 //! responded, and one data packet each way confirmed the session. Everything is seeded, so a
 //! crash input replays exactly.
+
+pub mod packets;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;

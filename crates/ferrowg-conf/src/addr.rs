@@ -194,7 +194,9 @@ impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Addr(sa) => Ntop(*sa).fmt(f),
-            Self::Host { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            // Brackets whenever the host has a character that would end it otherwise, so what
+            // is printed parses back to the same endpoint.
+            Self::Host { host, port } if host.contains([':', '%']) => write!(f, "[{host}]:{port}"),
             Self::Host { host, port } => write!(f, "{host}:{port}"),
         }
     }
@@ -421,7 +423,7 @@ mod tests {
 
     #[test]
     fn config_endpoints_follow_wg_splitting() {
-        let p = |s| Endpoint::parse_config(s);
+        let p = |s: &str| Endpoint::parse_config(s);
         assert_eq!(
             p("1.2.3.4:51820"),
             Some(Endpoint::Addr("1.2.3.4:51820".parse().unwrap()))
@@ -452,6 +454,17 @@ mod tests {
                 port: 7
             })
         );
+        // Found by fuzzing: a bracketed host with `%` and no `:` must print with its brackets.
+        for text in [
+            "[%]:72",
+            "[fe80::1%eth0]:7",
+            "[a%b]:1",
+            "vpn.example.com:51820",
+        ] {
+            let e = p(text).unwrap();
+            let printed = e.to_string();
+            assert_eq!(p(&printed), Some(e.clone()), "{text} printed as {printed}");
+        }
         for bad in [
             "",
             "1.2.3.4",

@@ -257,6 +257,17 @@ fn encode(out: &mut String, bytes: &[u8], allowed: fn(u8) -> bool) {
     }
 }
 
+/// The `pin-source` value for `path`: `file://` + an absolute path, `file:` + a relative one;
+/// [`pin_source`] reads either back to `path`.
+fn pin_source_uri(path: &Path) -> String {
+    let text = path.display();
+    if path.is_absolute() {
+        format!("file://{text}")
+    } else {
+        format!("file:{text}")
+    }
+}
+
 /// A `file:` URI (`file:/p`, `file:///p`, `file://localhost/p`) or an absolute path.
 fn pin_source(value: &str) -> Result<PathBuf, UriError> {
     let bad = |reason| UriError::InvalidValue {
@@ -487,7 +498,9 @@ impl Pkcs11Uri {
         match &self.pin {
             Some(PinSpec::Source(p)) => query.push((
                 "pin-source",
-                Zeroizing::new(format!("file:{}", p.display()).into_bytes()),
+                // An absolute path as `file://` + path (`file:///etc/pin`): `file:` + a path
+                // that starts with `//` would read back as a host name.
+                Zeroizing::new(pin_source_uri(p).into_bytes()),
             )),
             Some(PinSpec::Value(v)) if with_pin_value => {
                 query.push(("pin-value", Zeroizing::new(v.as_bytes().to_vec())))
@@ -734,6 +747,12 @@ mod tests {
         ] {
             let u = p(&format!("pkcs11:object=k?pin-source={text}"));
             assert_eq!(u.pin, Some(PinSpec::Source(path.into())), "{text}");
+        }
+        // Found by fuzzing: a path that starts with `//` prints and reads back unchanged.
+        for text in ["//1'", "/etc/pin", "//localhost/x", "pin.txt"] {
+            let u = p(&format!("pkcs11:object=k?pin-source={text}"));
+            let again = p(&u.to_uri_string(true));
+            assert_eq!(again.pin, Some(PinSpec::Source(text.into())), "{text}");
         }
         let mut u = p("pkcs11:object=k?pin-source=pin.txt&module-path=lib/m.so");
         u.absolutize(Path::new("/srv"));
