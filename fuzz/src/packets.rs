@@ -1,6 +1,11 @@
 //! An independent oracle for the offload targets: the Internet checksum of RFC 1071 summed
 //! 16 bits at a time (not the vectorised code under test), the verdict a receiving kernel
-//! gives an IPv4/IPv6 TCP/UDP packet, and a fixer that makes arbitrary bytes into such a packet.
+//! gives an IPv4/IPv6 TCP/UDP packet, a fixer that makes arbitrary bytes into such a packet,
+//! and the loop that feeds packets to the coalescer under test ([`coalesce_all`]).
+
+use std::io::IoSlice;
+
+use ferrowg_daemon::offload::{Coalescer, PacketRef};
 
 /// The one's-complement sum of `data` as 16-bit big-endian words (an odd last byte is the
 /// high byte), folded, over `initial`.
@@ -104,4 +109,26 @@ pub fn fix(p: &mut [u8], v6: bool, tcp: bool) {
     let c = !sum16(&p[ip..], pseudo(p, v6, proto, len));
     let c = if c == 0 { 0xffff } else { c };
     p[at..at + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+/// Feeds every packet of `bufs` (one packet per buffer, the whole buffer) to `gro` in order,
+/// flushing into `write` whenever it refuses one (an empty coalescer must take it), and flushes
+/// what is left at the end.
+pub fn coalesce_all(
+    gro: &mut Coalescer,
+    bufs: &mut [Vec<u8>],
+    mut write: impl FnMut(&[IoSlice<'_>]) -> bool,
+) {
+    for i in 0..bufs.len() {
+        let p = PacketRef {
+            buf: i,
+            start: 0,
+            len: bufs[i].len(),
+        };
+        if !gro.push(bufs, p) {
+            gro.flush(bufs, &mut write);
+            assert!(gro.push(bufs, p), "an empty coalescer takes a packet");
+        }
+    }
+    gro.flush(bufs, &mut write);
 }
