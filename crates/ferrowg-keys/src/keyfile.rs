@@ -99,17 +99,7 @@ pub fn write_private_file(path: &Path, data: &[u8]) -> Result<(), KeyFileError> 
 /// a regular file. `-` and `/dev/stdin` read standard input.
 fn read_secret(path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
     if path == Path::new("-") || path == Path::new("/dev/stdin") {
-        let mut buf = Zeroizing::new(Vec::new());
-        std::io::stdin()
-            .lock()
-            .take(MAX_KEY_FILE)
-            .read_to_end(&mut buf)
-            .map_err(|source| KeyFileError::Io {
-                path: path.to_owned(),
-                source,
-            })?;
-        let text = std::str::from_utf8(&buf).map_err(|_| format_error(path))?;
-        return Ok(Zeroizing::new(text.to_owned()));
+        return read_bounded(&mut std::io::stdin().lock(), path);
     }
     read_secret_file(path)
 }
@@ -132,12 +122,20 @@ pub fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, KeyFileError> 
             mode: mode & 0o7777,
         });
     }
-    // Sized up front: a growing vector would leave copies of the secret in freed memory.
+    read_bounded(&mut f, path)
+}
+
+/// At most [`MAX_KEY_FILE`] bytes of `reader` as text, in memory sized up front (a growing
+/// vector would leave copies of the secret in freed memory) and zeroed on drop.
+fn read_bounded(reader: &mut impl Read, path: &Path) -> Result<Zeroizing<String>, KeyFileError> {
     let mut buf = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE as usize + 1));
-    Read::by_ref(&mut f)
+    reader
         .take(MAX_KEY_FILE)
         .read_to_end(&mut buf)
-        .map_err(io)?;
+        .map_err(|source| KeyFileError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
     let text = std::str::from_utf8(&buf).map_err(|_| format_error(path))?;
     Ok(Zeroizing::new(text.to_owned()))
 }

@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 mod common;
-use common::{device, handshake, B_EP};
+use common::{connect, device, handshake, B_EP};
 
 /// A static key that counts the DH operations asked of it (a stand-in for a token, where each
 /// one costs hundreds of microseconds).
@@ -48,13 +48,7 @@ fn adding_peers_costs_no_dh_and_ss_is_computed_once_per_key() {
         let pk: [u8; 32] = rng.gen();
         a.add_peer(pk, PeerConfig::default(), now).unwrap();
     }
-    let cfg = PeerConfig {
-        endpoint: Some(B_EP.parse().unwrap()),
-        ..PeerConfig::default()
-    };
-    let pb = a.add_peer(b.public_key(), cfg, now).unwrap();
-    b.add_peer(a.public_key(), PeerConfig::default(), now)
-        .unwrap();
+    let pb = connect(&mut a, &mut b, now);
     assert_eq!(a.peer_count(), 10_001);
     assert_eq!(
         dhs.load(Ordering::SeqCst),

@@ -13,10 +13,10 @@ use ferrowg_proto::error::ConfigError;
 use ferrowg_proto::messages::{
     HANDSHAKE_INITIATION_SIZE, MESSAGE_HANDSHAKE_COOKIE, MESSAGE_HANDSHAKE_RESPONSE,
 };
-use ferrowg_proto::{Device, DropReason, Incoming, Instant, PeerConfig, PeerId};
+use ferrowg_proto::{Device, DropReason, Incoming, Instant, PeerId};
 
 mod common;
-use common::{device, A_EP, B_EP};
+use common::{connect, device, A_EP};
 
 /// Handshake messages per second above which the device goes under load.
 const THRESHOLD: usize = 1024;
@@ -26,13 +26,7 @@ fn pair() -> (Device, Device, PeerId) {
     let now = Instant::from_secs(1);
     let key = |k| Box::new(SecretKey::from_bytes(clamp([k; 32])));
     let (mut a, mut b) = (device(key(1), 1), device(key(2), 2));
-    let cfg = PeerConfig {
-        endpoint: Some(B_EP.parse().unwrap()),
-        ..PeerConfig::default()
-    };
-    let pb = a.add_peer(b.public_key(), cfg, now).unwrap();
-    b.add_peer(a.public_key(), PeerConfig::default(), now)
-        .unwrap();
+    let pb = connect(&mut a, &mut b, now);
     (a, b, pb)
 }
 

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use ferrowg_proto::crypto::{Crypto, RustCrypto, StaticKey};
-use ferrowg_proto::{Device, Incoming, Instant, PeerId};
+use ferrowg_proto::{Device, Incoming, Instant, PeerConfig, PeerId};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -24,6 +24,18 @@ pub fn device_with(key: Box<dyn StaticKey>, crypto: Box<dyn Crypto>, seed: u64) 
     let mut d = Device::new(key, crypto, Box::new(ChaCha8Rng::seed_from_u64(seed)));
     d.set_clock(Instant::from_secs(1), 1_700_000_000_000_000_000);
     d
+}
+
+/// Makes A and B peers of each other, A knowing B's endpoint (`B_EP`); returns B's id at A.
+pub fn connect(a: &mut Device, b: &mut Device, now: Instant) -> PeerId {
+    let cfg = PeerConfig {
+        endpoint: Some(B_EP.parse().unwrap()),
+        ..PeerConfig::default()
+    };
+    let pb = a.add_peer(b.public_key(), cfg, now).unwrap();
+    b.add_peer(a.public_key(), PeerConfig::default(), now)
+        .unwrap();
+    pb
 }
 
 /// One full handshake A → B; returns after A has consumed the response.
