@@ -46,10 +46,16 @@ pub fn parse_uri_arg(text: &str) -> Result<Pkcs11Uri, CliError> {
     if uri.has_pin_value() {
         return Err(CliError::new(PIN_VALUE_ON_COMMAND_LINE));
     }
+    absolutize(&mut uri);
+    Ok(uri)
+}
+
+/// Makes the URI's file names absolute against this process's working directory: the daemon
+/// that opens them runs in another one.
+fn absolutize(uri: &mut Pkcs11Uri) {
     if let Ok(cwd) = std::env::current_dir() {
         uri.absolutize(&cwd);
     }
-    Ok(uri)
 }
 
 fn pkcs11_err(e: Pkcs11Error) -> CliError {
@@ -70,9 +76,7 @@ pub fn config_with_checked_key(cfg: &Config) -> Result<Cow<'_, Config>, CliError
         return Ok(Cow::Borrowed(cfg));
     };
     let mut uri = uri.clone();
-    if let Ok(cwd) = std::env::current_dir() {
-        uri.absolutize(&cwd);
-    }
+    absolutize(&mut uri);
     check_token_key(&uri)?;
     let mut owned = cfg.clone();
     owned.interface.private_key_uri = Some(uri);
