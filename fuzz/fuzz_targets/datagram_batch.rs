@@ -136,6 +136,7 @@ fuzz_target!(|batches: Vec<Batch>| {
         for (i, buf) in bufs.iter_mut().enumerate() {
             match p.b.begin_datagram(p.now, A_EP, buf) {
                 Begin::Open(job) => jobs.push((i, job)),
+                Begin::Handshake(_) => panic!("a handshake job without offloaded DHs"),
                 Begin::Done(r) => {
                     assert!(!clean, "clean datagram {i} not opened: {r:?}");
                     if let Incoming::Packet { .. } = r {

@@ -169,8 +169,12 @@ fn handle(shared: &Shared, conn: UnixStream) {
             Ok(Some(Request::Set(req))) => {
                 // A token key is opened before taking the lock (loading and login are slow).
                 let current = shared.lock().key_uri.clone();
-                let result = open_token_key(&req, current.as_ref())
-                    .and_then(|key| shared.lock().apply_with_key(&req, key));
+                let result = open_token_key(&req, current.as_ref()).and_then(|key| {
+                    let mut st = shared.lock();
+                    let r = st.apply_with_key(&req, key);
+                    shared.nudge(&st);
+                    r
+                });
                 shared.timer_wake.notify_one();
                 match result {
                     Ok(()) => errno_reply(None),

@@ -6,7 +6,8 @@
 //! the foreground or detached, and the [`Tuning`] it runs with.
 //!
 //! Threads: two data-path threads per TUN queue, which take either direction ([`datapath`]),
-//! one for the protocol timers, one for the UAPI socket ([`control`]), and the main thread
+//! one for the protocol timers, one for handshakes and static-key DHs (the handshake worker),
+//! one for the UAPI socket ([`control`]), and the main thread
 //! watching for the end. A panic in any of them ends the daemon with a failure ([`panics`]).
 
 pub mod control;
@@ -82,6 +83,13 @@ pub fn run(iface: &str, tuning: &Tuning) -> Result<(), DaemonError> {
     }
     let timers = datapath::run_timers;
     handles.push(spawn("timers", ThreadKind::Timers, &shared, timers)?);
+    let handshakes = datapath::run_handshakes;
+    handles.push(spawn(
+        "handshakes",
+        ThreadKind::Handshakes,
+        &shared,
+        handshakes,
+    )?);
     let serve = move |s| control::serve(s, listener);
     handles.push(spawn("uapi", ThreadKind::Control, &shared, serve)?);
     panics::started();
@@ -151,6 +159,8 @@ fn new_state(tun: &Tun, tuning: &Tuning, stats: Arc<DatapathStats>) -> Result<St
     );
     let mut st = State::new(device, socket);
     st.device.set_clock(state::now(), state::unix_nanos());
+    // Every static-key DH runs in the handshake worker, never under the state lock.
+    st.device.set_static_dh_offloaded(true);
     // The handshake rate limiter tracks as many sources as the kernel's would on this much RAM.
     if let Some(ram) = state::mem_total() {
         let capacity = ferrowg_proto::device::ratelimiter_capacity_for_ram(ram);

@@ -9,7 +9,7 @@
 //! is process-wide and stays installed once `run` has returned.
 //!
 //! Debug builds only, for tests: the environment variable `FERROWG_TEST_PANIC` (read once, at
-//! start) names a kind of thread ([`ThreadKind`]: `datapath`, `timers`, `control`, `main`)
+//! start) names a kind of thread ([`ThreadKind`]: `datapath`, `timers`, `handshakes`, `control`, `main`)
 //! that panics once the daemon has started ([`test_point`]); release builds compile none of
 //! it.
 
@@ -74,6 +74,8 @@ pub(crate) enum ThreadKind {
     Datapath,
     /// The timer thread.
     Timers,
+    /// The handshake worker.
+    Handshakes,
     /// The UAPI socket's accepting thread.
     Control,
     /// The main thread, watching for the end.
@@ -90,7 +92,7 @@ mod trigger {
     use super::ThreadKind;
     use crate::datapath::Shared;
 
-    /// Test-only: `FERROWG_TEST_PANIC=datapath|timers|control|main` makes the threads of that
+    /// Test-only: `FERROWG_TEST_PANIC=datapath|timers|handshakes|control|main` makes the threads of that
     /// kind panic once the daemon has started.
     const TEST_PANIC: &str = "FERROWG_TEST_PANIC";
 
@@ -103,6 +105,7 @@ mod trigger {
         *ARMED.get_or_init(|| match std::env::var(TEST_PANIC).ok()?.as_str() {
             "datapath" => Some(ThreadKind::Datapath),
             "timers" => Some(ThreadKind::Timers),
+            "handshakes" => Some(ThreadKind::Handshakes),
             "control" => Some(ThreadKind::Control),
             "main" => Some(ThreadKind::Main),
             other => {

@@ -216,17 +216,21 @@ impl State {
             self.socket_generation += 1;
         }
         self.fwmark = socket.fwmark;
+        let keep = req.interface.contains(&InterfaceOp::KeepSessions);
         let mut key_changed = false;
         for op in &req.interface {
             match op {
-                InterfaceOp::PrivateKey(k) => key_changed |= self.set_private_key(k.clone()),
+                InterfaceOp::PrivateKey(k) => {
+                    key_changed |= self.set_private_key(k.clone(), keep);
+                }
                 // Only the last URI counts (it is the one opened); a later PrivateKey wins.
                 InterfaceOp::PrivateKeyUri(uri) if Some(&**uri) == last_uri => {
-                    key_changed |= self.set_token_key(uri, token_key.take());
+                    key_changed |= self.set_token_key(uri, token_key.take(), keep);
                 }
                 InterfaceOp::PrivateKeyUri(_) => {}
                 InterfaceOp::ReplacePeers => self.device.clear_peers(),
-                InterfaceOp::ListenPort(_) | InterfaceOp::FwMark(_) => {}
+                InterfaceOp::ListenPort(_) | InterfaceOp::FwMark(_) | InterfaceOp::KeepSessions => {
+                }
             }
         }
         self.device
@@ -234,7 +238,7 @@ impl State {
         for ps in &req.peers {
             self.apply_peer(ps.public_key.as_bytes(), &ps.ops, now);
         }
-        if key_changed {
+        if key_changed && keep {
             self.rekey_sessions(now);
         }
         Ok(())
@@ -296,8 +300,18 @@ impl State {
         Ok(count)
     }
 
+    /// Installs `key` in the device: with `keep`, current sessions keep running (rotation);
+    /// without, they stop sending (wg(8)'s `set private-key`).
+    fn install_key(&mut self, key: Box<dyn StaticKey>, keep: bool) {
+        if keep {
+            self.device.rotate_static_key(key);
+        } else {
+            self.device.set_static_key(key);
+        }
+    }
+
     /// Returns whether the key changed.
-    fn set_private_key(&mut self, key: Option<PrivateKey>) -> bool {
+    fn set_private_key(&mut self, key: Option<PrivateKey>, keep: bool) -> bool {
         // Stored clamped, as wireguard-go does, so `get` reports what X25519 uses.
         let key = key.map(|k| k.clamped());
         let same = self.key_uri.is_none()
@@ -310,10 +324,8 @@ impl State {
             return false;
         }
         match &key {
-            Some(k) => self
-                .device
-                .set_static_key(Box::new(AwsLcSecretKey::from_bytes(*k.as_bytes()))),
-            None => self.device.set_static_key(Box::new(NoKey)),
+            Some(k) => self.install_key(Box::new(AwsLcSecretKey::from_bytes(*k.as_bytes())), keep),
+            None => self.install_key(Box::new(NoKey), keep),
         }
         self.private_key = key;
         self.key_uri = None;
@@ -322,19 +334,19 @@ impl State {
 
     /// Switches to the token key `key` opened for `uri`; `None` means the URI is the one in
     /// use already (nothing to do). Returns whether the key changed.
-    fn set_token_key(&mut self, uri: &Pkcs11Uri, key: Option<Pkcs11Key>) -> bool {
+    fn set_token_key(&mut self, uri: &Pkcs11Uri, key: Option<Pkcs11Key>, keep: bool) -> bool {
         let Some(key) = key else { return false };
         log::info!(
             "private key is now {uri} (public key {})",
             PublicKey::from_bytes(key.public_key())
         );
-        self.device.set_static_key(Box::new(key));
+        self.install_key(Box::new(key), keep);
         self.private_key = None;
         self.key_uri = Some(uri.clone());
         true
     }
 
-    /// After a key change: sessions keep running on their keys (the core keeps them), and a
+    /// After a key rotation: sessions keep running on their keys (the core keeps them), and a
     /// handshake with the new key is started for every peer that has one, and retried (see
     /// [`State::poll_rekeys`]) until the peer knows the new key. The tunnel then moves to the
     /// new key within one handshake attempt of the peer learning it, and carries traffic on

@@ -35,6 +35,9 @@ pub struct Keypair {
     pub local_index: u32,
     /// The peer's index.
     pub remote_index: u32,
+    /// False once the session was expired for sending ([`Keypairs::expire_sending`]); it still
+    /// receives until it ages out.
+    pub sending_valid: bool,
 }
 
 impl Keypair {
@@ -49,6 +52,7 @@ impl Keypair {
             is_initiator: keys.is_initiator,
             local_index: keys.local_index,
             remote_index: keys.remote_index,
+            sending_valid: true,
         }
     }
 
@@ -59,7 +63,7 @@ impl Keypair {
 
     /// Can still send at `now`.
     pub fn can_send(&self, now: Instant) -> bool {
-        self.is_fresh(now) && self.send_counter < REJECT_AFTER_MESSAGES
+        self.sending_valid && self.is_fresh(now) && self.send_counter < REJECT_AFTER_MESSAGES
     }
 }
 
@@ -138,6 +142,18 @@ impl Keypairs {
             .flatten()
         {
             dropped(k.local_index);
+        }
+    }
+
+    /// Stops sending on the current and next keypairs (kernel
+    /// `wg_noise_expire_current_peer_keypairs`): the next packet starts a new handshake, while
+    /// packets still arriving on them are accepted until they age out.
+    pub fn expire_sending(&mut self) {
+        for k in [self.current.as_deref_mut(), self.next.as_deref_mut()]
+            .into_iter()
+            .flatten()
+        {
+            k.sending_valid = false;
         }
     }
 

@@ -163,6 +163,22 @@ impl Handshake {
         Ok(ss)
     }
 
+    /// Whether DH(S_priv, S_pub_remote) is known (else the next handshake computes it with
+    /// the static key it is given).
+    pub fn has_static_static(&self) -> bool {
+        self.precomputed_static_static.is_some()
+    }
+
+    /// Installs DH(S_priv, S_pub_remote), computed by the caller with the current static key.
+    pub fn set_static_static(&mut self, ss: Secret) {
+        self.precomputed_static_static = Some(ss);
+    }
+
+    /// The peer's static public key.
+    pub fn remote_static(&self) -> &[u8; 32] {
+        &self.remote_static
+    }
+
     /// Replaces the preshared key.
     pub fn set_preshared_key(&mut self, psk: [u8; 32]) {
         *self.preshared_key = psk;

@@ -39,6 +39,8 @@ pub(crate) struct Peer {
     pub last_handshake: Option<Instant>,
     pub last_sent_handshake: Option<Instant>,
     pub sent_lastminute_handshake: bool,
+    /// An initiation waits for the static-static DH the caller computes (offloaded DH).
+    pub awaiting_static_dh: bool,
     /// The deadline this peer has in the device's timer heap.
     pub scheduled: Option<Instant>,
     /// This peer's allowed-IPs prefixes (canonical), so that replacing or removing them costs
@@ -66,6 +68,7 @@ impl Peer {
             last_handshake: None,
             last_sent_handshake: None,
             sent_lastminute_handshake: false,
+            awaiting_static_dh: false,
             scheduled: None,
             allowed_ips: PrefixSet::with_hasher(seed),
         }

@@ -114,6 +114,11 @@ fn a_panic_in_the_timer_thread_ends_the_daemon() {
 }
 
 #[test]
+fn a_panic_in_the_handshake_worker_ends_the_daemon() {
+    panic_ends_the_daemon("handshakes", "handshakes");
+}
+
+#[test]
 fn a_panic_in_the_control_socket_thread_ends_the_daemon() {
     panic_ends_the_daemon("control", "uapi");
 }

@@ -18,7 +18,7 @@ pub mod reply;
 pub mod request;
 mod token;
 
-pub use token::{UAPI_KEY_PUBLIC, UAPI_KEY_URI};
+pub use token::{UAPI_KEEP_SESSIONS, UAPI_KEY_PUBLIC, UAPI_KEY_URI};
 
 use core::fmt;
 use std::net::SocketAddr;
@@ -199,6 +199,10 @@ pub enum InterfaceOp {
     /// `ferrowg_private_key_uri=` (ferrowg's extension, [`crate::uapi::UAPI_KEY_URI`]): use
     /// the X25519 key in a PKCS#11 token, named by this URI, as the private key.
     PrivateKeyUri(Box<ferrowg_keys::pkcs11::Pkcs11Uri>),
+    /// `ferrowg_keep_sessions=true` (ferrowg's extension, [`crate::uapi::UAPI_KEEP_SESSIONS`],
+    /// sent by `ferrowg key rotate`): a private key set in the same request keeps the current
+    /// sessions running. Without it a new key stops them, as on the kernel and wireguard-go.
+    KeepSessions,
 }
 
 /// The operations on one peer, introduced by `public_key=`.

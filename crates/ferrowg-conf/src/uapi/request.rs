@@ -307,6 +307,10 @@ fn interface_op(key: &str, value: &str) -> Result<InterfaceOp, SetErrorKind> {
             flag("replace_peers", value)?;
             InterfaceOp::ReplacePeers
         }
+        crate::uapi::UAPI_KEEP_SESSIONS => {
+            flag(crate::uapi::UAPI_KEEP_SESSIONS, value)?;
+            InterfaceOp::KeepSessions
+        }
         crate::uapi::UAPI_KEY_URI => InterfaceOp::PrivateKeyUri(Box::new(
             ferrowg_keys::pkcs11::Pkcs11Uri::parse(value).map_err(SetErrorKind::InvalidKeyUri)?,
         )),
@@ -398,6 +402,9 @@ impl SetRequest {
                 InterfaceOp::ListenPort(p) => writeln!(out, "listen_port={p}"),
                 InterfaceOp::FwMark(m) => writeln!(out, "fwmark={m}"),
                 InterfaceOp::ReplacePeers => writeln!(out, "replace_peers=true"),
+                InterfaceOp::KeepSessions => {
+                    writeln!(out, "{}=true", crate::uapi::UAPI_KEEP_SESSIONS)
+                }
                 InterfaceOp::PrivateKeyUri(uri) => writeln!(
                     out,
                     "{}={}",

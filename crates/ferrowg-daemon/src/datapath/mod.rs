@@ -1,5 +1,6 @@
 //! The daemon's data path: TUN → encrypt → UDP (`tx.rs`, `seal.rs`), UDP → decrypt → TUN (`rx.rs`), the
-//! threads that run them ([`Queue`]), and the protocol timers ([`run_timers`]).
+//! threads that run them ([`Queue`]), the protocol timers ([`run_timers`]) and the handshake
+//! worker ([`run_handshakes`]), which runs every static-key DH off the state lock.
 //!
 //! Each TUN queue has two data-path threads, and neither is tied to a direction: both wait on
 //! one readiness queue ([`ferrowg_sys::Poller`]) holding the TUN queue and the UDP socket, and
@@ -26,6 +27,7 @@
 //! [`offload::gso`]: crate::offload::gso
 //! [`offload::gro`]: crate::offload::gro
 
+mod handshakes;
 mod outbox;
 mod placement;
 mod queue;
@@ -38,6 +40,7 @@ mod timers;
 mod tun;
 mod tx;
 
+pub use handshakes::{run_handshakes, MAX_QUEUED_HANDSHAKES};
 pub use queue::Queue;
 pub use rx::{Drained, Receiver};
 pub use shared::Shared;

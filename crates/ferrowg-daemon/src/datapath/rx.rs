@@ -3,7 +3,8 @@
 //! One `recvmmsg` fills up to [`BATCH`] 64 KiB buffers; with UDP GRO on, each may hold many
 //! datagrams of one sender glued together, cut apart again by the `stride` the kernel reports.
 //! The state is locked once to find each datagram's session
-//! ([`ferrowg_proto::Device::begin_datagram`]; handshake messages are handled right there), the
+//! ([`ferrowg_proto::Device::begin_datagram`]; handshake messages are admitted there and go to
+//! the handshake worker, `handshakes.rs`), the
 //! datagrams are decrypted in place without the lock ([`ferrowg_proto::OpenJob::open`]), and the
 //! state is locked once more for the replay checks and bookkeeping
 //! ([`ferrowg_proto::Device::finish_datagram`]). Then, with the TUN
@@ -242,7 +243,7 @@ impl Rx {
         begin(shared, &mut st, now, &metas[..n], bufs, jobs);
         if jobs.len() > OPEN_LOCKED {
             out.take(&mut st, scratch);
-            shared.nudge_timer(&st);
+            shared.nudge(&st);
             drop(st);
             open_jobs(bufs, jobs);
             st = shared.lock();
@@ -265,7 +266,7 @@ impl Rx {
             }
         }
         out.take(&mut st, scratch);
-        shared.nudge_timer(&st);
+        shared.nudge(&st);
         deliver.len()
     }
 
@@ -308,8 +309,9 @@ impl Rx {
 const OPEN_LOCKED: usize = 4;
 
 /// Finds the session of each datagram described by `metas` (with GRO, several per buffer),
-/// under the state lock: transport data becomes a job in `jobs`, handshake messages are
-/// handled right away.
+/// under the state lock: transport data becomes a job in `jobs`; handshake messages are
+/// admitted (cookies under load, decided from the handshake queue's backlog) and queued for
+/// the handshake worker; cookie replies are handled right away.
 fn begin(
     shared: &Shared,
     st: &mut State,
@@ -318,6 +320,7 @@ fn begin(
     bufs: &mut [PageBuf],
     jobs: &mut Vec<Job>,
 ) {
+    st.device.set_under_load(shared.handshakes.under_load());
     for (i, m) in metas.iter().enumerate() {
         if m.truncated {
             DatapathStats::count(&shared.stats.udp_truncated, 1);
@@ -337,6 +340,11 @@ fn begin(
                     job,
                     opened: false,
                 }),
+                Begin::Handshake(job) => {
+                    if !shared.handshakes.push(job) {
+                        DatapathStats::count(&shared.stats.handshakes_dropped, 1);
+                    }
+                }
                 Begin::Done(Incoming::Dropped(r)) => {
                     log::trace!("datagram from {} dropped: {r}", m.src)
                 }

@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use super::handshakes::HandshakeQueue;
 use super::stats::DatapathStats;
 use crate::state::State;
 
@@ -19,6 +20,8 @@ pub struct Shared {
     pub reason: Mutex<Option<String>>,
     /// Packets the data path dropped, by cause (shared with the AEAD, which counts its batches).
     pub stats: Arc<DatapathStats>,
+    /// Handshake messages on their way to the handshake worker.
+    pub handshakes: HandshakeQueue,
 }
 
 impl Shared {
@@ -30,6 +33,7 @@ impl Shared {
             shutdown: AtomicBool::new(false),
             reason: Mutex::new(None),
             stats,
+            handshakes: HandshakeQueue::default(),
         }
     }
 
@@ -62,9 +66,13 @@ impl Shared {
             .unwrap_or_default()
     }
 
-    /// Wakes the timer thread if the device now wants to be called earlier than planned. Call
-    /// with the lock held (`state` is the locked state).
-    pub(super) fn nudge_timer(&self, state: &State) {
+    /// Wakes the timer thread if the device now wants to be called earlier than planned, and
+    /// the handshake worker if the device wants static-static DHs. Call with the lock held
+    /// (`state` is the locked state).
+    pub fn nudge(&self, state: &State) {
+        if state.device.wants_static_dh() {
+            self.handshakes.want_static_dh();
+        }
         if let Some(t) = state.device.poll_timeout() {
             if state.planned_wake.is_none_or(|p| t < p) {
                 self.timer_wake.notify_one();

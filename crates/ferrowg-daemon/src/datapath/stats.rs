@@ -17,6 +17,8 @@ pub struct DatapathStats {
     pub udp_send_errors: AtomicU64,
     /// Datagrams received truncated (larger than the receive buffer).
     pub udp_truncated: AtomicU64,
+    /// Handshake messages dropped because the handshake worker's queue was full.
+    pub handshakes_dropped: AtomicU64,
     /// Not drops: TUN reads that were TSO/USO super-packets and were split.
     pub gso_reads: AtomicU64,
     /// Not drops: coalesced super-packets written to the TUN device.
@@ -40,13 +42,14 @@ impl DatapathStats {
     pub fn summary(&self) -> String {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
-            "tun read errors {}, tun write errors {}, udp send errors {}, udp truncated {} \
-             (super-packets split {}, coalesced {}, replies from the receiving stage {}, \
+            "tun read errors {}, tun write errors {}, udp send errors {}, udp truncated {}, \
+             handshakes over the queue {} (super-packets split {}, coalesced {}, replies from the receiving stage {}, \
              datagrams sealed in vector lanes {}, opened in vector lanes {})",
             get(&self.tun_read_errors),
             get(&self.tun_write_errors),
             get(&self.udp_send_errors),
             get(&self.udp_truncated),
+            get(&self.handshakes_dropped),
             get(&self.gso_reads),
             get(&self.gro_writes),
             get(&self.replies),

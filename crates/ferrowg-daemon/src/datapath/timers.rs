@@ -23,6 +23,9 @@ pub fn run_timers(shared: Arc<Shared>) {
             st.device.handle_timeout(now);
             st.poll_rekeys(now);
             out.take(&mut st, &mut scratch);
+            if st.device.wants_static_dh() {
+                shared.handshakes.want_static_dh();
+            }
             st.socket.clone()
         };
         out.send(&sock);

@@ -302,7 +302,7 @@ impl Tx {
         }
         self.mtu = st.device.mtu();
         self.load.out.take(&mut st, &mut self.scratch);
-        shared.nudge_timer(&st);
+        shared.nudge(&st);
         self.load.sock = Some(st.socket.clone());
     }
 }

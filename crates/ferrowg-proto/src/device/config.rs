@@ -3,6 +3,7 @@
 //! what the device reports about each peer.
 
 use alloc::boxed::Box;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::net::{IpAddr, SocketAddr};
 use core::time::Duration;
@@ -69,19 +70,39 @@ impl Device {
         self.crypto.name()
     }
 
-    /// Replaces the static key without dropping sessions: established keypairs keep running,
-    /// in-flight handshakes are forgotten, and the next handshake uses the new key. A peer
-    /// whose public key equals the new one is removed (as the kernel does).
+    /// Replaces the static key, as `wg set private-key` does on the kernel and wireguard-go:
+    /// every peer's current session stops sending (the next packet starts a handshake with the
+    /// new key; packets still arriving on the old session are accepted until it ages out), and
+    /// in-flight handshakes are forgotten. A peer whose public key equals the new one is
+    /// removed (as the kernel does). [`Device::rotate_static_key`] keeps sessions instead.
     pub fn set_static_key(&mut self, key: Box<dyn StaticKey>) {
+        self.install_static_key(key);
+        for p in self.peers.iter_mut() {
+            p.keypairs.expire_sending();
+            p.last_sent_handshake = None;
+        }
+    }
+
+    /// Replaces the static key without dropping sessions (ferrowg's key rotation): established
+    /// keypairs keep running, in-flight handshakes are forgotten, and the next handshake uses
+    /// the new key. A peer whose public key equals the new one is removed.
+    pub fn rotate_static_key(&mut self, key: Box<dyn StaticKey>) {
+        self.install_static_key(key);
+    }
+
+    /// The part of a key change both kinds share.
+    fn install_static_key(&mut self, key: Box<dyn StaticKey>) {
         self.public_key = key.public_key();
-        self.static_key = key;
+        self.static_key = Arc::from(key);
         self.cookie_checker = CookieChecker::new(&self.public_key);
         if let Some(own) = self.by_key.get(&self.public_key).copied() {
             self.remove_peer(own);
         }
+        self.static_dh_wanted.clear();
         for p in self.peers.iter_mut() {
             let pending = p.handshake.pending_local_index();
             p.handshake.forget_local_key();
+            p.awaiting_static_dh = false;
             if let Some(i) = pending {
                 self.indices.remove(i);
             }
@@ -111,7 +132,8 @@ impl Device {
         u64::try_from(v.max(0)).unwrap_or(u64::MAX)
     }
 
-    /// Forces the under-load mode on (e.g. when the caller's handshake queue is long).
+    /// Forces the under-load mode on (e.g. when the caller's handshake queue is long). With
+    /// [`Device::set_static_dh_offloaded`], this is the only signal.
     pub fn set_under_load(&mut self, on: bool) {
         self.load.forced = on;
     }

@@ -10,6 +10,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::net::SocketAddr;
 
+use super::handshake::HandshakeJob;
 #[cfg(doc)]
 use super::state::Device;
 use super::state::Incoming;
@@ -104,6 +105,9 @@ pub enum Begin {
     Done(Incoming),
     /// Transport data: decrypt with [`OpenJob::open`], then call [`Device::finish_datagram`].
     Open(OpenJob),
+    /// An admitted handshake message, only with [`Device::set_static_dh_offloaded`]: run
+    /// [`HandshakeJob::compute`], then call [`Device::finish_handshake`].
+    Handshake(HandshakeJob),
 }
 
 /// The decryption of one transport datagram, done without the [`Device`].

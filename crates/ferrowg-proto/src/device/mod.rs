@@ -22,11 +22,13 @@
 //! The files of this folder, by concern: `state` (the device, its outcomes and the `poll_*`
 //! outputs), `config` (static key, peers, allowed IPs), `send` (OS → network, initiations),
 //! `receive` (network → OS, handshake messages), `jobs` (encryption and decryption without
-//! the device) and `timers` (the timer heap and what each expired timer does).
+//! the device), `handshake` (handshakes whose static-key DHs run without the device) and
+//! `timers` (the timer heap and what each expired timer does).
 //!
 //! [`TRANSPORT_HEADER_SIZE`]: crate::messages::TRANSPORT_HEADER_SIZE
 
 mod config;
+mod handshake;
 mod jobs;
 mod receive;
 mod send;
@@ -41,6 +43,7 @@ pub use crate::ratelimiter::{
     DEFAULT_MAX_ENTRIES as RATELIMITER_DEFAULT_CAPACITY, MAX_CAPACITY as RATELIMITER_MAX_CAPACITY,
 };
 pub use config::{PeerConfig, PeerInfo};
+pub use handshake::{ComputedHandshake, HandshakeJob, StaticDh, StaticDhJob};
 pub use jobs::{open_batch, seal_batch, Begin, OpenJob, Prepared, SealJob};
 pub use receive::ip_length_and_source;
 pub use send::ip_destination;

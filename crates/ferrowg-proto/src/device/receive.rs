@@ -4,9 +4,13 @@
 use alloc::sync::Arc;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use zeroize::Zeroizing;
+
+use super::handshake::{HandshakeJob, StaticDhJob};
 use super::jobs::{Begin, OpenJob};
 use super::state::{Device, Event, Incoming};
 use crate::cookie::CookieError;
+use crate::crypto::StaticKey;
 use crate::error::DropReason;
 use crate::index::IndexEntry;
 use crate::keypair::{Keypair, Slot};
@@ -64,43 +68,51 @@ impl Device {
         Ok(())
     }
 
-    /// An initiation: answered with a response, which installs the next keypair.
-    fn receive_initiation(
+    /// An admitted initiation, with `local` for its static-key DHs: answered with a response,
+    /// which installs the next keypair. With offloaded DHs, a peer whose static-static DH is
+    /// not known yet gives the job that computes it (nothing changed; call again once it is
+    /// provided).
+    pub(super) fn consume_initiation(
         &mut self,
         now: Instant,
         src: SocketAddr,
         m: &messages::Initiation<'_>,
-    ) -> Incoming {
-        if let Err(r) = self.admit_handshake(now, src, m.bytes(), m.sender_index()) {
-            return self.drop_in(r);
-        }
-        let begin = match noise::begin_consume_initiation(&*self.static_key, m) {
+        local: &dyn StaticKey,
+    ) -> Result<Incoming, StaticDhJob> {
+        let begin = match noise::begin_consume_initiation(local, m) {
             Ok(b) => b,
-            Err(e) => return self.drop_in(handshake_drop(e)),
+            Err(e) => return Ok(self.drop_in(handshake_drop(e))),
         };
         let Some(id) = self.by_key.get(&begin.remote_static).copied() else {
-            return self.drop_in(DropReason::UnknownPeer);
+            return Ok(self.drop_in(DropReason::UnknownPeer));
         };
-        let mut eph = [0u8; 32];
-        self.rng.fill_bytes(&mut eph);
+        if self.dh_offloaded
+            && !self
+                .peers
+                .get(id)
+                .is_some_and(|p| p.handshake.has_static_static())
+        {
+            return Err(self.static_dh_job(id));
+        }
+        let mut eph = Zeroizing::new([0u8; 32]);
+        self.rng.fill_bytes(&mut eph[..]);
         let index = self.indices.insert(IndexEntry::Keypair(id), &mut *self.rng);
-        let static_key = &*self.static_key;
         let crypto = &*self.crypto;
         let Some(p) = self.peers.get_mut(id) else {
             self.indices.remove(index);
-            return self.drop_in(DropReason::UnknownPeer);
+            return Ok(self.drop_in(DropReason::UnknownPeer));
         };
         let pending = p.handshake.pending_local_index();
         let mut resp = [0u8; HANDSHAKE_RESPONSE_SIZE];
         let keys = p
             .handshake
-            .consume_initiation(static_key, begin, m, now)
-            .and_then(|()| p.handshake.create_response(crypto, eph, index, &mut resp));
+            .consume_initiation(local, begin, m, now)
+            .and_then(|()| p.handshake.create_response(crypto, *eph, index, &mut resp));
         let keys = match keys {
             Ok(k) => k,
             Err(e) => {
                 self.indices.remove(index);
-                return self.drop_in(handshake_drop(e));
+                return Ok(self.drop_in(handshake_drop(e)));
             }
         };
         p.cookie.add_macs(&mut resp, now);
@@ -120,31 +132,29 @@ impl Device {
         self.stats.responses_sent += 1;
         self.push_transmit(src, resp.to_vec());
         self.reschedule(id);
-        Incoming::Handshake
+        Ok(Incoming::Handshake)
     }
 
-    /// A response to our initiation: the session starts at once.
-    fn receive_response(
+    /// An admitted response to our initiation, with `local` for its static-key DH: the
+    /// session starts at once.
+    pub(super) fn consume_response(
         &mut self,
         now: Instant,
         src: SocketAddr,
         m: &messages::Response<'_>,
+        local: &dyn StaticKey,
     ) -> Incoming {
-        if let Err(r) = self.admit_handshake(now, src, m.bytes(), m.sender_index()) {
-            return self.drop_in(r);
-        }
         let id = match self.indices.get(m.receiver_index()) {
             Some(IndexEntry::Handshake(id)) => id,
             // The index names a session, not an initiation in flight (e.g. a replay).
             Some(IndexEntry::Keypair(_)) => return self.drop_in(DropReason::UnexpectedMessage),
             None => return self.drop_in(DropReason::UnknownIndex),
         };
-        let static_key = &*self.static_key;
         let crypto = &*self.crypto;
         let Some(p) = self.peers.get_mut(id) else {
             return self.drop_in(DropReason::UnexpectedMessage);
         };
-        let keys = match p.handshake.consume_response(static_key, crypto, m) {
+        let keys = match p.handshake.consume_response(local, crypto, m) {
             Ok(k) => k,
             Err(e) => {
                 self.handshake_failed(id, e);
@@ -187,6 +197,35 @@ impl Device {
         }
     }
 
+    /// A handshake message (initiation or response): admitted, then handled at once with the
+    /// static key, or, with offloaded DHs, handed to the caller as a [`HandshakeJob`].
+    fn receive_handshake(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        msg: &[u8],
+        sender_index: u32,
+    ) -> Begin {
+        if let Err(r) = self.admit_handshake(now, src, msg, sender_index) {
+            return Begin::Done(self.drop_in(r));
+        }
+        if self.dh_offloaded {
+            return match HandshakeJob::new(src, msg, self.static_key.clone()) {
+                Some(job) => Begin::Handshake(job),
+                None => Begin::Done(self.drop_in(DropReason::UnexpectedMessage)),
+            };
+        }
+        let key = self.static_key.clone();
+        let incoming = match Message::parse(msg) {
+            Ok(Message::Initiation(m)) => self
+                .consume_initiation(now, src, &m, &*key)
+                .unwrap_or(Incoming::Dropped(DropReason::KeyUnavailable)),
+            Ok(Message::Response(m)) => self.consume_response(now, src, &m, &*key),
+            _ => self.drop_in(DropReason::UnexpectedMessage),
+        };
+        Begin::Done(incoming)
+    }
+
     /// Roaming: the peer's endpoint becomes the source of its latest authenticated datagram.
     fn set_endpoint_from(&mut self, id: PeerId, src: SocketAddr) {
         let Ok(p) = self.peer_mut(id) else { return };
@@ -207,6 +246,21 @@ impl Device {
     pub fn handle_datagram(&mut self, now: Instant, src: SocketAddr, buf: &mut [u8]) -> Incoming {
         match self.begin_datagram(now, src, buf) {
             Begin::Done(incoming) => incoming,
+            Begin::Handshake(job) => {
+                let c = job.compute();
+                // Offloaded DHs ask for the static-static DH through this call too.
+                match self.finish_handshake(now, &c) {
+                    Ok(incoming) => incoming,
+                    Err(dh) => {
+                        if self.provide_static_dh(now, dh.compute()) {
+                            self.finish_handshake(now, &c)
+                                .unwrap_or(Incoming::Dropped(DropReason::KeyUnavailable))
+                        } else {
+                            Incoming::Dropped(DropReason::KeyUnavailable)
+                        }
+                    }
+                }
+            }
             Begin::Open(job) => {
                 let opened = job.open(buf);
                 self.finish_datagram(now, src, buf, job, opened)
@@ -227,8 +281,8 @@ impl Device {
             Err(e) => return Begin::Done(self.drop_in(e.into())),
         };
         match msg {
-            Message::Initiation(m) => Begin::Done(self.receive_initiation(now, src, &m)),
-            Message::Response(m) => Begin::Done(self.receive_response(now, src, &m)),
+            Message::Initiation(m) => self.receive_handshake(now, src, m.bytes(), m.sender_index()),
+            Message::Response(m) => self.receive_handshake(now, src, m.bytes(), m.sender_index()),
             Message::CookieReply(m) => Begin::Done(self.receive_cookie_reply(now, &m)),
             Message::Transport(t) => {
                 match self.begin_transport(now, t.receiver_index(), t.counter()) {

@@ -6,8 +6,12 @@ use alloc::vec::Vec;
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use core::time::Duration;
 
+use zeroize::Zeroizing;
+
+use super::handshake::NoStaticDh;
 use super::jobs::{Prepared, SealJob};
 use super::state::{Device, Outgoing};
+use crate::crypto::StaticKey;
 use crate::error::DropReason;
 use crate::index::IndexEntry;
 use crate::messages::{
@@ -205,9 +209,10 @@ impl Device {
     /// count of attempts (a retransmission), else it starts over, sent or not.
     pub(super) fn send_initiation(&mut self, id: PeerId, now: Instant, is_retry: bool) {
         let ts = self.timestamp(now);
-        let mut eph = [0u8; 32];
-        self.rng.fill_bytes(&mut eph);
+        let mut eph = Zeroizing::new([0u8; 32]);
+        self.rng.fill_bytes(&mut eph[..]);
         let jitter = self.jitter();
+        let offloaded = self.dh_offloaded;
         let Ok(p) = self.peer_mut(id) else { return };
         // As the kernel's wg_packet_send_queued_handshake_initiation: a new handshake (not a
         // retry) restarts the count of attempts even when the rate limit below sends nothing.
@@ -220,13 +225,25 @@ impl Device {
             return;
         }
         let Some(endpoint) = p.endpoint else { return };
+        if offloaded && !p.handshake.has_static_static() {
+            // Retried by the timer if the DH never comes.
+            p.timers.handshake_initiated(now, jitter);
+            self.want_static_dh(id);
+            self.reschedule(id);
+            return;
+        }
         if let Some(old) = p.handshake.pending_local_index() {
             self.indices.remove(old);
         }
         let index = self
             .indices
             .insert(IndexEntry::Handshake(id), &mut *self.rng);
-        let static_key = &*self.static_key;
+        let no_dh = NoStaticDh(self.public_key);
+        let static_key: &dyn StaticKey = if self.dh_offloaded {
+            &no_dh
+        } else {
+            &*self.static_key
+        };
         let crypto = &*self.crypto;
         // Invariant: the peer was found just above and nothing removed it since.
         let Some(p) = self.peers.get_mut(id) else {
@@ -235,7 +252,7 @@ impl Device {
         let mut msg = [0u8; HANDSHAKE_INITIATION_SIZE];
         let res = p
             .handshake
-            .create_initiation(static_key, crypto, eph, index, ts, &mut msg);
+            .create_initiation(static_key, crypto, *eph, index, ts, &mut msg);
         p.last_sent_handshake = Some(now);
         p.timers.handshake_initiated(now, jitter);
         match res {

@@ -3,6 +3,7 @@
 
 use alloc::boxed::Box;
 use alloc::collections::{BinaryHeap, VecDeque};
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::cmp::Reverse;
 use core::net::SocketAddr;
@@ -51,6 +52,12 @@ pub enum Event {
     /// A handshake could not be built or answered because the static key failed (for
     /// example a token was removed). It will be retried.
     StaticKeyFailed {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// A handshake with the peer waits for a static-key DH that the caller runs
+    /// ([`Device::take_static_dh_jobs`]); only with [`Device::set_static_dh_offloaded`].
+    StaticDhWanted {
         /// The peer.
         peer: PeerId,
     },
@@ -136,6 +143,8 @@ const UNDER_LOAD_HOLD: Duration = Duration::from_secs(1);
 pub(super) struct Load {
     /// The caller says so ([`Device::set_under_load`]).
     pub forced: bool,
+    /// Only the caller decides (from its handshake backlog); the rate below is not counted.
+    pub external: bool,
     /// Start of the current one-second window of handshake messages.
     window_start: Instant,
     /// Handshake messages with a valid mac1 seen in that window.
@@ -148,6 +157,9 @@ impl Load {
     /// Counts a handshake message with a valid mac1 arriving at `now`; true while the device
     /// is under load.
     pub fn count_handshake(&mut self, now: Instant) -> bool {
+        if self.external {
+            return self.forced;
+        }
         if now.saturating_duration_since(self.window_start) >= Duration::from_secs(1) {
             self.window_start = now;
             self.in_window = 1;
@@ -164,7 +176,11 @@ impl Load {
 /// A WireGuard interface, without I/O. See the [module documentation](super) for the call
 /// order.
 pub struct Device {
-    pub(super) static_key: Box<dyn StaticKey>,
+    pub(super) static_key: Arc<dyn StaticKey>,
+    /// The caller runs every static-key DH ([`Device::set_static_dh_offloaded`]).
+    pub(super) dh_offloaded: bool,
+    /// Peers whose initiation waits for their static-static DH, in the order they asked.
+    pub(super) static_dh_wanted: VecDeque<PeerId>,
     pub(super) public_key: [u8; 32],
     pub(super) crypto: Box<dyn Crypto>,
     pub(super) rng: Box<dyn CryptoRngCore + Send>,
@@ -198,7 +214,9 @@ impl Device {
         let ratelimiter = RateLimiter::new(DEFAULT_MAX_ENTRIES, HashSeed::from_rng(&mut *rng));
         Device {
             cookie_checker: CookieChecker::new(&public_key),
-            static_key,
+            static_key: Arc::from(static_key),
+            dh_offloaded: false,
+            static_dh_wanted: VecDeque::new(),
             public_key,
             crypto,
             rng,

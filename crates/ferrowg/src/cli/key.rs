@@ -278,7 +278,7 @@ pub fn rotate(iface: &str, opts: &[&str]) -> Result<(), CliError> {
         }
     };
     let req = SetRequest {
-        interface: vec![new.op],
+        interface: vec![new.op, InterfaceOp::KeepSessions],
         peers: Vec::new(),
     };
     client::set(iface, &req)?;
