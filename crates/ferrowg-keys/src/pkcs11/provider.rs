@@ -5,7 +5,8 @@
 //! [`token::derive`]).
 //!
 //! When the token goes away (unplugged, its daemon restarted, its files moved), the derive
-//! fails: the session is dropped and one reconnection (new session, login, find the object,
+//! fails with a session-level error ([`token::is_session_error`]; any other refusal is
+//! returned as it is): the session is dropped and one reconnection (new session, login, find the object,
 //! check that it is still the same key) is tried at once; if that fails too the call returns
 //! [`KeyError::Unavailable`], which the core turns into a failed handshake that its timers
 //! retry. Further reconnections are attempted no more often than a backoff that doubles from
@@ -215,6 +216,11 @@ impl StaticKey for Pkcs11Key {
                 Ok(s) => return Ok(s),
                 // A token may refuse a low-order point instead of returning zeros.
                 Err(_) if low_order(peer_public) => return Err(KeyError::LowOrderPoint),
+                // A refusal of this request: the session is fine, reconnecting would not help.
+                Err(e) if !token::is_session_error(&e) => {
+                    log::debug!("{}: X25519 refused: {}", self.name, token::rv_text(&e));
+                    return Err(KeyError::Unavailable);
+                }
                 Err(e) => {
                     log::warn!(
                         "{}: X25519 in token {:?} failed: {}; reopening the session",
@@ -242,6 +248,36 @@ impl std::fmt::Debug for Pkcs11Key {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_session_level_errors_reconnect() {
+        use cryptoki::context::Function;
+        use cryptoki::error::{Error, RvError};
+        let e = |rv| Error::Pkcs11(rv, Function::DeriveKey);
+        for rv in [
+            RvError::SessionHandleInvalid,
+            RvError::SessionClosed,
+            RvError::DeviceRemoved,
+            RvError::TokenNotPresent,
+            RvError::UserNotLoggedIn,
+            RvError::CryptokiNotInitialized,
+            RvError::KeyHandleInvalid,
+        ] {
+            assert!(token::is_session_error(&e(rv)), "{rv:?}");
+        }
+        for rv in [
+            RvError::ArgumentsBad,
+            RvError::MechanismInvalid,
+            RvError::MechanismParamInvalid,
+            RvError::DomainParamsInvalid,
+            RvError::TemplateInconsistent,
+            RvError::AttributeValueInvalid,
+            RvError::KeyFunctionNotPermitted,
+            RvError::FunctionFailed,
+        ] {
+            assert!(!token::is_session_error(&e(rv)), "{rv:?}");
+        }
+    }
 
     #[test]
     fn low_order_points_are_recognised() {

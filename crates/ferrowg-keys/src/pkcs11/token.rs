@@ -211,6 +211,32 @@ pub fn rv_text(e: &CkError) -> String {
     }
 }
 
+/// Whether a failed call means the session, the login or the token itself is gone (so a new
+/// session may succeed), as opposed to a refusal of this particular request (a bad point, a
+/// mechanism or template the token dislikes), after which reconnecting would only cost time.
+pub fn is_session_error(e: &CkError) -> bool {
+    use RvError as R;
+    matches!(
+        e,
+        CkError::Pkcs11(
+            R::SessionHandleInvalid
+                | R::SessionClosed
+                | R::SessionCount
+                | R::DeviceRemoved
+                | R::DeviceError
+                | R::DeviceMemory
+                | R::TokenNotPresent
+                | R::TokenNotRecognized
+                | R::UserNotLoggedIn
+                | R::CryptokiNotInitialized
+                | R::KeyHandleInvalid
+                | R::ObjectHandleInvalid
+                | R::GeneralError,
+            _
+        )
+    )
+}
+
 pub(super) fn token_err<'a>(
     token: &'a str,
     op: &'static str,
