@@ -205,3 +205,81 @@ fn log_outcome(r: Incoming) {
         log::trace!("handshake dropped: {r}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrowg_proto::crypto::{clamp, RustCrypto, SecretKey};
+    use ferrowg_proto::{Begin, Device, PeerConfig};
+    use rand_chacha::rand_core::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    /// A handshake job as the receiving stage makes it: a genuine initiation from A, admitted
+    /// by an offloaded B (admission does not look at replays, so it can be cloned at will).
+    fn jobs() -> impl FnMut() -> HandshakeJob {
+        let dev = |k: u8, seed| {
+            let key = Box::new(SecretKey::from_bytes(clamp([k; 32])));
+            let rng = Box::new(ChaCha8Rng::seed_from_u64(seed));
+            Device::new(key, Box::new(RustCrypto), rng)
+        };
+        let now = ferrowg_proto::Instant::from_secs(1);
+        let (mut a, mut b) = (dev(1, 1), dev(2, 2));
+        b.set_static_dh_offloaded(true);
+        let cfg = PeerConfig {
+            endpoint: Some("192.0.2.2:1".parse().unwrap()),
+            ..PeerConfig::default()
+        };
+        let pb = a.add_peer(b.public_key(), cfg, now).unwrap();
+        a.initiate_handshake(pb, now);
+        let mut init = vec![0u8; 256];
+        let len = a.poll_transmit(&mut init).unwrap().len;
+        init.truncate(len);
+        move || {
+            let mut d = init.clone();
+            match b.begin_datagram(now, "192.0.2.1:1".parse().unwrap(), &mut d) {
+                Begin::Handshake(job) => job,
+                _ => panic!("not admitted"),
+            }
+        }
+    }
+
+    #[test]
+    fn under_load_from_one_eighth_full_and_for_a_second_after() {
+        let mut job = jobs();
+        let q = HandshakeQueue::default();
+        assert!(!q.under_load());
+        for _ in 0..MAX_QUEUED_HANDSHAKES / 8 - 1 {
+            assert!(q.push(job()));
+        }
+        assert!(!q.under_load());
+        assert!(q.push(job()));
+        assert!(q.under_load());
+        // Drained: still under load for the hold time, measured from the last check.
+        let mut taken = Vec::new();
+        while {
+            taken.clear();
+            q.take(Duration::ZERO, &mut taken);
+            !taken.is_empty()
+        } {}
+        assert_eq!(q.len.load(Ordering::Relaxed), 0);
+        assert!(q.under_load());
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_the_worker_takes_batches() {
+        let mut job = jobs();
+        let q = HandshakeQueue::default();
+        for _ in 0..MAX_QUEUED_HANDSHAKES {
+            assert!(q.push(job()));
+        }
+        assert!(!q.push(job()));
+        let mut taken = Vec::new();
+        assert!(!q.take(Duration::ZERO, &mut taken));
+        assert_eq!(taken.len(), BATCH);
+        assert!(q.push(job()));
+        q.want_static_dh();
+        taken.clear();
+        assert!(q.take(Duration::ZERO, &mut taken));
+        assert!(!q.take(Duration::ZERO, &mut taken));
+    }
+}
