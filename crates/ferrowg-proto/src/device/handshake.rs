@@ -12,6 +12,9 @@
 //!    instead: compute that, hand it over with [`Device::provide_static_dh`] and call
 //!    `finish_handshake` again with the same computed job.
 //!
+//! The ephemeral DHs of a handshake (software X25519, tens of microseconds each) still run
+//! inside the device, and only for messages whose static-key step authenticated them.
+//!
 //! Initiations the device sends itself (timers, data waiting for a session) wait likewise for
 //! a peer's static-static DH: [`Event::StaticDhWanted`] announces them and
 //! [`Device::take_static_dh_jobs`] hands out the jobs; providing the result sends the
