@@ -275,6 +275,12 @@ pub trait AeadKey: Send + Sync {
             m.ok = self.open(m.counter, m.body, m.tag).is_ok();
         }
     }
+    /// FOR TESTS ONLY (feature `test-export-keys`): the raw key, if this backend can tell.
+    /// Only [`RustCrypto`]'s keys do.
+    #[cfg(feature = "test-export-keys")]
+    fn export(&self) -> Option<Secret> {
+        None
+    }
 }
 
 /// One message of an [`AeadKey::seal_batch`] or [`AeadKey::open_batch`] call, in place.
@@ -318,6 +324,10 @@ impl AeadKey for RustCryptoKey {
     }
     fn open(&self, counter: u64, buf: &mut [u8], tag: &[u8; 16]) -> Result<(), AuthError> {
         aead_open(&self.0, counter, buf, &[], tag)
+    }
+    #[cfg(feature = "test-export-keys")]
+    fn export(&self) -> Option<Secret> {
+        Some(self.0.clone())
     }
 }
 
