@@ -24,7 +24,7 @@ use std::time::Duration;
 use ferrowg_keys::key::PublicKey;
 use ferrowg_proto::crypto::{clamp, RustCrypto, SecretKey};
 use ferrowg_proto::{Device, Incoming, Instant, Outgoing, PeerConfig, PeerId};
-use ferrowg_proto::{TRANSPORT_HEADER_SIZE as HEADER, Transmit};
+use ferrowg_proto::{Transmit, TRANSPORT_HEADER_SIZE as HEADER};
 use ferrowg_testkit::*;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -49,14 +49,14 @@ struct Daemon {
     _dir: TempDir,
 }
 
-/// Starts `ferrowg daemon` with one peer (`peer_public`, allowed IP [`PEER_IP`]) and the
-/// tunnel address [`DAEMON_IP`]/24.
-fn start_daemon(mut ns: Netns, peer_public: &[u8; 32]) -> Daemon {
+/// Starts `ferrowg daemon --aead=AEAD` with one peer (`peer_public`, allowed IP [`PEER_IP`])
+/// and the tunnel address [`DAEMON_IP`]/24.
+fn start_daemon(mut ns: Netns, aead: &str, peer_public: &[u8; 32]) -> Daemon {
     let iface = iface_name("m");
     ns.own_iface(&iface);
     let pid = ns.spawn(
         &fwg(),
-        &["daemon", "--foreground", &iface],
+        &["daemon", "--foreground", &format!("--aead={aead}"), &iface],
         &[("RUST_LOG", "info")],
     );
     let up = wait_for(LIMIT, || UnixStream::connect(socket_path(&iface)).is_ok());
@@ -157,7 +157,10 @@ impl TestPeer {
     fn ping(&mut self, seq: u16) {
         let request = echo_request(seq);
         self.buf[HEADER..][..request.len()].copy_from_slice(&request);
-        match self.dev.handle_packet(self.now, &mut self.buf, request.len()) {
+        match self
+            .dev
+            .handle_packet(self.now, &mut self.buf, request.len())
+        {
             Outgoing::Send { endpoint, len, .. } => {
                 self.sock.send_to(&self.buf[..len], endpoint).expect("send");
             }
@@ -221,7 +224,7 @@ fn is_echo_reply(p: &[u8], seq: u16) -> bool {
 fn scan(pid: u32, keys: &[[u8; 32]]) -> Vec<Option<String>> {
     let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).expect("read maps");
     let mem = File::open(format!("/proc/{pid}/mem")).expect("open mem");
-    let finders: Vec<_> = keys.iter().map(|k| memchr::memmem::Finder::new(k)).collect();
+    let finders: Vec<_> = keys.iter().map(memchr::memmem::Finder::new).collect();
     let mut found = vec![None; keys.len()];
     let mut chunk = vec![0u8; 1 << 20];
     for line in maps.lines() {
@@ -232,10 +235,8 @@ fn scan(pid: u32, keys: &[[u8; 32]]) -> Vec<Option<String>> {
         let Some((start, end)) = range.split_once('-') else {
             continue;
         };
-        let (Ok(start), Ok(end)) = (
-            u64::from_str_radix(start, 16),
-            u64::from_str_radix(end, 16),
-        ) else {
+        let (Ok(start), Ok(end)) = (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+        else {
             continue;
         };
         if !perms.starts_with('r') {
@@ -287,8 +288,21 @@ fn assert_in_memory(pid: u32, keys: &[[u8; 32]], present: bool, what: &str) {
     eprintln!("{what}: all {} keys {want}", keys.len());
 }
 
+/// The daemon with its default backend: where the CPU has AVX-512 IFMA, each session key is
+/// the vector code's copy plus ring's key; elsewhere ring's key alone.
 #[test]
 fn expired_session_keys_are_wiped_from_daemon_memory() {
+    expired_keys_are_wiped("auto");
+}
+
+/// The daemon with ring's keys alone.
+#[test]
+fn expired_session_keys_are_wiped_from_daemon_memory_ring_only() {
+    expired_keys_are_wiped("ring");
+}
+
+/// Runs the sessions described at the top against a daemon started with `--aead=AEAD`.
+fn expired_keys_are_wiped(aead: &str) {
     let Some(ns) = Netns::for_test("mem") else {
         return;
     };
@@ -296,7 +310,11 @@ fn expired_session_keys_are_wiped_from_daemon_memory() {
     let mut private = [0u8; 32];
     rng.fill_bytes(&mut private);
     let key = SecretKey::from_bytes(clamp(private));
-    let daemon = start_daemon(ns, &ferrowg_proto::crypto::StaticKey::public_key(&key));
+    let daemon = start_daemon(
+        ns,
+        aead,
+        &ferrowg_proto::crypto::StaticKey::public_key(&key),
+    );
     let mut peer = TestPeer::new(&daemon.ns, key, daemon.public, rng);
 
     // Session 1, used both ways; its keys are where the daemon keeps them.
@@ -313,7 +331,12 @@ fn expired_session_keys_are_wiped_from_daemon_memory() {
     }
     let expired: Vec<[u8; 32]> = sessions[..2].concat();
     let live: Vec<[u8; 32]> = sessions[2..].concat();
-    assert_in_memory(daemon.pid, &expired, false, "sessions 1-2 after three rekeys");
+    assert_in_memory(
+        daemon.pid,
+        &expired,
+        false,
+        "sessions 1-2 after three rekeys",
+    );
     assert_in_memory(daemon.pid, &live, true, "live sessions 3-4 (control)");
 
     // Removing the peer drops the rest.

@@ -54,16 +54,24 @@ mod tests {
             ..PeerConfig::default()
         };
         let pb = a.add_peer(b.public_key(), cfg, now).unwrap();
-        let pa = b.add_peer(a.public_key(), PeerConfig::default(), now).unwrap();
+        let pa = b
+            .add_peer(a.public_key(), PeerConfig::default(), now)
+            .unwrap();
         assert!(a.export_session_keys(pb).is_empty());
         let mut wire = [0u8; 256];
         a.initiate_handshake(pb, now);
         let t = a.poll_transmit(&mut wire).unwrap();
         let src = "192.0.2.1:51820".parse().unwrap();
-        assert_eq!(b.handle_datagram(now, src, &mut wire[..t.len]), Incoming::Handshake);
+        assert_eq!(
+            b.handle_datagram(now, src, &mut wire[..t.len]),
+            Incoming::Handshake
+        );
         let t = b.poll_transmit(&mut wire).unwrap();
         let src = "192.0.2.2:51820".parse().unwrap();
-        assert_eq!(a.handle_datagram(now, src, &mut wire[..t.len]), Incoming::Handshake);
+        assert_eq!(
+            a.handle_datagram(now, src, &mut wire[..t.len]),
+            Incoming::Handshake
+        );
         let ka = a.export_session_keys(pb);
         let kb = b.export_session_keys(pa);
         assert_eq!(ka.len(), 2);
