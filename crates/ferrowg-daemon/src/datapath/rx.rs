@@ -309,7 +309,8 @@ const OPEN_LOCKED: usize = 4;
 
 /// Finds the session of each datagram described by `metas` (with GRO, several per buffer),
 /// under the state lock: transport data becomes a job in `jobs`, handshake messages are
-/// handled right away.
+/// handled right away, and the stack they used is scrubbed afterwards (the derived session
+/// keys and ephemeral secrets they leave there must not outlive the keypair).
 fn begin(
     shared: &Shared,
     st: &mut State,
@@ -318,6 +319,7 @@ fn begin(
     bufs: &mut [PageBuf],
     jobs: &mut Vec<Job>,
 ) {
+    let mut handshakes = false;
     for (i, m) in metas.iter().enumerate() {
         if m.truncated {
             DatapathStats::count(&shared.stats.udp_truncated, 1);
@@ -340,10 +342,14 @@ fn begin(
                 Begin::Done(Incoming::Dropped(r)) => {
                     log::trace!("datagram from {} dropped: {r}", m.src)
                 }
+                Begin::Done(Incoming::Handshake) => handshakes = true,
                 Begin::Done(_) => {}
             }
             off = end;
         }
+    }
+    if handshakes {
+        ferrowg_simd::wipe::scrub_stack();
     }
 }
 
