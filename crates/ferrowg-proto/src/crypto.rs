@@ -275,6 +275,12 @@ pub trait AeadKey: Send + Sync {
             m.ok = self.open(m.counter, m.body, m.tag).is_ok();
         }
     }
+    /// FOR TESTS ONLY (feature `test-export-keys`): the raw key, if this backend can tell.
+    /// Only [`RustCrypto`]'s keys do.
+    #[cfg(feature = "test-export-keys")]
+    fn export(&self) -> Option<Secret> {
+        None
+    }
 }
 
 /// One message of an [`AeadKey::seal_batch`] or [`AeadKey::open_batch`] call, in place.
@@ -319,6 +325,10 @@ impl AeadKey for RustCryptoKey {
     fn open(&self, counter: u64, buf: &mut [u8], tag: &[u8; 16]) -> Result<(), AuthError> {
         aead_open(&self.0, counter, buf, &[], tag)
     }
+    #[cfg(feature = "test-export-keys")]
+    fn export(&self) -> Option<Secret> {
+        Some(self.0.clone())
+    }
 }
 
 impl Crypto for RustCrypto {
@@ -336,15 +346,21 @@ pub use self::ring_backend::RingCrypto;
 #[cfg(feature = "ring")]
 mod ring_backend {
     //! ring's ChaCha20-Poly1305 (hand-written assembly; on x86-64 the stitched AVX2 seal/open).
+    //!
+    //! ring's key keeps the key words inline and does not clear them when dropped, so each is
+    //! held in a [`WipeOnDrop`], which zeroes its bytes afterwards (ring 0.17's `LessSafeKey`
+    //! owns no heap memory, so that is all of it).
     use super::{AeadKey, AuthError, Crypto};
     use alloc::boxed::Box;
+    use ferrowg_simd::wipe::WipeOnDrop;
     use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, CHACHA20_POLY1305};
 
     /// The ring backend: ChaCha20-Poly1305 in ring's assembly.
     #[derive(Debug, Default, Clone, Copy)]
     pub struct RingCrypto;
 
-    struct RingKey(LessSafeKey);
+    /// A session key, wiped on drop.
+    struct RingKey(WipeOnDrop<LessSafeKey>);
 
     impl AeadKey for RingKey {
         fn seal(&self, counter: u64, buf: &mut [u8]) -> [u8; 16] {
@@ -371,7 +387,7 @@ mod ring_backend {
         fn aead_key(&self, key: &[u8; 32]) -> Box<dyn AeadKey> {
             // Invariant: a 32-byte key is the right length for ChaCha20-Poly1305.
             let k = UnboundKey::new(&CHACHA20_POLY1305, key).expect("32-byte key");
-            Box::new(RingKey(LessSafeKey::new(k)))
+            Box::new(RingKey(WipeOnDrop::new(LessSafeKey::new(k))))
         }
         fn name(&self) -> &'static str {
             "ring"

@@ -247,6 +247,9 @@ mod imp {
                 }
             }
         }
+        // The key (words and broadcast into the state) must not outlive the call on the stack.
+        wipe(&mut k, [0; 8]);
+        wipe(&mut init, [_mm512_setzero_si512(); 16]);
     }
 
     #[target_feature(enable = "avx512f")]

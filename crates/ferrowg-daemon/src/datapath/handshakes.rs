@@ -124,6 +124,9 @@ pub fn run_handshakes(shared: Arc<Shared>) {
     };
     while !shared.stopping() {
         let dh_wanted = shared.handshakes.take(POLL, &mut w.jobs);
+        if w.jobs.is_empty() && !dh_wanted {
+            continue;
+        }
         if !w.jobs.is_empty() {
             // The slow part, without the lock.
             let computed: Vec<ComputedHandshake> =
@@ -133,6 +136,9 @@ pub fn run_handshakes(shared: Arc<Shared>) {
         if dh_wanted {
             w.static_dhs(&shared);
         }
+        // Session keys and ephemeral secrets were derived on this stack; they must not
+        // outlive their keypair there.
+        ferrowg_simd::wipe::scrub_stack();
     }
 }
 

@@ -22,12 +22,15 @@
 //! The files of this folder, by concern: `state` (the device, its outcomes and the `poll_*`
 //! outputs), `config` (static key, peers, allowed IPs), `send` (OS → network, initiations),
 //! `receive` (network → OS, handshake messages), `jobs` (encryption and decryption without
-//! the device), `handshake` (handshakes whose static-key DHs run without the device) and
-//! `timers` (the timer heap and what each expired timer does).
+//! the device), `handshake` (handshakes whose static-key DHs run without the device),
+//! `timers` (the timer heap and what each expired timer does) and, for tests only, `export`
+//! (a peer's session keys, feature `test-export-keys`).
 //!
 //! [`TRANSPORT_HEADER_SIZE`]: crate::messages::TRANSPORT_HEADER_SIZE
 
 mod config;
+#[cfg(feature = "test-export-keys")]
+mod export;
 mod handshake;
 mod jobs;
 mod receive;
