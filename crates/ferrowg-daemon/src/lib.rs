@@ -6,7 +6,8 @@
 //! the foreground or detached, and the [`Tuning`] it runs with.
 //!
 //! Threads: two data-path threads per TUN queue, which take either direction ([`datapath`]),
-//! one for the protocol timers, one for the UAPI socket ([`control`]), and the main thread
+//! one for the protocol timers, one for the UAPI socket ([`control`]), one that resolves host
+//! names of endpoints again when handshakes to them fail ([`resolve`]), and the main thread
 //! watching for the end. A panic in any of them ends the daemon with a failure ([`panics`]).
 
 pub mod control;
@@ -15,6 +16,7 @@ pub mod datapath;
 mod error;
 pub mod offload;
 mod panics;
+pub mod resolve;
 mod rng;
 pub mod state;
 mod tuning;
@@ -82,6 +84,8 @@ pub fn run(iface: &str, tuning: &Tuning) -> Result<(), DaemonError> {
     }
     let timers = datapath::run_timers;
     handles.push(spawn("timers", ThreadKind::Timers, &shared, timers)?);
+    let resolver = resolve::run;
+    handles.push(spawn("resolve", ThreadKind::Resolver, &shared, resolver)?);
     let serve = move |s| control::serve(s, listener);
     handles.push(spawn("uapi", ThreadKind::Control, &shared, serve)?);
     panics::started();
