@@ -246,7 +246,7 @@ pub fn run(shared: Arc<Shared>) {
 /// Sets the endpoint of the peer of `lookup` to `addr`, the address its name now has, unless
 /// the peer is gone, its name changed meanwhile, or it is there already. Returns whether the
 /// endpoint changed.
-pub fn update(st: &mut State, lookup: &Lookup, addr: SocketAddr) -> bool {
+fn update(st: &mut State, lookup: &Lookup, addr: SocketAddr) -> bool {
     let addr = ferrowg_sys::canonical(addr);
     if st.names.host(&lookup.key) != Some(&lookup.host) {
         return false;
