@@ -1,6 +1,7 @@
 //! Endpoints, allowed IPs and the scalar values of wg's grammar, in each dialect that reads
 //! them: configuration files and `wg set` ([`AllowedIp::parse_config`],
-//! [`AllowedIp::parse_config_list`], [`Endpoint::parse_config`], [`grammar::fwmark`],
+//! [`AllowedIp::parse_config_list`], [`Endpoint::parse_config`], [`HostEndpoint::parse`] (also
+//! ferrowg's UAPI extension), [`grammar::fwmark`],
 //! [`grammar::keepalive`]) and the UAPI ([`AllowedIp::parse_uapi`], [`parse_uapi_endpoint`],
 //! [`grammar::decimal`]).
 //!
@@ -9,7 +10,8 @@
 //! decimal is what `u64` prints, up to leading zeros; `strip_wg_spaces` leaves no wg space.
 #![no_main]
 
-use ferrowg_conf::addr::{parse_uapi_endpoint, AllowedIp, Endpoint, Ntop};
+use ferrowg_conf::addr::{parse_uapi_endpoint, AllowedIp, Endpoint, HostEndpoint, Ntop};
+use ferrowg_conf::addr::MAX_HOST_NAME;
 use ferrowg_conf::grammar;
 use libfuzzer_sys::fuzz_target;
 
@@ -49,6 +51,13 @@ fuzz_target!(|data: &[u8]| {
     if let Some(e) = Endpoint::parse_config(text) {
         let shown = e.to_string();
         assert_eq!(Endpoint::parse_config(&shown).as_ref(), Some(&e), "{shown}");
+    }
+    if let Some(h) = HostEndpoint::parse(text) {
+        assert!(!h.host().is_empty() && h.host().len() <= MAX_HOST_NAME);
+        let shown = h.to_string();
+        assert_eq!(HostEndpoint::parse(&shown).as_ref(), Some(&h), "{shown}");
+        assert_eq!(HostEndpoint::new(h.host(), h.port()).as_ref(), Some(&h));
+        assert_eq!(Endpoint::parse_config(text).and_then(|e| e.host_endpoint()), Some(h));
     }
     if let Some(sa) = parse_uapi_endpoint(text) {
         assert_eq!(parse_uapi_endpoint(&Ntop(sa).to_string()), Some(sa));

@@ -189,6 +189,93 @@ impl Endpoint {
     }
 }
 
+impl Endpoint {
+    /// The name and port of a host-name endpoint, when it is one a daemon may keep and resolve
+    /// again ([`HostEndpoint`]); `None` for a numeric endpoint or an over-long name.
+    pub fn host_endpoint(&self) -> Option<HostEndpoint> {
+        match self {
+            Self::Addr(_) => None,
+            Self::Host { host, port } => HostEndpoint::new(host, *port),
+        }
+    }
+}
+
+/// The longest host name a [`HostEndpoint`] holds: 253 bytes, the longest DNS name in text
+/// form (RFC 1035 §2.3.4: 255 octets on the wire).
+pub const MAX_HOST_NAME: usize = 253;
+
+/// A peer endpoint given as a host name and a port, kept as written so that it can be resolved
+/// again later (ferrowg's UAPI extension `ferrowg_endpoint_host`). The host is what
+/// [`Endpoint::parse_config`] accepts as a name (not a numeric address), at most
+/// [`MAX_HOST_NAME`] bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostEndpoint {
+    host: String,
+    port: u16,
+}
+
+impl HostEndpoint {
+    /// The endpoint `host`:`port`, or `None` when `host` is empty, too long, numeric or has a
+    /// character that no name has.
+    pub fn new(host: &str, port: u16) -> Option<Self> {
+        if host.len() > MAX_HOST_NAME {
+            return None;
+        }
+        let text = Endpoint::Host {
+            host: host.to_owned(),
+            port,
+        }
+        .to_string();
+        Self::parse(&text)
+    }
+
+    /// Parses `host:port` or `[host]:port` as written in a configuration file; numeric
+    /// endpoints and names over [`MAX_HOST_NAME`] bytes are refused.
+    pub fn parse(text: &str) -> Option<Self> {
+        match Endpoint::parse_config(text)? {
+            Endpoint::Host { host, port } if host.len() <= MAX_HOST_NAME => {
+                Some(Self { host, port })
+            }
+            _ => None,
+        }
+    }
+
+    /// The host name, without brackets.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The UDP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+/// As written in a configuration file: `host:port`, or `[host]:port` when the host has a `:`
+/// or `%`; [`HostEndpoint::parse`] reads it back.
+impl fmt::Display for HostEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains([':', '%']) {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// The address a host name resolves to, chosen among the resolver's answers `addrs` as the
+/// command line and the daemon both choose it: the first IPv4 address, else the first one.
+pub fn preferred_address(addrs: impl IntoIterator<Item = SocketAddr>) -> Option<SocketAddr> {
+    let mut first = None;
+    for a in addrs {
+        if a.is_ipv4() {
+            return Some(a);
+        }
+        first = first.or(Some(a));
+    }
+    first
+}
+
 /// As wg(8) would write it back: `[v6]:port`, `v4:port`, or `host:port`.
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -484,6 +571,46 @@ mod tests {
             "vpn.example.com:1"
         );
         assert_eq!(p("[::1.2.3.4]:9").unwrap().to_string(), "[::1.2.3.4]:9");
+    }
+
+    #[test]
+    fn host_endpoints_are_names_of_bounded_length() {
+        let h = HostEndpoint::parse;
+        let e = h("vpn.example.test:51820").unwrap();
+        assert_eq!((e.host(), e.port()), ("vpn.example.test", 51820));
+        assert_eq!(e.to_string(), "vpn.example.test:51820");
+        let zoned = h("[fe80::1%eth0]:5").unwrap();
+        assert_eq!(zoned.host(), "fe80::1%eth0");
+        assert_eq!(h(&zoned.to_string()), Some(zoned));
+        let longest = format!("{}.test", "a".repeat(MAX_HOST_NAME - 5));
+        assert!(h(&format!("{longest}:1")).is_some());
+        assert_eq!(h(&format!("a{longest}:1")), None, "254 bytes");
+        for bad in [
+            "1.2.3.4:5",
+            "[fd00::1]:5",
+            "[fe80::1%3]:5",
+            "a b:5",
+            "name",
+            ":5",
+        ] {
+            assert_eq!(h(bad), None, "{bad}");
+        }
+        assert_eq!(HostEndpoint::new("x.test", 7), h("x.test:7"));
+        assert_eq!(HostEndpoint::new("10.0.0.1", 7), None);
+        let ep = Endpoint::parse_config("x.test:7").unwrap();
+        assert_eq!(ep.host_endpoint(), h("x.test:7"));
+        let ip = Endpoint::parse_config("10.0.0.1:7").unwrap();
+        assert_eq!(ip.host_endpoint(), None);
+    }
+
+    #[test]
+    fn the_preferred_address_is_the_first_ipv4_one() {
+        let a = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let v6 = a("[fd00::1]:5");
+        let (v4, v4b) = (a("10.0.0.1:5"), a("10.0.0.2:5"));
+        assert_eq!(preferred_address([v6, v4, v4b]), Some(v4));
+        assert_eq!(preferred_address([v6, a("[fd00::2]:5")]), Some(v6));
+        assert_eq!(preferred_address([]), None);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //!
 //! Threads: two data-path threads per TUN queue, which take either direction ([`datapath`]),
 //! one for the protocol timers, one for handshakes and static-key DHs (the handshake worker),
-//! one for the UAPI socket ([`control`]), and the main thread
+//! one for the UAPI socket ([`control`]), one that resolves host names of endpoints again
+//! when handshakes to them fail ([`resolve`]), and the main thread
 //! watching for the end. A panic in any of them ends the daemon with a failure ([`panics`]).
 
 pub mod control;
@@ -16,6 +17,7 @@ pub mod datapath;
 mod error;
 pub mod offload;
 mod panics;
+pub mod resolve;
 mod rng;
 pub mod state;
 mod tuning;
@@ -90,6 +92,8 @@ pub fn run(iface: &str, tuning: &Tuning) -> Result<(), DaemonError> {
         &shared,
         handshakes,
     )?);
+    let resolver = resolve::run;
+    handles.push(spawn("resolve", ThreadKind::Resolver, &shared, resolver)?);
     let serve = move |s| control::serve(s, listener);
     handles.push(spawn("uapi", ThreadKind::Control, &shared, serve)?);
     panics::started();

@@ -9,9 +9,9 @@
 //! is process-wide and stays installed once `run` has returned.
 //!
 //! Debug builds only, for tests: the environment variable `FERROWG_TEST_PANIC` (read once, at
-//! start) names a kind of thread ([`ThreadKind`]: `datapath`, `timers`, `handshakes`, `control`, `main`)
-//! that panics once the daemon has started ([`test_point`]); release builds compile none of
-//! it.
+//! start) names a kind of thread ([`ThreadKind`]: `datapath`, `timers`, `handshakes`,
+//! `resolver`, `control`, `main`) that panics once the daemon has started ([`test_point`]);
+//! release builds compile none of it.
 
 use std::backtrace::{Backtrace, BacktraceStatus};
 use std::io::Write as _;
@@ -76,6 +76,8 @@ pub(crate) enum ThreadKind {
     Timers,
     /// The handshake worker.
     Handshakes,
+    /// The thread that resolves endpoint names again.
+    Resolver,
     /// The UAPI socket's accepting thread.
     Control,
     /// The main thread, watching for the end.
@@ -92,7 +94,7 @@ mod trigger {
     use super::ThreadKind;
     use crate::datapath::Shared;
 
-    /// Test-only: `FERROWG_TEST_PANIC=datapath|timers|handshakes|control|main` makes the threads of that
+    /// Test-only: `FERROWG_TEST_PANIC=datapath|timers|handshakes|resolver|control|main` makes the threads of that
     /// kind panic once the daemon has started.
     const TEST_PANIC: &str = "FERROWG_TEST_PANIC";
 
@@ -106,6 +108,7 @@ mod trigger {
             "datapath" => Some(ThreadKind::Datapath),
             "timers" => Some(ThreadKind::Timers),
             "handshakes" => Some(ThreadKind::Handshakes),
+            "resolver" => Some(ThreadKind::Resolver),
             "control" => Some(ThreadKind::Control),
             "main" => Some(ThreadKind::Main),
             other => {

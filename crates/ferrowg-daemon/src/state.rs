@@ -87,6 +87,8 @@ pub struct State {
     pub planned_wake: Option<Instant>,
     /// The interface MTU the device was last told (0 = never).
     pub device_mtu: u32,
+    /// The host names of endpoints, resolved again when handshakes fail ([`crate::resolve`]).
+    pub names: crate::resolve::EndpointNames,
 }
 
 /// The process-wide clock of the protocol timers as a protocol [`Instant`]: time since the
@@ -145,6 +147,7 @@ impl State {
             fwmark: 0,
             planned_wake: None,
             device_mtu: 0,
+            names: Default::default(),
         }
     }
 
@@ -159,6 +162,7 @@ impl State {
                 p.preshared_key = (info.preshared_key != [0; 32])
                     .then(|| PresharedKey::from_bytes(info.preshared_key));
                 p.endpoint = info.endpoint;
+                p.endpoint_host = self.names.host(&info.public_key).cloned();
                 if let Some(t) = info.last_handshake {
                     let ns = self.device.unix_nanos(t);
                     p.last_handshake_time_sec = ns / 1_000_000_000;
@@ -228,7 +232,10 @@ impl State {
                     key_changed |= self.set_token_key(uri, token_key.take(), keep);
                 }
                 InterfaceOp::PrivateKeyUri(_) => {}
-                InterfaceOp::ReplacePeers => self.device.clear_peers(),
+                InterfaceOp::ReplacePeers => {
+                    self.device.clear_peers();
+                    self.names.clear();
+                }
                 InterfaceOp::ListenPort(_) | InterfaceOp::FwMark(_) | InterfaceOp::KeepSessions => {
                 }
             }
@@ -384,18 +391,28 @@ impl State {
         });
     }
 
-    /// The ferrowg-specific lines of the `get=1` reply: a token key's URI (without its PIN)
-    /// and public key, which wg(8) cannot derive.
+    /// The ferrowg-specific lines of the `get=1` reply: the extensions of `set` this daemon
+    /// understands, and a token key's URI (without its PIN) and public key, which wg(8)
+    /// cannot derive.
     pub fn uapi_extensions(&self) -> Vec<(&'static str, String)> {
+        let features = (
+            ferrowg_conf::uapi::UAPI_KEY_FEATURES,
+            [
+                ferrowg_conf::uapi::FEATURE_ENDPOINT_HOST,
+                ferrowg_conf::uapi::FEATURE_KEEP_SESSIONS,
+            ]
+            .join(","),
+        );
         match &self.key_uri {
             Some(uri) => vec![
+                features,
                 (ferrowg_conf::uapi::UAPI_KEY_URI, uri.to_string()),
                 (
                     ferrowg_conf::uapi::UAPI_KEY_PUBLIC,
                     PublicKey::from_bytes(self.device.public_key()).to_hex(),
                 ),
             ],
-            None => Vec::new(),
+            None => vec![features],
         }
     }
 
@@ -406,6 +423,7 @@ impl State {
             if let Some(id) = dev.peer_by_key(public_key) {
                 dev.remove_peer(id);
             }
+            self.names.forget(public_key);
             return;
         }
         let id = match dev.peer_by_key(public_key) {
@@ -432,9 +450,14 @@ impl State {
                 }
                 PeerOp::ReplaceAllowedIps => dev.clear_allowed_ips(id),
                 PeerOp::AllowedIp(a) => dev.add_allowed_ip(id, a.addr, a.cidr),
-                PeerOp::Remove | PeerOp::UpdateOnly | PeerOp::ProtocolVersion(_) => Ok(()),
+                PeerOp::Remove
+                | PeerOp::UpdateOnly
+                | PeerOp::ProtocolVersion(_)
+                | PeerOp::EndpointHost(_) => Ok(()),
             };
         }
+        let endpoint = || dev.peer_info(id).and_then(|i| i.endpoint);
+        self.names.follow_set(public_key, ops, endpoint);
     }
 }
 

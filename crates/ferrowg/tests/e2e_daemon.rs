@@ -1,5 +1,5 @@
 //! End-to-end: how `ferrowg daemon` ends (issue #17, item 7). A panic in any of its threads
-//! (data path, timers, UAPI socket, main) ends the process with a non-zero exit and a log line
+//! (data path, timers, endpoint resolver, UAPI socket, main) ends the process with a non-zero exit and a log line
 //! naming the panic, and removes the interface and the UAPI socket as a normal stop does; a
 //! signal ends it with success. The panics come from the debug build's test-only trigger
 //! `FERROWG_TEST_PANIC=<kind>`, which makes the threads of that kind panic once the daemon has
@@ -116,6 +116,11 @@ fn a_panic_in_the_timer_thread_ends_the_daemon() {
 #[test]
 fn a_panic_in_the_handshake_worker_ends_the_daemon() {
     panic_ends_the_daemon("handshakes", "handshakes");
+}
+
+#[test]
+fn a_panic_in_the_resolver_thread_ends_the_daemon() {
+    panic_ends_the_daemon("resolver", "resolve");
 }
 
 #[test]

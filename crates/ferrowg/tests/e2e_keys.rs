@@ -71,3 +71,29 @@ fn key_rotate_keeps_the_sessions() {
         "after key rotate the old session must carry traffic until the peer knows the new key"
     );
 }
+
+#[test]
+fn key_rotate_refuses_a_daemon_that_cannot_keep_sessions() {
+    if !require_root() {
+        return;
+    }
+    let pair = Pair::new(Impl::WireguardGo, Impl::WireguardGo);
+    let dir = TempDir::new();
+    let key = dir.0.join("rotated.key");
+    let out = pair.a.ns.sh(&format!(
+        "{} key rotate {} --file {}",
+        fwg(),
+        pair.a.iface,
+        key.display()
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("cannot switch keys without dropping the sessions"),
+        "{err}"
+    );
+    assert!(
+        !key.exists(),
+        "no key is made for a rotation that cannot happen"
+    );
+}

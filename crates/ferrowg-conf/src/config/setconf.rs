@@ -20,6 +20,10 @@
 //!   gets `preshared_key=0…0` / `persistent_keepalive_interval=0`, so the result matches the
 //!   file. If the file has no peers, or the interface has none, it is plain `setconf`.
 //!
+//! One addition of ferrowg's: after an `endpoint` given as a host name comes its
+//! `ferrowg_endpoint_host` line (the name as written), which the client sends only to a daemon
+//! that announces it ([`SetRequest::remove_endpoint_hosts`] drops it otherwise).
+//!
 //! The two resets are current upstream behaviour (wireguard-tools commit 780182e37d2b, from pull
 //! request #13); wireguard-tools 1.0.20210914, the version the interop tests run, does not send
 //! them and is otherwise matched byte for byte.
@@ -114,6 +118,9 @@ fn peer_ops<E>(
     }
     if let Some(endpoint) = &peer.endpoint {
         ops.push(PeerOp::Endpoint(endpoint.resolve_with(&mut *resolve)?));
+        // ferrowg's extension: the name, for the daemon to resolve again (the client drops it
+        // for a daemon that does not announce it).
+        ops.extend(endpoint.host_endpoint().map(PeerOp::EndpointHost));
     }
     match (peer.persistent_keepalive, running) {
         (Some(k), _) => ops.push(PeerOp::PersistentKeepaliveInterval(k)),
@@ -204,9 +211,18 @@ mod tests {
         })
         .unwrap();
         assert_eq!(
-            resolved.peers[0].ops[0],
-            PeerOp::Endpoint("192.0.2.1:9".parse().unwrap())
+            resolved.peers[0].ops[..2],
+            [
+                PeerOp::Endpoint("192.0.2.1:9".parse().unwrap()),
+                PeerOp::EndpointHost(crate::addr::HostEndpoint::parse("vpn.example:9").unwrap()),
+            ]
         );
+        // A numeric endpoint has no name.
+        let c = config(&format!(
+            "[Peer]\nPublicKey = {PK_A}\nEndpoint = 192.0.2.1:9\n"
+        ));
+        let req = SetRequest::from_config(&c, ConfMode::Add, no_dns).unwrap();
+        assert!(!req.has_endpoint_hosts());
     }
 
     #[test]

@@ -10,21 +10,25 @@
 //! - [`reply`]: replies: writing the `get=1` reply for a [`DeviceState`] and the `errno=`
 //!   status as wireguard-go does, and reading them back as wg(8) does.
 //! - `token`: the extension keys and errnos of PKCS#11 token keys.
+//! - `host`: the extension that carries a peer's endpoint as a host name, and the line by
+//!   which a ferrowg daemon announces the extensions it understands.
 //!
 //! The types here are plain data shared by the daemon and the command line.
 
+mod host;
 mod line;
 pub mod reply;
 pub mod request;
 mod token;
 
-pub use token::{UAPI_KEEP_SESSIONS, UAPI_KEY_PUBLIC, UAPI_KEY_URI};
+pub use host::{announces, FEATURE_ENDPOINT_HOST, UAPI_KEY_ENDPOINT_HOST, UAPI_KEY_FEATURES};
+pub use token::{FEATURE_KEEP_SESSIONS, UAPI_KEEP_SESSIONS, UAPI_KEY_PUBLIC, UAPI_KEY_URI};
 
 use core::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::addr::AllowedIp;
+use crate::addr::{AllowedIp, HostEndpoint};
 use ferrowg_keys::key::{PresharedKey, PrivateKey, PublicKey, KEY_LEN_HEX};
 
 /// Where UAPI sockets live (shared by every network namespace on the machine).
@@ -141,6 +145,9 @@ pub struct PeerState {
     pub preshared_key: Option<PresharedKey>,
     /// The current endpoint, if known.
     pub endpoint: Option<SocketAddr>,
+    /// The host name the endpoint was given as, which the daemon resolves again when
+    /// handshakes fail (ferrowg's extension, [`UAPI_KEY_ENDPOINT_HOST`]).
+    pub endpoint_host: Option<HostEndpoint>,
     /// Seconds since the Unix epoch of the latest completed handshake; 0 for never.
     pub last_handshake_time_sec: u64,
     /// Nanoseconds part of the latest handshake time (below 10^9).
@@ -164,6 +171,7 @@ impl PeerState {
             public_key,
             preshared_key: None,
             endpoint: None,
+            endpoint_host: None,
             last_handshake_time_sec: 0,
             last_handshake_time_nsec: 0,
             rx_bytes: 0,
@@ -223,8 +231,12 @@ pub enum PeerOp {
     UpdateOnly,
     /// `preshared_key=`: `None` (all zero) clears it.
     PresharedKey(Option<PresharedKey>),
-    /// `endpoint=`.
+    /// `endpoint=`: also forgets the host name of an earlier [`PeerOp::EndpointHost`].
     Endpoint(SocketAddr),
+    /// `ferrowg_endpoint_host=` (ferrowg's extension, [`UAPI_KEY_ENDPOINT_HOST`]): the host
+    /// name the endpoint was resolved from, for the daemon to resolve again when handshakes
+    /// fail. Sent after the `endpoint=` it belongs to (which would forget it).
+    EndpointHost(HostEndpoint),
     /// `persistent_keepalive_interval=`: 0 turns it off.
     PersistentKeepaliveInterval(u16),
     /// `replace_allowed_ips=true`: drop the allowed IPs before adding those that follow.

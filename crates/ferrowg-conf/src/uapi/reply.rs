@@ -6,7 +6,7 @@ use std::io::BufRead;
 
 use super::line::{read_line_bounded, Line};
 use super::{hex_or_zero, DeviceState, Errno, Limits, PeerState};
-use crate::addr::{parse_uapi_endpoint, AllowedIp};
+use crate::addr::{parse_uapi_endpoint, AllowedIp, HostEndpoint};
 use crate::grammar::decimal;
 use ferrowg_keys::key::{PresharedKey, PrivateKey, PublicKey};
 use zeroize::Zeroizing;
@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 /// Writes the reply to `get=1`, `errno=0` and the final empty line included, in wireguard-go's
 /// order: `private_key` (when set), `listen_port` and `fwmark` (when non-zero), then per peer
 /// `public_key`, `preshared_key` (zeros when none), `protocol_version`, `endpoint` (when known),
+/// ferrowg's `ferrowg_endpoint_host` (when the endpoint was given as a name),
 /// `last_handshake_time_sec`, `last_handshake_time_nsec`, `tx_bytes`, `rx_bytes`,
 /// `persistent_keepalive_interval` and one `allowed_ip` per prefix. Addresses are formatted as Go
 /// formats them (RFC 5952).
@@ -73,6 +74,9 @@ fn write_peer<W: Write>(out: &mut W, peer: &PeerState) {
     let _ = writeln!(out, "protocol_version={}", peer.protocol_version);
     if let Some(endpoint) = peer.endpoint {
         let _ = writeln!(out, "endpoint={endpoint}");
+    }
+    if let Some(host) = &peer.endpoint_host {
+        let _ = writeln!(out, "{}={host}", super::UAPI_KEY_ENDPOINT_HOST);
     }
     let _ = writeln!(
         out,
@@ -210,6 +214,9 @@ impl GetReply {
                 p.preshared_key = psk.nonzero();
             }
             ("endpoint", Some(p)) => p.endpoint = Some(parse_uapi_endpoint(value).ok_or_else(bad)?),
+            (super::UAPI_KEY_ENDPOINT_HOST, Some(p)) => {
+                p.endpoint_host = Some(HostEndpoint::parse(value).ok_or_else(bad)?);
+            }
             ("last_handshake_time_sec", Some(p)) => {
                 p.last_handshake_time_sec = num(i64::MAX as u64)?
             }

@@ -29,7 +29,7 @@ use std::io::{self, BufRead};
 
 use super::line::{read_line_bounded, Line};
 use super::{hex_or_zero, Errno, InterfaceOp, Limits, PeerOp, PeerSet, SetRequest};
-use crate::addr::{parse_uapi_endpoint, AllowedIp, Ntop};
+use crate::addr::{parse_uapi_endpoint, AllowedIp, HostEndpoint, Ntop};
 use crate::grammar::{self, decimal};
 use ferrowg_keys::key::{KeyError, PresharedKey, PrivateKey, PublicKey};
 use zeroize::Zeroizing;
@@ -354,6 +354,10 @@ fn peer_op(key: &str, value: &str) -> Result<PeerOp, SetErrorKind> {
             }
             PeerOp::ProtocolVersion(1)
         }
+        crate::uapi::UAPI_KEY_ENDPOINT_HOST => PeerOp::EndpointHost(
+            HostEndpoint::parse(value)
+                .ok_or_else(|| invalid(crate::uapi::UAPI_KEY_ENDPOINT_HOST, value))?,
+        ),
         _ => return Err(SetErrorKind::UnknownPeerKey(key.to_owned())),
     })
 }
@@ -431,6 +435,9 @@ impl SetRequest {
                     PeerOp::ReplaceAllowedIps => writeln!(out, "replace_allowed_ips=true"),
                     PeerOp::AllowedIp(ip) => writeln!(out, "allowed_ip={}", ip.ntop()),
                     PeerOp::ProtocolVersion(v) => writeln!(out, "protocol_version={v}"),
+                    PeerOp::EndpointHost(h) => {
+                        writeln!(out, "{}={h}", crate::uapi::UAPI_KEY_ENDPOINT_HOST)
+                    }
                 };
             }
         }

@@ -12,6 +12,9 @@ pub const UAPI_KEY_URI: &str = "ferrowg_private_key_uri";
 /// The UAPI key (interface section of `set=1`, value `true`) by which a key change keeps the
 /// current sessions ([`InterfaceOp::KeepSessions`](super::InterfaceOp::KeepSessions)).
 pub const UAPI_KEEP_SESSIONS: &str = "ferrowg_keep_sessions";
+/// The feature name of [`UAPI_KEEP_SESSIONS`] in the daemon's
+/// [`UAPI_KEY_FEATURES`](super::UAPI_KEY_FEATURES) line.
+pub const FEATURE_KEEP_SESSIONS: &str = "keep_sessions";
 /// The `get=1` key with the public key (hex) of a token-backed interface, which wg(8) cannot
 /// derive without the private key.
 pub const UAPI_KEY_PUBLIC: &str = "ferrowg_public_key";

@@ -29,6 +29,8 @@ impl Outbox {
     /// (`state` is the locked state); `scratch` holds one datagram.
     pub(super) fn take(&mut self, state: &mut State, scratch: &mut [u8]) {
         while let Some(t) = state.device.poll_transmit(scratch) {
+            // Initiations to named endpoints are counted (crate::resolve).
+            state.names.note_sent(t.endpoint, &scratch[..t.len]);
             self.datagrams.push(Datagram {
                 dst: t.endpoint,
                 bytes: scratch[..t.len].to_vec(),

@@ -7,6 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use ferrowg_conf::uapi::reply::{parse_get_response, parse_set_response, GetError};
+use ferrowg_conf::uapi::{announces, FEATURE_ENDPOINT_HOST};
 use ferrowg_conf::uapi::{socket_path, DeviceState, Errno, InterfaceOp, SetRequest, SOCKET_DIR};
 
 use super::CliError;
@@ -62,6 +63,13 @@ pub fn get_raw(iface: &str) -> Result<Vec<u8>, CliError> {
     Ok(text)
 }
 
+/// Whether the daemon of `iface` announces, in its `get=1` reply, that it keeps endpoint host
+/// names ([`FEATURE_ENDPOINT_HOST`]). A ferrowg daemon does; wireguard-go, boringtun and older
+/// ferrowg daemons do not, and would refuse the request with EINVAL.
+fn daemon_takes_endpoint_hosts(iface: &str) -> Result<bool, CliError> {
+    Ok(announces(&get_raw(iface)?, FEATURE_ENDPOINT_HOST))
+}
+
 /// Reads one reply (up to and including its empty line) with a size bound.
 fn read_reply(s: &mut UnixStream, out: &mut Vec<u8>) -> Result<(), CliError> {
     use std::io::BufRead;
@@ -85,8 +93,19 @@ fn read_reply(s: &mut UnixStream, out: &mut Vec<u8>) -> Result<(), CliError> {
     }
 }
 
-/// Sends a `set=1` request.
+/// Sends a `set=1` request. Host names of endpoints (ferrowg's extension) go only to a
+/// daemon that announces it understands them ([`daemon_takes_endpoint_hosts`]); for any other
+/// the request is exactly what wg(8) sends.
 pub fn set(iface: &str, req: &SetRequest) -> Result<(), CliError> {
+    let stripped;
+    let req = if req.has_endpoint_hosts() && !daemon_takes_endpoint_hosts(iface)? {
+        let mut plain = req.clone();
+        plain.remove_endpoint_hosts();
+        stripped = plain;
+        &stripped
+    } else {
+        req
+    };
     let mut s = connect(iface)?;
     s.write_all(req.to_uapi().as_bytes())
         .map_err(|e| CliError::new(format!("Unable to modify interface {iface}: {e}")))?;

@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use super::{client, invalid_subcommand, out, unix_now, CliError};
 use ferrowg_conf::config::Config;
 use ferrowg_conf::uapi::{InterfaceOp, SetRequest};
-use ferrowg_conf::uapi::{UAPI_KEY_PUBLIC, UAPI_KEY_URI};
+use ferrowg_conf::uapi::{FEATURE_KEEP_SESSIONS, UAPI_KEY_PUBLIC, UAPI_KEY_URI};
 use ferrowg_keys::key::{PresharedKey, PrivateKey, PublicKey};
 use ferrowg_keys::keyfile::{read_private_key, write_private_key};
 use ferrowg_keys::pkcs11::{manage, Pkcs11Error, Pkcs11Key, Pkcs11Uri};
@@ -194,6 +194,8 @@ pub struct RunningKey {
     pub public: Option<PublicKey>,
     /// The key is in memory (`private_key=` was reported).
     pub software: bool,
+    /// The daemon keeps sessions across a key change when asked (a ferrowg daemon).
+    pub keeps_sessions: bool,
 }
 
 /// Reads what key `iface` runs with (ferrowg's `get=1` extension lines included).
@@ -204,6 +206,7 @@ pub fn running_key(iface: &str) -> Result<RunningKey, CliError> {
     let mut out = RunningKey {
         public: state.public_key(),
         software: state.private_key.is_some(),
+        keeps_sessions: ferrowg_conf::uapi::announces(&raw, FEATURE_KEEP_SESSIONS),
         ..RunningKey::default()
     };
     for line in raw.split(|&b| b == b'\n') {
@@ -254,6 +257,12 @@ struct NewKey {
 /// in memory needs `--file` (where to keep the new key) or `--pkcs11`.
 pub fn rotate(iface: &str, opts: &[&str]) -> Result<(), CliError> {
     let running = running_key(iface)?;
+    if !running.keeps_sessions {
+        return Err(CliError::new(format!(
+            "{iface}: its daemon cannot switch keys without dropping the sessions (it is not \
+             ferrowg); use `wg set {iface} private-key FILE` instead"
+        )));
+    }
     let new = match rotation_target(iface, opts, &running)? {
         Target::Token(uri) => {
             let (uri, public) = generate_free(*uri, opts.is_empty())?;

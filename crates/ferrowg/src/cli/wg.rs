@@ -6,7 +6,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
-use ferrowg_conf::addr::{AllowedIp, Endpoint};
+use ferrowg_conf::addr::{preferred_address, AllowedIp, Endpoint};
 use ferrowg_conf::config::{self, ConfMode, Config, Dialect};
 use ferrowg_conf::grammar;
 use ferrowg_conf::uapi::{DeviceState, InterfaceOp, PeerOp, PeerSet, SetRequest};
@@ -65,19 +65,14 @@ pub fn showconf(iface: &str, state: &DeviceState, config: Option<&Config>) -> St
     cfg.to_wg_conf()
 }
 
-/// Resolves a host-name endpoint like wg(8) (first address; IPv4 preferred).
+/// Resolves a host-name endpoint like wg(8), choosing among the addresses as the daemon does
+/// when it resolves the name again ([`preferred_address`]: IPv4 first).
 pub fn resolve(e: &Endpoint) -> Result<SocketAddr, CliError> {
     let text = e.to_string();
-    let addrs: Vec<SocketAddr> = text
+    let addrs = text
         .to_socket_addrs()
-        .map_err(|err| CliError::new(format!("{text}: {err}")))?
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or_else(|| addrs.first())
-        .copied()
-        .ok_or_else(|| CliError::new(format!("{text}: no address")))
+        .map_err(|err| CliError::new(format!("{text}: {err}")))?;
+    preferred_address(addrs).ok_or_else(|| CliError::new(format!("{text}: no address")))
 }
 
 /// Reads and parses a config file in the given dialect.
@@ -188,6 +183,8 @@ fn peer_arg(ops: &mut Vec<PeerOp>, name: &str, value: &str) -> Result<(), CliErr
             let endpoint =
                 Endpoint::parse_config(value).ok_or_else(|| unparsable("endpoint", value))?;
             ops.push(PeerOp::Endpoint(endpoint.resolve_with(resolve)?));
+            // The name, for a daemon that resolves it again (see `client::set`).
+            ops.extend(endpoint.host_endpoint().map(PeerOp::EndpointHost));
         }
         "allowed-ips" => {
             let ips = AllowedIp::parse_config_list(&grammar::strip_wg_spaces(value))
