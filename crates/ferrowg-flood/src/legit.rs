@@ -95,7 +95,10 @@ impl Peer {
     fn new(o: &Options) -> Result<Peer, String> {
         let path = o.key_file.as_ref().ok_or("legit needs --key-file")?;
         let key = read_private_key(path).map_err(|e| e.to_string())?;
-        let secret = SecretKey::from_bytes(*key.as_bytes());
+        Peer::with_key(SecretKey::from_bytes(*key.as_bytes()), o)
+    }
+
+    fn with_key(secret: SecretKey, o: &Options) -> Result<Peer, String> {
         let rng = ChaCha20Rng::from_rng(OsRng).map_err(|e| format!("getrandom: {e}"))?;
         let mut dev = Device::new(Box::new(secret), Box::new(RustCrypto), Box::new(rng));
         let clock = Clock {
@@ -192,4 +195,79 @@ pub fn run(o: &Options) -> Result<Report, String> {
     }
     // The keepalive that confirms the session to the target went out in the last flush.
     Ok(p.report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrowg_proto::crypto::x25519_public;
+    use ferrowg_proto::messages::MESSAGE_HANDSHAKE_RESPONSE;
+
+    /// The target: a device under load (every initiation without mac2 gets a cookie reply).
+    fn target(key: [u8; 32], peer_public: [u8; 32]) -> Device {
+        let rng = ChaCha20Rng::seed_from_u64(7);
+        let mut d = Device::new(
+            Box::new(SecretKey::from_bytes(key)),
+            Box::new(RustCrypto),
+            Box::new(rng),
+        );
+        let now = ferrowg_proto::Instant::from_secs(1);
+        d.set_clock(now, unix_nanos());
+        d.add_peer(peer_public, PeerConfig::default(), now)
+            .expect("peer");
+        d.set_under_load(true);
+        d
+    }
+
+    #[test]
+    fn a_cookie_reply_is_answered_at_once_and_the_session_follows() {
+        let (tk, lk) = ([0x21u8; 32], [0x42u8; 32]);
+        let args: Vec<String> = [
+            "legit",
+            "--target",
+            "127.0.0.1:9",
+            "--target-key",
+            &ferrowg_keys::key::PublicKey::from_bytes(x25519_public(&tk)).to_base64(),
+            "--key-file",
+            "/nonexistent",
+            "--bind",
+            "127.0.0.1:0",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let o = crate::args::parse(&args).expect("options");
+        let mut t = target(tk, x25519_public(&lk));
+        let mut p = Peer::with_key(SecretKey::from_bytes(lk), &o).expect("peer");
+        let src: SocketAddr = "127.0.0.2:40000".parse().unwrap();
+        let t0 = Instant::now();
+        let mut buf = [0u8; 256];
+        p.dev.initiate_handshake(p.id, p.clock.now());
+        let mut kinds = Vec::new();
+        // Initiation -> cookie reply -> initiation with mac2 -> response: four messages, all
+        // within a millisecond of real time, no waiting for a retry timer.
+        for _ in 0..2 {
+            let tx = p
+                .dev
+                .poll_transmit(&mut buf)
+                .expect("an initiation goes out");
+            assert_eq!(buf[0], MESSAGE_HANDSHAKE_INITIATION);
+            let tnow = ferrowg_proto::Instant::from_secs(2);
+            t.handle_datagram(tnow, src, &mut buf[..tx.len]);
+            let tx = t.poll_transmit(&mut buf).expect("the target answers");
+            kinds.push(buf[0]);
+            p.receive(&mut buf[..tx.len], o.target, t0);
+            if p.dev.pending_transmits() == 0 {
+                break;
+            }
+        }
+        assert_eq!(
+            kinds,
+            [MESSAGE_HANDSHAKE_COOKIE, MESSAGE_HANDSHAKE_RESPONSE]
+        );
+        p.flush(t0).ok();
+        assert!(p.done, "the session is established");
+        assert_eq!(p.report.cookie_replies, 1);
+        assert!(p.report.cookie_at.is_some());
+    }
 }
