@@ -109,10 +109,9 @@ ping_stats() {
 # ---------------------------------------------------------------------------------------------
 # Samples
 # ---------------------------------------------------------------------------------------------
-SAMPLES=$BENCH_TMP/samples.tsv
-
-# sample T: one line of SAMPLES: seconds since start, RSS KiB, fds, threads, rx, tx, latest
-# handshake (epoch s). The fds are counted before `wg show` opens a control connection.
+# sample T: one line of SAMPLES (BENCH_TMP/samples.tsv): seconds since start, RSS KiB, fds,
+# threads, rx, tx, latest handshake (epoch s). The fds are counted before `wg show` opens a
+# control connection.
 sample() {
 	local t=$1 rss fds thr rx tx hs
 	rss=$(proc_status_kib "$PID_A" VmRSS)
@@ -127,6 +126,7 @@ sample() {
 # Main
 # ---------------------------------------------------------------------------------------------
 bench_init
+SAMPLES=$BENCH_TMP/samples.tsv
 [[ -x $WIREGUARD_GO ]] || die "wireguard-go not found ($WIREGUARD_GO)"
 [[ -x $FERROWG ]] || die "$FERROWG not found: cargo build --release -p ferrowg (or set FERROWG)"
 LOAD_START=$(uptime)
