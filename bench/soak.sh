@@ -42,8 +42,9 @@ MAX_STALL_S=5 # REKEY_TIMEOUT
 [[ $MINUTES =~ ^[0-9]+$ && $MINUTES -ge 1 && $MINUTES -le 1440 ]] || die "SOAK_MINUTES must be 1..1440"
 [[ $SAMPLE =~ ^[0-9]+$ && $SAMPLE -ge 1 && $SAMPLE -le 600 ]] || die "SOAK_SAMPLE must be 1..600 seconds"
 [[ $RSS_MARGIN_PCT =~ ^[0-9]+$ ]] || die "SOAK_RSS_MARGIN_PCT must be a whole number"
-[[ $PING_INTERVAL =~ ^[0-9]*\.?[0-9]+$ ]] && (($(fcalc "($PING_INTERVAL >= 0.01 && $PING_INTERVAL <= 10)" %d))) ||
+if ! [[ $PING_INTERVAL =~ ^[0-9]*\.?[0-9]+$ ]] || (($(fcalc "($PING_INTERVAL < 0.01 || $PING_INTERVAL > 10)" %d))); then
 	die "SOAK_PING_INTERVAL must be 0.01..10 seconds"
+fi
 [[ $IPERF_RATE =~ ^[0-9]+[KMG]?$ ]] || die "SOAK_IPERF_RATE must look like 50M"
 DURATION=$((MINUTES * 60))
 # The start values are taken after this much traffic: buffers are touched lazily.
@@ -131,6 +132,7 @@ SAMPLES=$BENCH_TMP/samples.tsv
 [[ -x $FERROWG ]] || die "$FERROWG not found: cargo build --release -p ferrowg (or set FERROWG)"
 LOAD_START=$(uptime)
 DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
+# shellcheck disable=SC2034 # VERSION is filled by impl_check and read by impl_versions (lib.sh)
 declare -A NOTE VERSION
 bench_topology fsk
 impl_check ferrowg || die "ferrowg: ${NOTE[ferrowg]}"
@@ -180,7 +182,6 @@ while :; do
 	fi
 	n=$((n + 1))
 done
-T1=$(now)
 wait "$PING_PID" 2>/dev/null || true
 wait "$IPERF_PID" 2>/dev/null || true
 LOAD_END=$(uptime)
@@ -231,7 +232,7 @@ REPORT=$BENCH_TMP/report.md
 	impl_versions ferrowg wireguard-go
 	echo
 	{
-		printf 'measure\tstart\tend\tmax\tbound\n'
+		printf 'measure\tstart (t = %s s)\tend (t = %s s)\tmax\tbound\n' "${S_T:--}" "${E_T:--}"
 		printf 'ferrowg RSS KiB (idle before traffic: %s)\t%s\t%s\t%s\tend - start <= %s KiB\n' "$RSS_IDLE" "${S_RSS:--}" "${E_RSS:--}" "${M_RSS:--}" "$margin"
 		printf 'open file descriptors\t%s\t%s\t%s\tno growth\n' "${S_FD:--}" "${E_FD:--}" "${M_FD:--}"
 		printf 'threads\t%s\t%s\t%s\tno growth\n' "${S_THR:--}" "${E_THR:--}" "${M_THR:--}"
