@@ -409,8 +409,9 @@ udp_port_bufs() {
 # ---------------------------------------------------------------------------------------------
 
 now() { date +%s.%N; }
-# fcalc EXPR [FORMAT]: floating-point arithmetic through awk.
-fcalc() { awk "BEGIN { printf \"${2:-%.6f}\", $1 }"; }
+# fcalc EXPR [FORMAT]: floating-point arithmetic through awk (EXPR is parenthesised, so a
+# comparison prints 0 or 1 instead of redirecting printf to a file).
+fcalc() { awk "BEGIN { printf \"${2:-%.6f}\", ($1) }"; }
 # median / min / max of whitespace-separated numbers.
 stat_of() {
 	tr ' ' '\n' | awk -v what="$1" 'NF { v[n++] = $1 } END {
@@ -488,7 +489,7 @@ write_section() {
 # The command line as typed, with the environment variables that change what is measured.
 command_line() {
 	local v envs=()
-	for v in $(compgen -e | grep -E '^(BENCH_|PEERS_|FERROWG$|WIREGUARD_GO$|BORINGTUN$|GOTATUN$)' || true); do
+	for v in $(compgen -e | grep -E '^(BENCH_|PEERS_|FLOOD_|SOAK_|FERROWG$|FERROWG_BASE$|WG_FLOOD$|WIREGUARD_GO$|BORINGTUN$|GOTATUN$)' || true); do
 		envs+=("$v=$(printf '%q' "${!v}")")
 	done
 	printf '%s' "${envs[*]:+${envs[*]} }"

@@ -1,0 +1,48 @@
+//! `wg-flood`: load for ferrowg's denial-of-service benchmark (bench/flood.sh, issue #17).
+//!
+//! - `valid-mac1` / `junk`: a paced flood of handshake initiations against one WireGuard
+//!   endpoint ([`flood`]).
+//! - `legit`: one real handshake, timed, through a cookie round trip when the target asks for
+//!   one ([`legit`]).
+//!
+//! Each run is bounded (duration, count, timeout) and prints one line of `key=value` figures.
+//! Only for networks you own: this is a load generator.
+
+mod args;
+mod flood;
+mod legit;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if argv.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{}", args::USAGE);
+        return ExitCode::SUCCESS;
+    }
+    let o = match args::parse(&argv) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("wg-flood: {e}\n\n{}", args::USAGE);
+            return ExitCode::from(2);
+        }
+    };
+    let res = match o.mode {
+        args::Mode::ValidMac1 | args::Mode::Junk => flood::run(&o).map(|r| (r.line(&o), true)),
+        args::Mode::Legit => legit::run(&o).map(|r| (r.line(&o), r.total.is_some())),
+    };
+    match res {
+        Ok((line, ok)) => {
+            println!("{line}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("wg-flood: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
