@@ -135,6 +135,29 @@ impl Link {
     }
 }
 
+/// Starts `ferrowg daemon --foreground ARGS… IFACE` in `ns` (which then owns the interface),
+/// with `RUST_LOG=info` and `env`, and waits (bounded) until its UAPI socket answers and its
+/// interface exists; panics with the namespace's logs otherwise. Returns the daemon's pid.
+pub fn start_ferrowg(ns: &mut Netns, iface: &str, args: &[&str], env: &[(&str, &str)]) -> u32 {
+    ns.own_iface(iface);
+    let mut argv = vec!["daemon", "--foreground"];
+    argv.extend_from_slice(args);
+    argv.push(iface);
+    let mut envs = vec![("RUST_LOG", "info")];
+    envs.extend_from_slice(env);
+    let pid = ns.spawn(&fwg(), &argv, &envs);
+    let up = wait_for(Duration::from_secs(15), || {
+        std::os::unix::net::UnixStream::connect(socket_path(iface)).is_ok()
+            && ns.sh(&format!("ip link show {iface}")).status.success()
+    });
+    assert!(
+        up.is_some(),
+        "ferrowg did not create {iface}\n{}",
+        ns.logs()
+    );
+    pid
+}
+
 /// One end of a tunnel.
 pub struct End {
     /// The namespace it runs in.

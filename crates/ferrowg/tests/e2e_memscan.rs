@@ -18,7 +18,6 @@
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::unix::fs::FileExt;
-use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use ferrowg_keys::key::PublicKey;
@@ -53,14 +52,7 @@ struct Daemon {
 /// and the tunnel address [`DAEMON_IP`]/24.
 fn start_daemon(mut ns: Netns, aead: &str, peer_public: &[u8; 32]) -> Daemon {
     let iface = iface_name("m");
-    ns.own_iface(&iface);
-    let pid = ns.spawn(
-        &fwg(),
-        &["daemon", "--foreground", &format!("--aead={aead}"), &iface],
-        &[("RUST_LOG", "info")],
-    );
-    let up = wait_for(LIMIT, || UnixStream::connect(socket_path(&iface)).is_ok());
-    assert!(up.is_some(), "daemon did not start\n{}", ns.logs());
+    let pid = start_ferrowg(&mut ns, &iface, &[&format!("--aead={aead}")], &[]);
     let keys = genkeys();
     let dir = TempDir::new();
     let key_file = dir.write("private.key", &keys.private);

@@ -79,16 +79,7 @@ fn uapi_get(iface: &str) -> String {
 /// its UAPI socket; returns the interface and the daemon's pid.
 fn start_ferrowg(ns: &mut Netns, tag: &str) -> (String, u32) {
     let iface = iface_name(tag);
-    ns.own_iface(&iface);
-    let pid = ns.spawn(
-        &fwg(),
-        &["daemon", "--foreground", &iface],
-        &[("RUST_LOG", "info")],
-    );
-    let up = wait_for(Duration::from_secs(15), || {
-        UnixStream::connect(socket_path(&iface)).is_ok()
-    });
-    assert!(up.is_some(), "{iface} did not start:\n{}", ns.logs());
+    let pid = ferrowg_testkit::start_ferrowg(ns, &iface, &[], &[]);
     (iface, pid)
 }
 

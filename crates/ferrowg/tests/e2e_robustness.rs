@@ -203,16 +203,7 @@ struct Single {
 fn single() -> Single {
     let mut ns = Netns::new("s");
     let iface = iface_name("s");
-    ns.own_iface(&iface);
-    let pid = ns.spawn(
-        &fwg(),
-        &["daemon", "--foreground", &iface],
-        &[("RUST_LOG", "info")],
-    );
-    let up = wait_for(Duration::from_secs(15), || {
-        UnixStream::connect(socket_path(&iface)).is_ok()
-    });
-    assert!(up.is_some(), "daemon did not start\n{}", ns.logs());
+    let pid = start_ferrowg(&mut ns, &iface, &[], &[]);
     let dir = TempDir::new();
     let conf = dir.write(
         "good.conf",
