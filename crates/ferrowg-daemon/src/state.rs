@@ -310,6 +310,7 @@ impl State {
     /// Installs `key` in the device: with `keep`, current sessions keep running (rotation);
     /// without, they stop sending (wg(8)'s `set private-key`).
     fn install_key(&mut self, key: Box<dyn StaticKey>, keep: bool) {
+        let key = Box::new(crate::datapath::WorkerOnlyKey(key));
         if keep {
             self.device.rotate_static_key(key);
         } else {

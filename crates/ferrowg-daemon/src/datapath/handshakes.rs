@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
+use ferrowg_proto::crypto::{KeyError, Secret, StaticKey};
 use ferrowg_proto::device::{ComputedHandshake, HandshakeJob, StaticDh};
 use ferrowg_proto::{Incoming, Instant};
 
@@ -108,6 +109,38 @@ impl HandshakeQueue {
     }
 }
 
+thread_local! {
+    /// Set while this thread runs static-key DHs without the state lock ([`unlocked_dh`]).
+    static DH_ALLOWED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, which computes static-key DHs, marked as allowed to: only the worker calls it,
+/// and never with the state lock held.
+fn unlocked_dh<T>(f: impl FnOnce() -> T) -> T {
+    DH_ALLOWED.with(|a| a.set(true));
+    let r = f();
+    DH_ALLOWED.with(|a| a.set(false));
+    r
+}
+
+/// The daemon's static key as the device holds it: in debug builds, a DH asked for anywhere
+/// but in the worker's unlocked sections is a bug and panics (which ends the daemon), so that
+/// every test with a handshake checks the rule; release builds only forward.
+pub struct WorkerOnlyKey(pub Box<dyn StaticKey>);
+
+impl StaticKey for WorkerOnlyKey {
+    fn public_key(&self) -> [u8; 32] {
+        self.0.public_key()
+    }
+    fn dh(&self, peer_public: &[u8; 32]) -> Result<Secret, KeyError> {
+        debug_assert!(
+            DH_ALLOWED.with(|a| a.get()),
+            "a static-key DH outside the handshake worker's unlocked sections"
+        );
+        self.0.dh(peer_public)
+    }
+}
+
 /// The worker's buffers.
 struct Worker {
     jobs: Vec<HandshakeJob>,
@@ -130,7 +163,7 @@ pub fn run_handshakes(shared: Arc<Shared>) {
         if !w.jobs.is_empty() {
             // The slow part, without the lock.
             let computed: Vec<ComputedHandshake> =
-                w.jobs.drain(..).map(HandshakeJob::compute).collect();
+                unlocked_dh(|| w.jobs.drain(..).map(HandshakeJob::compute).collect());
             w.finish(&shared, &computed);
         }
         if dh_wanted {
@@ -160,7 +193,7 @@ impl Worker {
             return;
         }
         let results: Vec<(usize, StaticDh)> =
-            waiting.into_iter().map(|(i, j)| (i, j.compute())).collect();
+            unlocked_dh(|| waiting.into_iter().map(|(i, j)| (i, j.compute())).collect());
         self.locked(shared, |st, now| {
             for (i, r) in results {
                 if st.device.provide_static_dh(now, r) {
@@ -181,7 +214,8 @@ impl Worker {
             if jobs.is_empty() {
                 return;
             }
-            let results: Vec<StaticDh> = jobs.into_iter().map(|j| j.compute()).collect();
+            let results: Vec<StaticDh> =
+                unlocked_dh(|| jobs.into_iter().map(|j| j.compute()).collect());
             self.locked(shared, |st, now| {
                 for r in results {
                     st.device.provide_static_dh(now, r);

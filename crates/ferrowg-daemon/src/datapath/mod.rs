@@ -40,7 +40,7 @@ mod timers;
 mod tun;
 mod tx;
 
-pub use handshakes::{run_handshakes, MAX_QUEUED_HANDSHAKES};
+pub use handshakes::{run_handshakes, WorkerOnlyKey, MAX_QUEUED_HANDSHAKES};
 pub use queue::Queue;
 pub use rx::{Drained, Receiver};
 pub use shared::Shared;
