@@ -6,7 +6,7 @@
 //! `random` probes uniformly random addresses, `hit` probes addresses inside inserted prefixes
 //! (the deepest walks). The insert benchmarks build a 100k-entry table from empty.
 //!
-//! `device_host_routes` adds 2^16 and 2^20 host routes (/32s, in address order) of one peer
+//! `device_host_routes` adds 2^16, 2^18 and 2^20 host routes (/32s, in address order) of one peer
 //! inside 10.16.0.0/12 through `Device::add_allowed_ip`, which also fills the peer's own
 //! prefix set; the time per route (criterion's throughput) must stay flat from 2^16 to 2^20.
 //! `table_only_*` inserts the same routes into a bare table, for comparison.
@@ -153,7 +153,7 @@ fn device_with_peer() -> (Device, PeerId) {
 fn device_host_routes(c: &mut Criterion) {
     let mut group = c.benchmark_group("device_host_routes_slash12");
     group.sample_size(10);
-    for log2 in [16u32, 20] {
+    for log2 in [16u32, 18, 20] {
         let n = 1u32 << log2;
         group.throughput(Throughput::Elements(u64::from(n)));
         group.bench_function(format!("2^{log2}"), |b| {
