@@ -41,8 +41,10 @@ pub struct Compiled {
     names: HashMap<String, u32>,
     v4: PrefixTable,
     v6: PrefixTable,
-    /// (source id, destination id) → what the grants between them allow.
-    rules: HashMap<(u32, u32), PortSet>,
+    /// (source id, destination id) → index in `sets` of what the grants between them allow.
+    rules: HashMap<(u32, u32), u32>,
+    /// The distinct unions of grants' port sets: pairs joined by the same grants share one.
+    sets: Vec<PortSet>,
     /// The next free id.
     next: u32,
 }
@@ -64,7 +66,9 @@ pub struct CompiledStats {
     pub prefix_lengths: usize,
     /// (source, destination) pairs with a rule.
     pub pairs: usize,
-    /// Port ranges held by all the pairs.
+    /// Distinct port sets the pairs share.
+    pub port_sets: usize,
+    /// Port ranges held by those sets.
     pub ranges: usize,
 }
 
@@ -76,17 +80,45 @@ impl Policy {
             next: ANY + 1,
             ..Compiled::default()
         };
-        for g in &self.grants {
+        // Each pair's grants, in order, as a node of a trie of grant lists (node 0: no grant;
+        // a node is its parent list plus one grant), so that pairs joined by the same grants
+        // share a node and no pair allocates. Then one port set per node some pair ends on,
+        // built from the ranges of its grants: the work is the (pair, grant) incidences plus
+        // those ranges, at most the expansion parsing bounded.
+        let mut nodes: Vec<(u32, usize)> = vec![(0, usize::MAX)];
+        let mut child: HashMap<(u32, usize), u32> = HashMap::new();
+        let mut node_of: HashMap<(u32, u32), u32> = HashMap::new();
+        for (i, g) in self.grants.iter().enumerate() {
             let src: Vec<u32> = g.src.iter().map(|s| c.id(s)).collect();
             let dst: Vec<u32> = g.dst.iter().map(|s| c.id(s)).collect();
             for &s in &src {
                 for &d in &dst {
-                    c.rules.entry((s, d)).or_default().add(&g.ip);
+                    let node = node_of.entry((s, d)).or_insert(0);
+                    if nodes[*node as usize].1 != i {
+                        *node = *child.entry((*node, i)).or_insert_with(|| {
+                            nodes.push((*node, i));
+                            (nodes.len() - 1) as u32
+                        });
+                    }
                 }
             }
         }
-        for set in c.rules.values_mut() {
-            set.normalize();
+        let mut set_of: HashMap<u32, u32> = HashMap::new();
+        for (pair, node) in node_of {
+            let next = c.sets.len() as u32;
+            let id = *set_of.entry(node).or_insert_with(|| {
+                let mut set = PortSet::default();
+                let mut n = node;
+                while n != 0 {
+                    let (parent, grant) = nodes[n as usize];
+                    set.add(&self.grants[grant].ip);
+                    n = parent;
+                }
+                set.normalize();
+                c.sets.push(set);
+                next
+            });
+            c.rules.insert(pair, id);
         }
         c
     }
@@ -104,6 +136,7 @@ impl Compiled {
             self.each_id(dst, &mut |d| {
                 self.rules
                     .get(&(s, d))
+                    .and_then(|&i| self.sets.get(i as usize))
                     .is_some_and(|set| set.allows(proto, port))
             })
         })
@@ -143,7 +176,8 @@ impl Compiled {
             prefixes: prefixes(&self.v4) + prefixes(&self.v6),
             prefix_lengths: self.v4.by_len.len() + self.v6.by_len.len(),
             pairs: self.rules.len(),
-            ranges: self.rules.values().map(PortSet::range_count).sum(),
+            port_sets: self.sets.len(),
+            ranges: self.sets.iter().map(PortSet::range_count).sum(),
         }
     }
 
@@ -187,5 +221,29 @@ impl PrefixTable {
             }
         };
         &mut self.by_len[i].1
+    }
+}
+
+impl Policy {
+    /// What the grants mean, evaluated directly: every grant, every selector, no matrix. The
+    /// model [`Compiled::allows`] is checked against by the differential test and the fuzz
+    /// target; its cost grows with the policy, so it is not for the data path.
+    #[doc(hidden)]
+    pub fn allows_reference(&self, src: &Subject, dst: &Subject, proto: Proto, port: u16) -> bool {
+        self.grants.iter().any(|g| {
+            g.ip.allows(proto, port)
+                && g.src.iter().any(|s| selects(s, src))
+                && g.dst.iter().any(|d| selects(d, dst))
+        })
+    }
+}
+
+/// Whether `sel` matches `subject`.
+fn selects(sel: &Selector, subject: &Subject) -> bool {
+    match sel {
+        Selector::Any => true,
+        Selector::Principal(Principal::Tag(t)) => subject.tags.contains(&t.as_str()),
+        Selector::Principal(Principal::Device(d)) => subject.device == Some(d.as_str()),
+        Selector::Prefix(p) => p.contains(subject.addr),
     }
 }

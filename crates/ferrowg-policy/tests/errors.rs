@@ -394,5 +394,6 @@ fn expansion_is_bounded() {
     let fits = text
         .replace("\"ip\": [\"*\"]", "\"ip\": [\"icmp\"]")
         .replace(&tags[1000..].join(", "), "\"tag:t0\"");
-    Policy::parse(&fits).unwrap();
+    let stats = Policy::parse(&fits).unwrap().compile().stats();
+    assert_eq!((stats.pairs, stats.port_sets), (1_000_000, 1));
 }

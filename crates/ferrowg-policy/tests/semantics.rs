@@ -176,6 +176,8 @@ fn compiled_size_is_independent_of_device_count() {
     assert_eq!(before.principals, 5, "{before:?}"); // 4 tags + laptop
     assert_eq!(before.prefixes, 3, "{before:?}"); // site, v6site, 10.9/16 (plc unused)
     assert_eq!(before.pairs, 8, "{before:?}");
+    // Pairs joined by the same grants share one port set (sensor → v6site and → 10.9/16).
+    assert_eq!(before.port_sets, 6, "{before:?}");
 }
 
 #[test]
@@ -311,4 +313,79 @@ fn test_file_reports_file_and_line() {
         .contains("larger than the limit"));
     assert!(test_file(&dir.join("missing")).is_err());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The compiled matrix against the direct reading of the grants, on seeded random subjects.
+#[test]
+fn compiled_matches_reference() {
+    let p = Policy::parse(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/fleet.hujson"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let c = p.compile();
+    let names = [None, Some("laptop-anna"), Some("gw-berlin"), Some("other")];
+    let tags: [&[&str]; 5] = [
+        &[],
+        &["tag:sensor"],
+        &["tag:collector", "tag:db"],
+        &["tag:gateway"],
+        &["tag:router", "tag:ops"],
+    ];
+    let addrs = [
+        "10.1.0.5",
+        "10.1.0.200",
+        "10.0.0.123",
+        "10.201.2.1",
+        "10.201.3.1",
+        "10.64.0.1",
+        "fd00:10::1",
+        "fd00:11::1",
+    ];
+    let protos = [
+        (Proto::Tcp, 443),
+        (Proto::Tcp, 502),
+        (Proto::Tcp, 8050),
+        (Proto::Udp, 123),
+        (Proto::Udp, 5683),
+        (Proto::Icmp, 0),
+        (Proto::Other(47), 0),
+        (Proto::Tcp, 8086),
+    ];
+    let mut seed: u64 = 0x5eed;
+    let mut next = |n: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize % n
+    };
+    let (mut allowed, mut total) = (0, 0);
+    for _ in 0..20_000 {
+        let s = Subject {
+            device: names[next(4)],
+            tags: tags[next(5)],
+            addr: ip(addrs[next(8)]),
+        };
+        let d = Subject {
+            device: names[next(4)],
+            tags: tags[next(5)],
+            addr: ip(addrs[next(8)]),
+        };
+        let (proto, port) = protos[next(8)];
+        let got = c.allows(&s, &d, proto, port);
+        assert_eq!(
+            got,
+            p.allows_reference(&s, &d, proto, port),
+            "{s:?} -> {d:?} {proto:?} {port}"
+        );
+        allowed += usize::from(got);
+        total += 1;
+    }
+    // Both answers occur, so the comparison is not vacuous.
+    assert!(
+        allowed > total / 20 && allowed < total - total / 20,
+        "{allowed} of {total}"
+    );
 }
