@@ -265,8 +265,9 @@ impl Policy {
             ));
         };
         let mut expansion: u64 = 0;
+        let mut members: u64 = 0;
         for item in items {
-            let grant = self.read_grant(item)?;
+            let grant = self.read_grant(item, &mut members)?;
             let size = |s: &BTreeSet<Selector>| s.len() as u64;
             expansion = expansion.saturating_add(
                 size(&grant.src)
@@ -288,10 +289,11 @@ impl Policy {
         Ok(())
     }
 
-    fn read_grant(&self, v: &Value) -> Result<Grant, PolicyError> {
+    /// One grant; `members` counts the group members its lists and the earlier grants' expanded.
+    fn read_grant(&self, v: &Value, members: &mut u64) -> Result<Grant, PolicyError> {
         let [src, dst, ip] = read::members(v, "grants", &["src", "dst", "ip"])?;
-        let src = self.selectors(read::required(src, v, "src")?, "src")?;
-        let dst = self.selectors(read::required(dst, v, "dst")?, "dst")?;
+        let src = self.selectors(read::required(src, v, "src")?, "src", members)?;
+        let dst = self.selectors(read::required(dst, v, "dst")?, "dst", members)?;
         let mut set = PortSet::default();
         for (line, spec) in read::nonempty_strings(read::required(ip, v, "ip")?, "ip")? {
             let one = ports::parse_ip(spec).map_err(|m| PolicyError::key(line, "ip", m))?;
@@ -302,26 +304,46 @@ impl Policy {
     }
 
     /// A `src` or `dst` list, groups expanded into their members and hosts into prefixes.
-    fn selectors(&self, v: &Value, key: &str) -> Result<BTreeSet<Selector>, PolicyError> {
+    fn selectors(
+        &self,
+        v: &Value,
+        key: &str,
+        members: &mut u64,
+    ) -> Result<BTreeSet<Selector>, PolicyError> {
         let mut out = BTreeSet::new();
         for (line, s) in read::nonempty_strings(v, key)? {
-            self.selector(s, &mut out)
+            self.selector(s, &mut out, members)
                 .map_err(|m| PolicyError::key(line, key, m))?;
         }
         Ok(out)
     }
 
-    fn selector(&self, s: &str, out: &mut BTreeSet<Selector>) -> Result<(), String> {
+    /// Adds what `s` selects to `out`. Group references are counted in `members` and bounded
+    /// by [`MAX_EXPANSION`], since a list may name a big group many times over.
+    fn selector(
+        &self,
+        s: &str,
+        out: &mut BTreeSet<Selector>,
+        members: &mut u64,
+    ) -> Result<(), String> {
         if s == "*" {
             out.insert(Selector::Any);
         } else if s.starts_with("tag:") {
             out.insert(Selector::Principal(Principal::Tag(self.tag(s)?)));
         } else if s.starts_with("group:") {
-            let members = self
+            let group = self
                 .groups
                 .get(s)
                 .ok_or_else(|| format!("unknown group {s:?}"))?;
-            out.extend(members.iter().cloned().map(Selector::Principal));
+            *members = members.saturating_add(group.len() as u64);
+            if *members > MAX_EXPANSION {
+                return Err(format!(
+                    "the grants so far name groups of {} members in all; the limit is \
+                     {MAX_EXPANSION}",
+                    *members
+                ));
+            }
+            out.extend(group.iter().cloned().map(Selector::Principal));
         } else if s.contains('/') || s.parse::<IpAddr>().is_ok() {
             let p = s.parse::<Prefix>().map_err(|e| format!("{s:?}: {e}"))?;
             out.insert(Selector::Prefix(p));

@@ -397,3 +397,27 @@ fn expansion_is_bounded() {
     let stats = Policy::parse(&fits).unwrap().compile().stats();
     assert_eq!((stats.pairs, stats.port_sets), (1_000_000, 1));
 }
+
+#[test]
+fn group_references_are_bounded() {
+    // A group of 1000 tags named over and over in one list: the 1049th reference passes
+    // 1,048,576 members in all, though the set it builds stays at 1000.
+    let tags: Vec<String> = (0..1000).map(|i| format!("\"tag:t{i}\"")).collect();
+    let owners: Vec<String> = tags.iter().map(|t| format!("{t}: []")).collect();
+    let mut text = format!(
+        "{{ \"tagOwners\": {{ {} }},\n \"groups\": {{ \"group:all\": [{}] }},\n\
+         \"grants\": [{{ \"dst\": [\"*\"], \"ip\": [\"icmp\"], \"src\": [\n",
+        owners.join(", "),
+        tags.join(", ")
+    );
+    text.push_str(&"\"group:all\",\n".repeat(1100));
+    text.push_str("] }] }");
+    check(&text, 3 + 1049, Some("src"), "the limit is 1048576");
+    // Up to the limit it parses.
+    let fits = text.replacen(
+        &"\"group:all\",\n".repeat(1100),
+        &"\"group:all\",\n".repeat(1048),
+        1,
+    );
+    Policy::parse(&fits).unwrap();
+}

@@ -148,6 +148,9 @@ fn auto_approvers() {
     assert!(!p.auto_approves(route("10.1.2.0/24"), &[]));
     assert!(p.auto_approves(route("fd00:1::/64"), &["tag:db"]));
     assert!(!p.auto_approves(route("fe80::/64"), &["tag:db"]));
+    // Wider than the listed prefix though it starts at the same address.
+    assert!(!p.auto_approves(route("fd00::/8"), &["tag:db"]));
+    assert!(p.auto_approves(route("fd00::/16"), &["tag:db"]));
 }
 
 /// Compiling costs the same for 10 devices of a group as for 10,000: groups hold tags, the
@@ -204,18 +207,26 @@ fn tests_section_passes_and_fails_with_lines() {
       "deny": ["tag:collector:443"] },
     { "src": "tag:sensor", "proto": "udp", "deny": [
         "tag:collector:443"] },
+    { "src": "tag:sensor", "deny": ["tag:collector:442",
+        "tag:collector:443"] },
   ],
 }"#;
     let p = Policy::parse(text).unwrap();
-    assert_eq!(p.test_counts(), (3, 5));
+    assert_eq!(p.test_counts(), (4, 7));
     let failures = p.run_tests(&TestEnv::new()).unwrap_err();
-    assert_eq!(failures.len(), 1, "{failures:?}");
-    assert_eq!(failures[0].line, 7);
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert_eq!((failures[0].line, failures[1].line), (7, 12));
     assert!(failures[0].expected_accept);
+    assert!(!failures[1].expected_accept);
     assert_eq!(
         failures[0].to_string(),
         "line 7: test tag:collector -> tag:sensor:443 (tcp): expected accept, but the policy \
          denies it"
+    );
+    assert_eq!(
+        failures[1].to_string(),
+        "line 12: test tag:sensor -> tag:collector:443 (tcp): expected deny, but the policy \
+         allows it"
     );
 }
 
