@@ -1,0 +1,141 @@
+//! Subnets that devices advertise (sites behind them) and their approval. A device states the
+//! whole set it advertises; prefixes it keeps advertising keep their approval, new ones start
+//! unapproved unless the caller (the policy's `autoApprovers`) approves them.
+
+use std::collections::HashMap;
+
+use ipnet::IpNet;
+
+use crate::error::{Entity, Result, StoreError};
+use crate::events::{self, EventKind};
+use crate::schema::{parse_stored, Conn};
+use crate::time::UnixTime;
+use crate::validate;
+
+/// Adds one route to device `id`.
+pub(crate) async fn insert(conn: &mut Conn, id: i64, route: &Route) -> Result<()> {
+    sqlx::query("INSERT INTO device_routes (device_id, prefix, approved) VALUES ($1, $2, $3)")
+        .bind(id)
+        .bind(route.prefix.to_string())
+        .bind(route.approved)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// A subnet a device advertises (a site behind it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Route {
+    /// The prefix, without host bits.
+    pub prefix: IpNet,
+    /// Whether the admin (or the policy's `autoApprovers`) approved it; the hub routes only
+    /// approved prefixes to the device.
+    pub approved: bool,
+}
+
+fn to_route(prefix: &str, approved: bool) -> Result<Route> {
+    Ok(Route {
+        prefix: parse_stored(prefix, "route prefix")?,
+        approved,
+    })
+}
+
+/// The routes of device `id`, ordered by prefix text.
+pub(crate) async fn of_device(conn: &mut Conn, id: i64) -> Result<Vec<Route>> {
+    let rows: Vec<(String, bool)> = sqlx::query_as(
+        "SELECT prefix, approved FROM device_routes WHERE device_id = $1 ORDER BY prefix",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut routes = rows
+        .iter()
+        .map(|(p, a)| to_route(p, *a))
+        .collect::<Result<Vec<_>>>()?;
+    sort(&mut routes);
+    Ok(routes)
+}
+
+/// Sorts routes by prefix text, in Rust so that every backend's collation gives one order.
+pub(crate) fn sort(routes: &mut [Route]) {
+    routes.sort_by_cached_key(|r| r.prefix.to_string());
+}
+
+/// Every device's routes, by device id.
+pub(crate) async fn all(conn: &mut Conn) -> Result<HashMap<i64, Vec<Route>>> {
+    let rows: Vec<(i64, String, bool)> = sqlx::query_as(
+        "SELECT device_id, prefix, approved FROM device_routes ORDER BY device_id, prefix",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut map: HashMap<i64, Vec<Route>> = HashMap::new();
+    for (id, prefix, approved) in rows {
+        map.entry(id)
+            .or_default()
+            .push(to_route(&prefix, approved)?);
+    }
+    map.values_mut().for_each(|routes| sort(routes));
+    Ok(map)
+}
+
+/// Replaces the set of prefixes device `id` (called `name`) advertises. Prefixes it advertised
+/// before keep their approval; new ones are approved if listed in `auto_approved`.
+pub(crate) async fn replace_advertised(
+    conn: &mut Conn,
+    (id, name): (i64, &str),
+    prefixes: &[IpNet],
+    auto_approved: &[IpNet],
+    now: UnixTime,
+) -> Result<()> {
+    validate::routes(prefixes.iter())?;
+    let old = of_device(conn, id).await?;
+    let approved_before = |p: &IpNet| old.iter().find(|r| r.prefix == *p).map(|r| r.approved);
+    let mut new: Vec<Route> = prefixes
+        .iter()
+        .map(|p| Route {
+            prefix: *p,
+            approved: approved_before(p).unwrap_or_else(|| auto_approved.contains(p)),
+        })
+        .collect();
+    sort(&mut new);
+    if new == old {
+        return Ok(());
+    }
+    events::record(conn, EventKind::RoutesChanged, name, now).await?;
+    sqlx::query("DELETE FROM device_routes WHERE device_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    for route in &new {
+        insert(conn, id, route).await?;
+    }
+    Ok(())
+}
+
+/// Approves (or withdraws approval of) a prefix device `id` (called `name`) advertises;
+/// [`Entity::Route`] not found if it does not advertise it.
+pub(crate) async fn set_approval(
+    conn: &mut Conn,
+    (id, name): (i64, &str),
+    prefix: &IpNet,
+    approved: bool,
+    now: UnixTime,
+) -> Result<()> {
+    validate::route(prefix)?;
+    let current = of_device(conn, id).await?;
+    let route = current
+        .iter()
+        .find(|r| r.prefix == *prefix)
+        .ok_or(StoreError::NotFound(Entity::Route))?;
+    if route.approved == approved {
+        return Ok(());
+    }
+    events::record(conn, EventKind::RoutesChanged, name, now).await?;
+    sqlx::query("UPDATE device_routes SET approved = $3 WHERE device_id = $1 AND prefix = $2")
+        .bind(id)
+        .bind(prefix.to_string())
+        .bind(approved)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

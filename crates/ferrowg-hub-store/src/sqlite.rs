@@ -1,0 +1,316 @@
+//! [`SqliteStore`]: the [`HubStore`] on an SQLite file in the hub's data directory.
+//!
+//! Writes: the writers of one store queue on an in-process mutex (fair, so 200 concurrent
+//! enrolments are served in turn instead of spinning on SQLite's busy handler), then run in a
+//! `BEGIN IMMEDIATE` transaction, which takes SQLite's write lock before the first read, so
+//! what a transaction reads (the lowest free address, uses left) cannot change under it, also
+//! against another process on the same file. The transaction commits before the operation
+//! returns, and with `synchronous=FULL` a returned operation survives `kill -9` and power loss.
+//! Device insertions are retried when the database reports a uniqueness violation (which the
+//! write lock makes impossible on SQLite; it is the safety net for backends that lock less).
+//!
+//! Reads run in a deferred transaction: one consistent snapshot (WAL), beside the writer.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use async_trait::async_trait;
+use ipnet::IpNet;
+use sqlx::sqlite::{Sqlite, SqlitePool};
+use sqlx::Transaction;
+use tokio::sync::Mutex;
+
+use crate::admin::{self, AdminToken, Scope};
+use crate::devices::{self, Device, KeyRole, NewDevice};
+use crate::error::{Conflict, Result, StoreError};
+use crate::events::{self, Event};
+use crate::policy::{self, PolicyVersion};
+use crate::rotation::{self, HandshakeOutcome};
+use crate::schema::{self, Conn};
+use crate::secret::Credential;
+use crate::settings::{self, HubSettings};
+use crate::stats::{self, DeviceStats};
+use crate::store::HubStore;
+use crate::time::UnixTime;
+use crate::tokens::{self, Enrolment, EnrolmentToken, NewToken};
+use crate::validate;
+
+/// How often a device insertion is tried when the database reports a uniqueness violation.
+const INSERT_ATTEMPTS: u32 = 8;
+
+/// The hub's store on an SQLite file.
+#[derive(Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+    writer: Mutex<()>,
+}
+
+/// Runs `$body` (an expression using `$conn: &mut Conn` that yields a future of a `Result`) in
+/// a write transaction, committed if it succeeds and rolled back if not.
+macro_rules! write_tx {
+    ($store:expr, |$conn:ident| $body:expr) => {{
+        let _writer = $store.writer.lock().await;
+        let mut tx = $store.begin_write().await?;
+        let result = {
+            let $conn: &mut Conn = &mut tx;
+            $body.await
+        };
+        finish(tx, result).await
+    }};
+}
+
+/// As [`write_tx`], retried while the database reports a uniqueness violation (a concurrent
+/// writer took the address); a violation that persists is [`Conflict::Address`].
+macro_rules! insert_tx {
+    ($store:expr, |$conn:ident| $body:expr) => {{
+        let _writer = $store.writer.lock().await;
+        let mut attempt = 1;
+        loop {
+            let mut tx = $store.begin_write().await?;
+            let result = {
+                let $conn: &mut Conn = &mut tx;
+                $body.await
+            };
+            match finish(tx, result).await {
+                Err(e) if e.is_unique_violation() && attempt < INSERT_ATTEMPTS => attempt += 1,
+                Err(e) if e.is_unique_violation() => {
+                    break Err(StoreError::Conflict(Conflict::Address));
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
+/// Runs `$body` in a read transaction (one snapshot).
+macro_rules! read_tx {
+    ($store:expr, |$conn:ident| $body:expr) => {{
+        let mut tx = $store.pool.begin().await?;
+        let result = {
+            let $conn: &mut Conn = &mut tx;
+            $body.await
+        };
+        finish(tx, result).await
+    }};
+}
+
+/// Commits on success, rolls back on failure (a failed rollback closes the connection, which
+/// rolls back too).
+async fn finish<T>(tx: Transaction<'static, Sqlite>, result: Result<T>) -> Result<T> {
+    match result {
+        Ok(value) => {
+            tx.commit().await?;
+            Ok(value)
+        }
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens the store in the hub's data directory (the file [`schema::DB_FILE`], created if
+    /// missing; the directory must exist), applying pending migrations.
+    pub async fn open(data_dir: &Path) -> Result<Self> {
+        Self::open_file(&schema::db_path(data_dir)).await
+    }
+
+    /// Opens the store in the database file at `path` (created if missing).
+    pub async fn open_file(path: &Path) -> Result<Self> {
+        Ok(Self {
+            pool: schema::open(path).await?,
+            writer: Mutex::new(()),
+        })
+    }
+
+    /// Whether SQLite's `PRAGMA integrity_check` finds the file sound.
+    pub async fn integrity_ok(&self) -> Result<bool> {
+        schema::integrity_ok(&self.pool).await
+    }
+
+    /// The connection settings in force: journal mode, `synchronous` (2 is FULL) and whether
+    /// foreign keys are enforced.
+    pub async fn pragmas(&self) -> Result<(String, i64, bool)> {
+        schema::pragmas(&self.pool).await
+    }
+
+    /// Waits for running operations and closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+#[async_trait]
+impl HubStore for SqliteStore {
+    async fn init(&self, settings: &HubSettings) -> Result<()> {
+        write_tx!(self, |c| settings::init(c, settings))
+    }
+
+    async fn settings(&self) -> Result<HubSettings> {
+        read_tx!(self, |c| settings::load(c))
+    }
+
+    async fn create_token(
+        &self,
+        new: &NewToken,
+        now: UnixTime,
+    ) -> Result<(EnrolmentToken, Credential)> {
+        tokens::validate_new(new, now)?;
+        write_tx!(self, |c| tokens::create(c, new, now))
+    }
+
+    async fn token(&self, id: &str) -> Result<EnrolmentToken> {
+        read_tx!(self, |c| tokens::get(c, id))
+    }
+
+    async fn list_tokens(&self) -> Result<Vec<EnrolmentToken>> {
+        read_tx!(self, |c| tokens::list(c))
+    }
+
+    async fn revoke_token(&self, id: &str, now: UnixTime) -> Result<EnrolmentToken> {
+        write_tx!(self, |c| tokens::revoke(c, id, now))
+    }
+
+    async fn redeem(
+        &self,
+        credential: &Credential,
+        enrolment: &Enrolment,
+        now: UnixTime,
+    ) -> Result<Device> {
+        enrolment.validate()?;
+        insert_tx!(self, |c| tokens::redeem(c, credential, enrolment, now))
+    }
+
+    async fn add_device(&self, new: &NewDevice, now: UnixTime) -> Result<Device> {
+        new.validate()?;
+        insert_tx!(self, |c| devices::insert(c, new, None, now))
+    }
+
+    async fn device(&self, name: &str) -> Result<Device> {
+        read_tx!(self, |c| devices::by_name(c, name))
+    }
+
+    async fn device_by_key(&self, key: &[u8; 32]) -> Result<(Device, KeyRole)> {
+        read_tx!(self, |c| devices::by_key(c, key))
+    }
+
+    async fn list_devices(&self) -> Result<Vec<Device>> {
+        read_tx!(self, |c| devices::list(c))
+    }
+
+    async fn revoke_device(&self, name: &str, now: UnixTime) -> Result<Device> {
+        write_tx!(self, |c| devices::revoke(c, name, now))
+    }
+
+    async fn delete_device(&self, name: &str, now: UnixTime) -> Result<()> {
+        write_tx!(self, |c| devices::delete(c, name, now))
+    }
+
+    async fn begin_rotation(&self, name: &str, key: &[u8; 32], now: UnixTime) -> Result<Device> {
+        write_tx!(self, |c| rotation::begin(c, name, key, now))
+    }
+
+    async fn cancel_rotation(&self, name: &str, now: UnixTime) -> Result<Device> {
+        write_tx!(self, |c| rotation::cancel(c, name, now))
+    }
+
+    async fn record_handshake(
+        &self,
+        key: &[u8; 32],
+        at: UnixTime,
+        endpoint: Option<SocketAddr>,
+    ) -> Result<HandshakeOutcome> {
+        write_tx!(self, |c| rotation::handshake(c, key, at, endpoint))
+    }
+
+    async fn record_stats(&self, entries: &[DeviceStats]) -> Result<u64> {
+        write_tx!(self, |c| stats::record(c, entries))
+    }
+
+    async fn set_advertised_routes(
+        &self,
+        name: &str,
+        prefixes: &[IpNet],
+        auto_approved: &[IpNet],
+        now: UnixTime,
+    ) -> Result<Device> {
+        validate::routes(prefixes.iter())?;
+        write_tx!(self, |c| devices::set_advertised_routes(
+            c,
+            name,
+            prefixes,
+            auto_approved,
+            now
+        ))
+    }
+
+    async fn set_route_approval(
+        &self,
+        name: &str,
+        prefix: &IpNet,
+        approved: bool,
+        now: UnixTime,
+    ) -> Result<Device> {
+        validate::route(prefix)?;
+        write_tx!(self, |c| devices::set_route_approval(
+            c, name, prefix, approved, now
+        ))
+    }
+
+    async fn create_admin_token(
+        &self,
+        scope: Scope,
+        label: &str,
+        expires_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<(AdminToken, Credential)> {
+        admin::validate_new(label, expires_at, now)?;
+        write_tx!(self, |c| admin::create(c, scope, label, expires_at, now))
+    }
+
+    async fn authenticate_admin(
+        &self,
+        credential: &Credential,
+        now: UnixTime,
+    ) -> Result<AdminToken> {
+        read_tx!(self, |c| admin::authenticate(c, credential, now))
+    }
+
+    async fn list_admin_tokens(&self) -> Result<Vec<AdminToken>> {
+        read_tx!(self, |c| admin::list(c))
+    }
+
+    async fn revoke_admin_token(&self, id: &str, now: UnixTime) -> Result<AdminToken> {
+        write_tx!(self, |c| admin::revoke(c, id, now))
+    }
+
+    async fn set_policy(&self, text: &str, now: UnixTime) -> Result<PolicyVersion> {
+        validate::policy_text(text)?;
+        write_tx!(self, |c| policy::set(c, text, now))
+    }
+
+    async fn policy(&self) -> Result<Option<PolicyVersion>> {
+        read_tx!(self, |c| policy::current(c))
+    }
+
+    async fn policy_history(&self, limit: u32) -> Result<Vec<PolicyVersion>> {
+        read_tx!(self, |c| policy::history(c, limit))
+    }
+
+    async fn event_seq(&self) -> Result<i64> {
+        read_tx!(self, |c| events::current(c))
+    }
+
+    async fn events_since(&self, after: i64, limit: u32) -> Result<Vec<Event>> {
+        read_tx!(self, |c| events::since(c, after, limit))
+    }
+
+    async fn prune_events(&self, upto: i64) -> Result<u64> {
+        write_tx!(self, |c| events::prune(c, upto))
+    }
+}

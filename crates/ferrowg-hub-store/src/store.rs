@@ -1,0 +1,128 @@
+//! The repository trait: every operation the hub performs on its storage, independent of the
+//! database behind it. [`crate::SqliteStore`] implements it; a PostgreSQL store is to follow
+//! with the same statements. Every operation that changes configuration is one transaction and
+//! takes the next event sequence number (see [`crate::events`]); the current time comes from
+//! the caller.
+
+use std::net::SocketAddr;
+
+use async_trait::async_trait;
+use ipnet::IpNet;
+
+use crate::admin::{AdminToken, Scope};
+use crate::devices::{Device, KeyRole, NewDevice};
+use crate::error::Result;
+use crate::events::Event;
+use crate::policy::PolicyVersion;
+use crate::rotation::HandshakeOutcome;
+use crate::secret::Credential;
+use crate::settings::HubSettings;
+use crate::stats::DeviceStats;
+use crate::time::UnixTime;
+use crate::tokens::{Enrolment, EnrolmentToken, NewToken};
+
+/// The hub's storage. Object safe: the hub holds an `Arc<dyn HubStore>`.
+#[async_trait]
+pub trait HubStore: Send + Sync {
+    /// Writes the hub settings (once; [`crate::Conflict::AlreadyInitialised`] after).
+    async fn init(&self, settings: &HubSettings) -> Result<()>;
+    /// The hub settings.
+    async fn settings(&self) -> Result<HubSettings>;
+
+    /// Creates an enrolment token; the credential is returned only here.
+    async fn create_token(
+        &self,
+        new: &NewToken,
+        now: UnixTime,
+    ) -> Result<(EnrolmentToken, Credential)>;
+    /// The enrolment token `id`.
+    async fn token(&self, id: &str) -> Result<EnrolmentToken>;
+    /// Every enrolment token, oldest first.
+    async fn list_tokens(&self) -> Result<Vec<EnrolmentToken>>;
+    /// Revokes an enrolment token (its devices stay).
+    async fn revoke_token(&self, id: &str, now: UnixTime) -> Result<EnrolmentToken>;
+    /// Checks the token, takes one use and creates the device (pending), all in one transaction.
+    async fn redeem(
+        &self,
+        credential: &Credential,
+        enrolment: &Enrolment,
+        now: UnixTime,
+    ) -> Result<Device>;
+
+    /// Adds a device without a token (`hub device add`), pending until its first handshake.
+    async fn add_device(&self, new: &NewDevice, now: UnixTime) -> Result<Device>;
+    /// The device called `name`.
+    async fn device(&self, name: &str) -> Result<Device>;
+    /// The device holding `key` (current or next), and which of its keys it is.
+    async fn device_by_key(&self, key: &[u8; 32]) -> Result<(Device, KeyRole)>;
+    /// Every device, ordered by name.
+    async fn list_devices(&self) -> Result<Vec<Device>>;
+    /// Revokes a device: it keeps its row, addresses and keys (they stay reserved).
+    async fn revoke_device(&self, name: &str, now: UnixTime) -> Result<Device>;
+    /// Deletes a device; its name, addresses and keys become free.
+    async fn delete_device(&self, name: &str, now: UnixTime) -> Result<()>;
+
+    /// Sets a device's next key: both keys are valid until the next one's first handshake.
+    async fn begin_rotation(&self, name: &str, key: &[u8; 32], now: UnixTime) -> Result<Device>;
+    /// Drops a device's pending next key.
+    async fn cancel_rotation(&self, name: &str, now: UnixTime) -> Result<Device>;
+    /// Records a completed handshake: activates a pending device, completes a rotation.
+    async fn record_handshake(
+        &self,
+        key: &[u8; 32],
+        at: UnixTime,
+        endpoint: Option<SocketAddr>,
+    ) -> Result<HandshakeOutcome>;
+    /// Stores the data plane's counters in one transaction; returns how many devices matched.
+    async fn record_stats(&self, entries: &[DeviceStats]) -> Result<u64>;
+
+    /// Replaces the prefixes a device advertises; new ones are approved if in `auto_approved`.
+    async fn set_advertised_routes(
+        &self,
+        name: &str,
+        prefixes: &[IpNet],
+        auto_approved: &[IpNet],
+        now: UnixTime,
+    ) -> Result<Device>;
+    /// Approves or unapproves one advertised prefix.
+    async fn set_route_approval(
+        &self,
+        name: &str,
+        prefix: &IpNet,
+        approved: bool,
+        now: UnixTime,
+    ) -> Result<Device>;
+
+    /// Creates an admin token; the credential is returned only here.
+    async fn create_admin_token(
+        &self,
+        scope: Scope,
+        label: &str,
+        expires_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<(AdminToken, Credential)>;
+    /// The admin token a credential names, if valid now.
+    async fn authenticate_admin(
+        &self,
+        credential: &Credential,
+        now: UnixTime,
+    ) -> Result<AdminToken>;
+    /// Every admin token, oldest first.
+    async fn list_admin_tokens(&self) -> Result<Vec<AdminToken>>;
+    /// Revokes an admin token.
+    async fn revoke_admin_token(&self, id: &str, now: UnixTime) -> Result<AdminToken>;
+
+    /// Stores a new policy version and makes it current.
+    async fn set_policy(&self, text: &str, now: UnixTime) -> Result<PolicyVersion>;
+    /// The current policy version, if any.
+    async fn policy(&self) -> Result<Option<PolicyVersion>>;
+    /// The newest `limit` policy versions, newest first.
+    async fn policy_history(&self, limit: u32) -> Result<Vec<PolicyVersion>>;
+
+    /// The sequence number of the latest change (0 before any).
+    async fn event_seq(&self) -> Result<i64>;
+    /// The changes after sequence number `after`, oldest first, at most `limit`.
+    async fn events_since(&self, after: i64, limit: u32) -> Result<Vec<Event>>;
+    /// Forgets the events up to `upto` (the counter is unaffected).
+    async fn prune_events(&self, upto: i64) -> Result<u64>;
+}

@@ -1,0 +1,12 @@
+//! Every operation of the SQLite store and every error it reports, through the public
+//! [`HubStore`](ferrowg_hub_store::HubStore) trait, each test on a fresh database file.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod admin;
+mod devices;
+mod policy_events;
+mod rotation_routes;
+mod settings;
+mod tokens;
