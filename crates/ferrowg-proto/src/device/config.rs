@@ -132,8 +132,9 @@ impl Device {
         u64::try_from(v.max(0)).unwrap_or(u64::MAX)
     }
 
-    /// Forces the under-load mode on (e.g. when the caller's handshake queue is long). With
-    /// [`Device::set_static_dh_offloaded`], this is the only signal.
+    /// Forces the under-load mode on (e.g. when the caller's handshake queue is long); the
+    /// device is also under load while more than 1,024 handshake messages with a valid mac1
+    /// arrive per second.
     pub fn set_under_load(&mut self, on: bool) {
         self.load.forced = on;
     }

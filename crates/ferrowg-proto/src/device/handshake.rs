@@ -18,8 +18,10 @@
 //! Initiations the device sends itself (timers, data waiting for a session) wait likewise for
 //! a peer's static-static DH: [`Event::StaticDhWanted`] announces them and
 //! [`Device::take_static_dh_jobs`] hands out the jobs; providing the result sends the
-//! initiation. Whether the device is under load is then the caller's decision alone
-//! ([`Device::set_under_load`]), made from its backlog of handshake jobs.
+//! initiation. The caller tells the device when its backlog of handshake jobs puts it under
+//! load ([`Device::set_under_load`]); the device is also under load on its own when more than
+//! 1,024 messages with a valid mac1 arrive in a second, so that a flood a fast key could keep
+//! up with does not cost a CPU's worth of DHs.
 //!
 //! [`Begin::Handshake`]: super::Begin::Handshake
 //! [`Event::StaticDhWanted`]: super::Event::StaticDhWanted
@@ -183,10 +185,9 @@ impl StaticKey for NoStaticDh {
 /// Static-key DHs run by the caller.
 impl Device {
     /// With `on`, the device never runs a static-key DH itself (see the [module
-    /// documentation](self)), and is under load only when the caller says so.
+    /// documentation](self)).
     pub fn set_static_dh_offloaded(&mut self, on: bool) {
         self.dh_offloaded = on;
-        self.load.external = on;
     }
 
     /// Completes a handshake message whose DH [`HandshakeJob::compute`] ran. `Err` asks for

@@ -141,10 +141,8 @@ const UNDER_LOAD_HOLD: Duration = Duration::from_secs(1);
 /// and are rate-limited per source (whitepaper §5.3).
 #[derive(Debug, Default)]
 pub(super) struct Load {
-    /// The caller says so ([`Device::set_under_load`]).
+    /// The caller says so ([`Device::set_under_load`], e.g. from its handshake backlog).
     pub forced: bool,
-    /// Only the caller decides (from its handshake backlog); the rate below is not counted.
-    pub external: bool,
     /// Start of the current one-second window of handshake messages.
     window_start: Instant,
     /// Handshake messages with a valid mac1 seen in that window.
@@ -157,9 +155,6 @@ impl Load {
     /// Counts a handshake message with a valid mac1 arriving at `now`; true while the device
     /// is under load.
     pub fn count_handshake(&mut self, now: Instant) -> bool {
-        if self.external {
-            return self.forced;
-        }
         if now.saturating_duration_since(self.window_start) >= Duration::from_secs(1) {
             self.window_start = now;
             self.in_window = 1;
