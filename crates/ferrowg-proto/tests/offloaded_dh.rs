@@ -248,7 +248,7 @@ fn under_load_from_the_callers_backlog_or_the_rate() {
     a.initiate_handshake(pb, now);
     let (_, init) = drain(&mut a).pop().expect("initiation");
     // Admission only (the same initiation replayed: admission does not look further).
-    let mut admit = |b: &mut Device, now: Instant| {
+    let admit = |b: &mut Device, now: Instant| {
         let mut d = init.clone();
         match b.begin_datagram(now, ep(A_EP), &mut d) {
             Begin::Done(Incoming::Dropped(DropReason::CookieSent)) => true,
