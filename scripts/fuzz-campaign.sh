@@ -8,7 +8,9 @@
 #   scripts/fuzz-campaign.sh CPU_SECONDS [TARGET...]     (default: every target)
 #
 # FUZZ_NICE (default 19) is the niceness the fuzzer runs at; logs go to FUZZ_LOGS (default:
-# a new temporary directory). Needs nightly and cargo-fuzz, like scripts/fuzz.sh.
+# a new temporary directory). Needs nightly and cargo-fuzz, like scripts/fuzz.sh. Do not pause
+# a fuzzer (SIGSTOP) for longer than libFuzzer's per-input timeout (1,200 s): on resuming it
+# reports the input it was running as a timeout.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
