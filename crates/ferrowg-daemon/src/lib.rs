@@ -15,6 +15,7 @@ pub mod control;
 pub mod crypto;
 pub mod datapath;
 mod error;
+pub mod names;
 pub mod offload;
 mod panics;
 pub mod resolve;

@@ -88,7 +88,7 @@ pub struct State {
     /// The interface MTU the device was last told (0 = never).
     pub device_mtu: u32,
     /// The host names of endpoints, resolved again when handshakes fail ([`crate::resolve`]).
-    pub names: crate::resolve::EndpointNames,
+    pub names: crate::names::EndpointNames,
 }
 
 /// The process-wide clock of the protocol timers as a protocol [`Instant`]: time since the

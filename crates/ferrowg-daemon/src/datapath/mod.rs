@@ -27,6 +27,7 @@
 //! [`offload::gso`]: crate::offload::gso
 //! [`offload::gro`]: crate::offload::gro
 
+mod handshake_queue;
 mod handshakes;
 mod outbox;
 mod placement;
@@ -40,7 +41,8 @@ mod timers;
 mod tun;
 mod tx;
 
-pub use handshakes::{run_handshakes, WorkerOnlyKey, MAX_QUEUED_HANDSHAKES};
+pub use handshake_queue::MAX_QUEUED_HANDSHAKES;
+pub use handshakes::{run_handshakes, WorkerOnlyKey};
 pub use queue::Queue;
 pub use rx::{Drained, Receiver};
 pub use shared::Shared;

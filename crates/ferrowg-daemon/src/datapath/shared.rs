@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use super::handshakes::HandshakeQueue;
+use super::handshake_queue::HandshakeQueue;
 use super::stats::DatapathStats;
 use crate::state::State;
 
