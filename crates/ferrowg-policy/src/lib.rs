@@ -39,6 +39,7 @@ mod policy;
 mod ports;
 mod prefix;
 mod read;
+mod tests_read;
 
 use std::io::Read;
 use std::path::Path;

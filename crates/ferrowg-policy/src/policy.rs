@@ -14,12 +14,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use crate::acltest::{self, AclTest};
 use crate::error::PolicyError;
 use crate::hujson::{self, Value};
 use crate::ports::{self, PortSet};
 use crate::prefix::Prefix;
 use crate::read::{self, prefixed_name, valid_name};
+use crate::tests_read::{self, AclTest, Names};
 
 /// The largest policy file accepted, in bytes (1 MiB).
 pub const MAX_POLICY_BYTES: usize = 1 << 20;
@@ -120,7 +120,7 @@ impl Policy {
             p.read_auto_approvers(v)?;
         }
         if let Some(v) = tests {
-            p.tests = acltest::read_tests(&p, v)?;
+            p.tests = tests_read::read_tests(&p, v)?;
         }
         Ok(p)
     }
@@ -393,5 +393,17 @@ impl Policy {
             self.routes.push((prefix, approvers));
         }
         Ok(())
+    }
+}
+
+impl Names for Policy {
+    fn tag(&self, t: &str) -> Result<String, String> {
+        Policy::tag(self, t)
+    }
+    fn host(&self, name: &str) -> Option<Prefix> {
+        self.hosts.get(name).copied()
+    }
+    fn is_device(&self, name: &str) -> bool {
+        self.devices.contains(name)
     }
 }
