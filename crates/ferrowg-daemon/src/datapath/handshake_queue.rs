@@ -33,17 +33,21 @@ pub struct HandshakeQueue {
 impl HandshakeQueue {
     /// Whether the interface is under load now: the queue is at least 1/8 full, or was within
     /// the last second.
+    /// The clock is read only when the queue is long or was lately: the receiving stage asks
+    /// once per batch.
     pub fn under_load(&self) -> bool {
-        let now = u64::try_from(ferrowg_sys::clock::boottime().as_nanos())
-            .unwrap_or(u64::MAX)
-            .max(1);
+        let now = || {
+            u64::try_from(ferrowg_sys::clock::boottime().as_nanos())
+                .unwrap_or(u64::MAX)
+                .max(1)
+        };
         if self.len.load(Ordering::Relaxed) >= MAX_QUEUED_HANDSHAKES / 8 {
-            self.last_under_load.store(now, Ordering::Relaxed);
+            self.last_under_load.store(now(), Ordering::Relaxed);
             return true;
         }
         let last = self.last_under_load.load(Ordering::Relaxed);
         let hold = u64::try_from(UNDER_LOAD_HOLD.as_nanos()).unwrap_or(u64::MAX);
-        last != 0 && now.saturating_sub(last) < hold
+        last != 0 && now().saturating_sub(last) < hold
     }
 
     /// Queues `job`; false (the job is dropped) when the queue is full.

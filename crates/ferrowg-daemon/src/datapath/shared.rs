@@ -70,13 +70,19 @@ impl Shared {
     /// the handshake worker if the device wants static-static DHs. Call with the lock held
     /// (`state` is the locked state).
     pub fn nudge(&self, state: &State) {
-        if state.device.wants_static_dh() {
-            self.handshakes.want_static_dh();
-        }
+        self.nudge_handshakes(state);
         if let Some(t) = state.device.poll_timeout() {
             if state.planned_wake.is_none_or(|p| t < p) {
                 self.timer_wake.notify_one();
             }
+        }
+    }
+
+    /// Wakes the handshake worker if the device wants static-static DHs. Call with the lock
+    /// held (`state` is the locked state).
+    pub fn nudge_handshakes(&self, state: &State) {
+        if state.device.wants_static_dh() {
+            self.handshakes.want_static_dh();
         }
     }
 }

@@ -23,9 +23,7 @@ pub fn run_timers(shared: Arc<Shared>) {
             st.device.handle_timeout(now);
             st.poll_rekeys(now);
             out.take(&mut st, &mut scratch);
-            if st.device.wants_static_dh() {
-                shared.handshakes.want_static_dh();
-            }
+            shared.nudge_handshakes(&st);
             st.socket.clone()
         };
         out.send(&sock);

@@ -199,28 +199,27 @@ impl Device {
 
     /// A handshake message (initiation or response): admitted, then handled at once with the
     /// static key, or, with offloaded DHs, handed to the caller as a [`HandshakeJob`].
-    fn receive_handshake(
-        &mut self,
-        now: Instant,
-        src: SocketAddr,
-        msg: &[u8],
-        sender_index: u32,
-    ) -> Begin {
-        if let Err(r) = self.admit_handshake(now, src, msg, sender_index) {
+    fn receive_handshake(&mut self, now: Instant, src: SocketAddr, msg: Message<'_>) -> Begin {
+        let (bytes, sender_index) = match &msg {
+            Message::Initiation(m) => (m.bytes(), m.sender_index()),
+            Message::Response(m) => (m.bytes(), m.sender_index()),
+            _ => return Begin::Done(self.drop_in(DropReason::UnexpectedMessage)),
+        };
+        if let Err(r) = self.admit_handshake(now, src, bytes, sender_index) {
             return Begin::Done(self.drop_in(r));
         }
         if self.dh_offloaded {
-            return match HandshakeJob::new(src, msg, self.static_key.clone()) {
+            return match HandshakeJob::new(src, bytes, self.static_key.clone()) {
                 Some(job) => Begin::Handshake(job),
                 None => Begin::Done(self.drop_in(DropReason::UnexpectedMessage)),
             };
         }
         let key = self.static_key.clone();
-        let incoming = match Message::parse(msg) {
-            Ok(Message::Initiation(m)) => self
+        let incoming = match msg {
+            Message::Initiation(m) => self
                 .consume_initiation(now, src, &m, &*key)
                 .unwrap_or(Incoming::Dropped(DropReason::KeyUnavailable)),
-            Ok(Message::Response(m)) => self.consume_response(now, src, &m, &*key),
+            Message::Response(m) => self.consume_response(now, src, &m, &*key),
             _ => self.drop_in(DropReason::UnexpectedMessage),
         };
         Begin::Done(incoming)
@@ -281,8 +280,9 @@ impl Device {
             Err(e) => return Begin::Done(self.drop_in(e.into())),
         };
         match msg {
-            Message::Initiation(m) => self.receive_handshake(now, src, m.bytes(), m.sender_index()),
-            Message::Response(m) => self.receive_handshake(now, src, m.bytes(), m.sender_index()),
+            m @ (Message::Initiation(_) | Message::Response(_)) => {
+                self.receive_handshake(now, src, m)
+            }
             Message::CookieReply(m) => Begin::Done(self.receive_cookie_reply(now, &m)),
             Message::Transport(t) => {
                 match self.begin_transport(now, t.receiver_index(), t.counter()) {
