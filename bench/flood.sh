@@ -100,14 +100,8 @@ setup_flood_ns() {
 	local va=fflac$$ vc=fflca$$
 	ip netns add "$NS_C"
 	BENCH_NETNS+=("$NS_C")
-	ip link add "$va" netns "$NS_A" type veth peer name "$vc" netns "$NS_C"
-	ip -n "$NS_C" link set lo up
-	ip -n "$NS_A" addr add "$UNDER_AC/24" dev "$va"
-	ip -n "$NS_C" addr add "$UNDER_C/24" dev "$vc"
+	link_veth "$NS_C" "$vc" "$UNDER_C" "$NS_A" "$va" "$UNDER_AC"
 	ip -n "$NS_C" addr add "$LEGIT_C/24" dev "$vc"
-	ip -n "$NS_A" link set "$va" up
-	ip -n "$NS_C" link set "$vc" up
-	ip netns exec "$NS_C" ping -c 1 -W 2 -q "$UNDER_AC" >/dev/null || die "veth pair A-C does not pass traffic"
 }
 
 # A SoftHSM2 token of our own (its store under BENCH_TMP) with an X25519 key made by

@@ -247,6 +247,20 @@ wait_handshake() {
 # Namespaces and cleanup
 # ---------------------------------------------------------------------------------------------
 
+# link_veth NS_X DEV_X ADDR_X NS_Y DEV_Y ADDR_Y: a veth pair DEV_X (in NS_X, ADDR_X/24) -- DEV_Y
+# (in NS_Y, ADDR_Y/24), both up with their loopbacks; dies unless NS_X reaches ADDR_Y.
+link_veth() {
+	local nx=$1 dx=$2 ax=$3 ny=$4 dy=$5 ay=$6
+	ip link add "$dx" netns "$nx" type veth peer name "$dy" netns "$ny"
+	ip -n "$nx" link set lo up
+	ip -n "$ny" link set lo up
+	ip -n "$nx" addr add "$ax/24" dev "$dx"
+	ip -n "$ny" addr add "$ay/24" dev "$dy"
+	ip -n "$nx" link set "$dx" up
+	ip -n "$ny" link set "$dy" up
+	ip netns exec "$nx" ping -c 1 -W 2 -q "$ay" >/dev/null || die "veth pair $nx-$ny does not pass traffic"
+}
+
 # setup_netns PREFIX: NS_A, NS_B joined by a veth pair with the underlay addresses.
 setup_netns() {
 	local p=$1
@@ -255,14 +269,7 @@ setup_netns() {
 	BENCH_NETNS+=("$NS_A")
 	ip netns add "$NS_B"
 	BENCH_NETNS+=("$NS_B")
-	ip link add "$VETH_A" netns "$NS_A" type veth peer name "$VETH_B" netns "$NS_B"
-	ip -n "$NS_A" link set lo up
-	ip -n "$NS_B" link set lo up
-	ip -n "$NS_A" addr add "$UNDER_A/24" dev "$VETH_A"
-	ip -n "$NS_B" addr add "$UNDER_B/24" dev "$VETH_B"
-	ip -n "$NS_A" link set "$VETH_A" up
-	ip -n "$NS_B" link set "$VETH_B" up
-	ip netns exec "$NS_A" ping -c 1 -W 2 -q "$UNDER_B" >/dev/null || die "veth pair does not pass traffic"
+	link_veth "$NS_A" "$VETH_A" "$UNDER_A" "$NS_B" "$VETH_B" "$UNDER_B"
 }
 
 # bench_topology PREFIX: setup_netns PREFIX, the iperf3 server in NS_B, and a key pair for each
