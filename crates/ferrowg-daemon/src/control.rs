@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use ferrowg_conf::uapi::reply::{errno_reply, write_get_response_ext};
 use ferrowg_conf::uapi::request::{read_request, Request};
-use ferrowg_conf::uapi::{socket_path, Limits, SOCKET_DIR};
+use ferrowg_conf::uapi::{socket_path, Errno, Limits, SetRequest, SOCKET_DIR};
 
 use zeroize::{Zeroize, Zeroizing};
 
@@ -149,6 +149,20 @@ impl<R: Read> BufRead for WipingReader<R> {
     }
 }
 
+/// Applies a `set=1` request to the running interface, as the control socket does: a token
+/// key it names is opened first, without the lock; on error nothing has changed.
+pub fn apply_set(shared: &Shared, req: &SetRequest) -> Result<(), Errno> {
+    let current = shared.lock().key_uri.clone();
+    let result = open_token_key(req, current.as_ref()).and_then(|key| {
+        let mut st = shared.lock();
+        let r = st.apply_with_key(req, key);
+        shared.nudge(&st);
+        r
+    });
+    shared.timer_wake.notify_one();
+    result
+}
+
 fn handle(shared: &Shared, conn: UnixStream) {
     let _ = conn.set_nonblocking(false);
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
@@ -166,24 +180,13 @@ fn handle(shared: &Shared, conn: UnixStream) {
                 let st = shared.lock();
                 write_get_response_ext(&st.snapshot(), &st.uapi_extensions())
             }
-            Ok(Some(Request::Set(req))) => {
-                // A token key is opened before taking the lock (loading and login are slow).
-                let current = shared.lock().key_uri.clone();
-                let result = open_token_key(&req, current.as_ref()).and_then(|key| {
-                    let mut st = shared.lock();
-                    let r = st.apply_with_key(&req, key);
-                    shared.nudge(&st);
-                    r
-                });
-                shared.timer_wake.notify_one();
-                match result {
-                    Ok(()) => errno_reply(None),
-                    Err(e) => {
-                        log::warn!("UAPI set refused: {e}");
-                        errno_reply(Some(e))
-                    }
+            Ok(Some(Request::Set(req))) => match apply_set(shared, &req) {
+                Ok(()) => errno_reply(None),
+                Err(e) => {
+                    log::warn!("UAPI set refused: {e}");
+                    errno_reply(Some(e))
                 }
-            }
+            },
             Err(e) => match e.errno() {
                 Some(errno) => {
                     log::warn!("UAPI: {e}");

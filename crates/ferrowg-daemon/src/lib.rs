@@ -38,6 +38,8 @@ use ferrowg_proto::Device;
 use ferrowg_sys::Tun;
 
 use datapath::{DatapathStats, OpenTun, Shared};
+pub use datapath::Forwarding;
+use ferrowg_conf::uapi::{DeviceState, Errno, SetRequest};
 use error::os;
 use panics::ThreadKind;
 use state::{NoKey, State};
@@ -48,13 +50,24 @@ const JOIN_LIMIT: Duration = Duration::from_secs(5);
 /// Runs the daemon for `iface` in this process, tuned by `tuning`, until it is told to stop.
 /// Fails with [`DaemonError::Panicked`] after a panic in one of its threads.
 pub fn run(iface: &str, tuning: &Tuning) -> Result<(), DaemonError> {
+    start(iface, tuning, None)?.wait()
+}
+
+/// Starts the daemon for `iface` in this process, tuned by `tuning`, forwarding packets
+/// between its peers as `forwarding` decides (none: every packet goes to the TUN device), and
+/// returns once its threads run. [`Running::wait`] then watches it until it is told to stop.
+pub fn start(
+    iface: &str,
+    tuning: &Tuning,
+    forwarding: Option<Arc<dyn Forwarding>>,
+) -> Result<Running, DaemonError> {
     panics::arm_test_panic();
     let OpenTun { tun, offload } = datapath::open_tun(iface, tuning.offload)?;
     let stats = Arc::new(DatapathStats::default());
     let state = new_state(&tun, tuning, stats.clone())?;
     let listener = control::listen(iface).map_err(|e| os("cannot create the UAPI socket", e))?;
-    let _socket_file = SocketFile(ferrowg_conf::uapi::socket_path(iface));
-    let shared = Arc::new(Shared::new(state, stats));
+    let socket_file = SocketFile(ferrowg_conf::uapi::socket_path(iface));
+    let shared = Arc::new(Shared::new(state, stats).with_forwarding(forwarding));
     panics::install(&shared);
     let term = Arc::new(AtomicBool::new(false));
     for sig in [
@@ -98,15 +111,86 @@ pub fn run(iface: &str, tuning: &Tuning) -> Result<(), DaemonError> {
     let serve = move |s| control::serve(s, listener);
     handles.push(spawn("uapi", ThreadKind::Control, &shared, serve)?);
     panics::started();
-    panics::test_point(ThreadKind::Main, &shared);
+    Ok(Running {
+        iface: iface.to_string(),
+        shared,
+        handles,
+        term,
+        _socket_file: socket_file,
+    })
+}
 
-    watch(&shared, iface, &term);
-    log::info!("{iface}: shutting down: {}", shared.reason());
-    join_all(handles);
-    log::info!("{iface}: data-path drops: {}", shared.stats.summary());
-    match panics::first() {
-        Some(report) => Err(DaemonError::Panicked(report)),
-        None => Ok(()),
+/// A daemon started by [`start`].
+pub struct Running {
+    iface: String,
+    shared: Arc<Shared>,
+    handles: Vec<JoinHandle<()>>,
+    term: Arc<AtomicBool>,
+    _socket_file: SocketFile,
+}
+
+impl Running {
+    /// A handle for configuring the interface from this process.
+    pub fn handle(&self) -> Handle {
+        Handle(self.shared.clone())
+    }
+
+    /// Watches the daemon until it is told to stop (a signal, the interface or its socket
+    /// removed, [`Handle::stop`]), then stops its threads. Fails with
+    /// [`DaemonError::Panicked`] after a panic in one of them.
+    pub fn wait(self) -> Result<(), DaemonError> {
+        let Running {
+            iface,
+            shared,
+            handles,
+            term,
+            _socket_file,
+        } = self;
+        panics::test_point(ThreadKind::Main, &shared);
+        watch(&shared, &iface, &term);
+        log::info!("{iface}: shutting down: {}", shared.reason());
+        join_all(handles);
+        log::info!("{iface}: data-path drops: {}", shared.stats.summary());
+        match panics::first() {
+            Some(report) => Err(DaemonError::Panicked(report)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Configures a running daemon from its own process, as the control socket would (the hub
+/// does, for the peers it enrols).
+#[derive(Clone)]
+pub struct Handle(Arc<Shared>);
+
+impl Handle {
+    /// Applies a `set=1` request; on error nothing has changed.
+    pub fn set(&self, req: &SetRequest) -> Result<(), Errno> {
+        control::apply_set(&self.0, req)
+    }
+
+    /// What `get=1` reports.
+    pub fn get(&self) -> DeviceState {
+        self.0.lock().snapshot()
+    }
+
+    /// Packets the forwarding policy refused, and packets forwarded, so far.
+    pub fn forwarding_counts(&self) -> (u64, u64) {
+        let s = &self.0.stats;
+        (
+            s.forward_denied.load(Ordering::Relaxed),
+            s.forwarded.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Asks the daemon to stop; [`Running::wait`] returns.
+    pub fn stop(&self, why: &str) {
+        self.0.stop(why);
+    }
+
+    /// Whether the daemon is stopping.
+    pub fn stopping(&self) -> bool {
+        self.0.stopping()
     }
 }
 

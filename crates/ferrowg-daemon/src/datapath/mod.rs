@@ -1,5 +1,5 @@
 //! The daemon's data path: TUN → encrypt → UDP (`tx.rs`, `seal.rs`), UDP → decrypt → TUN (`rx.rs`), the
-//! threads that run them ([`Queue`]), the protocol timers ([`run_timers`]) and the handshake
+//! threads that run them ([`Queue`]), forwarding between peers for the hub (`forward.rs`), the protocol timers ([`run_timers`]) and the handshake
 //! worker ([`run_handshakes`]), which runs every static-key DH off the state lock.
 //!
 //! Each TUN queue has two data-path threads, and neither is tied to a direction: both wait on
@@ -27,6 +27,7 @@
 //! [`offload::gso`]: crate::offload::gso
 //! [`offload::gro`]: crate::offload::gro
 
+mod forward;
 mod handshake_queue;
 mod handshakes;
 mod outbox;
@@ -41,6 +42,7 @@ mod timers;
 mod tun;
 mod tx;
 
+pub use forward::Forwarding;
 pub use handshake_queue::MAX_QUEUED_HANDSHAKES;
 pub use handshakes::{run_handshakes, WorkerOnlyKey};
 pub use queue::Queue;

@@ -19,6 +19,7 @@ use std::time::Duration;
 use ferrowg_proto::{open_batch, Begin, Incoming, OpenJob, TRANSPORT_HEADER_SIZE};
 use ferrowg_sys::{Offload, PageBuf, Poller, RecvMeta, TunQueue, UdpSocket};
 
+use super::forward::{self, Hop};
 use super::outbox::Outbox;
 use super::placement::LIGHT_PACKETS;
 use super::shared::Shared;
@@ -47,8 +48,12 @@ pub struct Drained {
 struct Rx {
     bufs: Vec<PageBuf>,
     metas: [RecvMeta; BATCH],
-    /// Where each decrypted IP packet lies in `bufs`.
+    /// Where each decrypted IP packet for the TUN device lies in `bufs`.
     deliver: Vec<PacketRef>,
+    /// Decrypted packets bound for another peer, before the policy decided.
+    hops: Vec<Hop>,
+    /// Decrypted packets the policy lets through to another peer.
+    forward: Vec<PacketRef>,
     jobs: Vec<Job>,
     coalescer: Option<Coalescer>,
     scratch: PageBuf,
@@ -109,6 +114,8 @@ impl Receiver {
             bufs: PageBuf::many(BATCH, BUF_SIZE),
             metas: [RecvMeta::default(); BATCH],
             deliver: Vec::with_capacity(BATCH * 64),
+            hops: Vec::new(),
+            forward: Vec::new(),
             jobs: Vec::with_capacity(BATCH * 64),
             coalescer: tun
                 .has_vnet_hdr()
@@ -172,6 +179,9 @@ impl Receiver {
                 }
             }
             rx.write(shared, tun);
+            if !rx.forward.is_empty() {
+                sender.forward(shared, &rx.bufs, &rx.forward);
+            }
             if reply {
                 if let Some(found) = sender.reply(shared, tun) {
                     rx.replies.record(found > 0);
@@ -229,6 +239,8 @@ impl Rx {
             bufs,
             metas,
             deliver,
+            hops,
+            forward,
             jobs,
             scratch,
             out,
@@ -237,6 +249,9 @@ impl Rx {
             ..
         } = self;
         deliver.clear();
+        hops.clear();
+        forward.clear();
+        let forwarding = shared.forwarding.as_deref();
         let mut st = shared.lock();
         follow(&st, poller, sock, generation);
         let mut now = state::now();
@@ -256,18 +271,28 @@ impl Rx {
             let src = metas[b].src;
             let buf = &mut bufs[b][start..start + len];
             match st.device.finish_datagram(now, src, buf, j.job, j.opened) {
-                Incoming::Packet { len, .. } => deliver.push(PacketRef {
-                    buf: b,
-                    start: start + TRANSPORT_HEADER_SIZE,
-                    len,
-                }),
+                Incoming::Packet { len, peer } => {
+                    let at = forward::packet_at(j.datagram, len);
+                    let hop = forwarding.and_then(|_| {
+                        let packet = buf.get(TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + len)?;
+                        forward::next_hop(&st, peer, packet, at)
+                    });
+                    match hop {
+                        Some(hop) => hops.push(hop),
+                        None => deliver.push(at),
+                    }
+                }
                 Incoming::Dropped(r) => log::trace!("datagram from {src} dropped: {r}"),
                 _ => {}
             }
         }
         out.take(&mut st, scratch);
         shared.nudge(&st);
-        deliver.len()
+        drop(st);
+        if let Some(policy) = forwarding {
+            decide(shared, policy, bufs, hops, forward);
+        }
+        deliver.len() + forward.len()
     }
 
     /// Writes the decrypted packets to `tun`, then sends what the device wants sent.
@@ -302,6 +327,28 @@ impl Rx {
             }
         }
         out.send(sock);
+    }
+}
+
+/// Asks `policy` about each packet in `hops`, without the state lock; the ones it allows go to
+/// `forward`, the others are counted and dropped.
+fn decide(
+    shared: &Shared,
+    policy: &dyn forward::Forwarding,
+    bufs: &mut [PageBuf],
+    hops: &[Hop],
+    forward: &mut Vec<PacketRef>,
+) {
+    for hop in hops {
+        let allowed = hop
+            .packet
+            .get_mut(bufs)
+            .is_some_and(|p| policy.allow(&hop.from, &hop.to, p));
+        if allowed {
+            forward.push(hop.packet);
+        } else {
+            DatapathStats::count(&shared.stats.forward_denied, 1);
+        }
     }
 }
 

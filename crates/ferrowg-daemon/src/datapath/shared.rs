@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
+use super::forward::Forwarding;
 use super::handshake_queue::HandshakeQueue;
 use super::stats::DatapathStats;
 use crate::state::State;
@@ -22,6 +23,8 @@ pub struct Shared {
     pub stats: Arc<DatapathStats>,
     /// Handshake messages on their way to the handshake worker.
     pub handshakes: HandshakeQueue,
+    /// The policy for packets between peers; without one, every packet goes to the TUN device.
+    pub forwarding: Option<Arc<dyn Forwarding>>,
 }
 
 impl Shared {
@@ -34,7 +37,14 @@ impl Shared {
             reason: Mutex::new(None),
             stats,
             handshakes: HandshakeQueue::default(),
+            forwarding: None,
         }
+    }
+
+    /// The same, forwarding packets between peers as `policy` decides ([`Forwarding`]).
+    pub fn with_forwarding(mut self, policy: Option<Arc<dyn Forwarding>>) -> Self {
+        self.forwarding = policy;
+        self
     }
 
     /// Locks the state (a poisoned lock means a thread panicked: keep serving regardless).

@@ -19,6 +19,10 @@ pub struct DatapathStats {
     pub udp_truncated: AtomicU64,
     /// Handshake messages dropped because the handshake worker's queue was full.
     pub handshakes_dropped: AtomicU64,
+    /// Packets between two peers that the interface's forwarding policy refused.
+    pub forward_denied: AtomicU64,
+    /// Not drops: packets forwarded from one peer to another ([`super::forward`]).
+    pub forwarded: AtomicU64,
     /// Not drops: TUN reads that were TSO/USO super-packets and were split.
     pub gso_reads: AtomicU64,
     /// Not drops: coalesced super-packets written to the TUN device.
@@ -43,13 +47,15 @@ impl DatapathStats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         format!(
             "tun read errors {}, tun write errors {}, udp send errors {}, udp truncated {}, \
-             handshakes over the queue {} (super-packets split {}, coalesced {}, replies from the receiving stage {}, \
+             handshakes over the queue {}, refused by the forwarding policy {} (forwarded {}, super-packets split {}, coalesced {}, replies from the receiving stage {}, \
              datagrams sealed in vector lanes {}, opened in vector lanes {})",
             get(&self.tun_read_errors),
             get(&self.tun_write_errors),
             get(&self.udp_send_errors),
             get(&self.udp_truncated),
             get(&self.handshakes_dropped),
+            get(&self.forward_denied),
+            get(&self.forwarded),
             get(&self.gso_reads),
             get(&self.gro_writes),
             get(&self.replies),

@@ -23,7 +23,7 @@ use super::seal::{seal_thread_wanted, Datagram, Job, Load, Pipe, ARENA_SIZE};
 use super::shared::Shared;
 use super::stats::DatapathStats;
 use super::{BATCH, BUF_SIZE};
-use crate::offload::{complete_checksum, GsoSplit};
+use crate::offload::{complete_checksum, GsoSplit, PacketRef};
 use crate::state;
 
 /// Worst-case growth of one packet by encryption: header, tag and padding.
@@ -146,6 +146,33 @@ impl Sender {
         DatapathStats::count(&shared.stats.replies, n as u64);
         Some(n)
     }
+
+    /// For the receiving stage: routes, encrypts and sends `packets` (IP packets in `bufs`,
+    /// decrypted from one peer and allowed on to another, [`super::forward`]) as if read
+    /// from the TUN device. Waits for a thread that is sending to finish its batch.
+    pub(super) fn forward(&self, shared: &Shared, bufs: &[PageBuf], packets: &[PacketRef]) {
+        let mut tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sent = 0;
+        for packet in packets.iter().filter_map(|p| p.get(bufs)) {
+            let need = packet.len() + PER_PACKET_OVERHEAD;
+            if need > tx.load.arena.len() {
+                continue;
+            }
+            if tx.used + need > tx.load.arena.len() && !tx.slots.is_empty() {
+                tx.flush(shared);
+            }
+            let at = tx.used + TRANSPORT_HEADER_SIZE;
+            tx.load.arena[at..at + packet.len()].copy_from_slice(packet);
+            let (mtu, len) = (tx.mtu, packet.len());
+            let Tx { slots, used, .. } = &mut *tx;
+            add_slot(slots, used, mtu, len);
+            sent += 1;
+        }
+        if !tx.slots.is_empty() {
+            tx.flush(shared);
+        }
+        DatapathStats::count(&shared.stats.forwarded, sent);
+    }
 }
 
 /// What one [`Tx::pump`] did.
@@ -193,12 +220,18 @@ impl Tx {
             }
             i = next;
             packets += self.slots.len();
-            self.prepare(shared);
-            let full = std::mem::replace(&mut self.load, Load::empty());
-            self.load = self.pipe.submit(shared, full);
-            self.used = 0;
+            self.flush(shared);
         }
         packets
+    }
+
+    /// Prepares the slots in the arena and hands the load to the sealing stage (which
+    /// encrypts and sends it, with the device's own datagrams); the next load starts empty.
+    fn flush(&mut self, shared: &Shared) {
+        self.prepare(shared);
+        let full = std::mem::replace(&mut self.load, Load::empty());
+        self.load = self.pipe.submit(shared, full);
+        self.used = 0;
     }
 
     /// Copies reads `from..n` into the arena as slots, without the lock, until one does not

@@ -239,6 +239,11 @@ impl Device {
         self.timer_heap.clear();
     }
 
+    /// The public key of peer `id`.
+    pub fn peer_public_key(&self, id: PeerId) -> Option<[u8; 32]> {
+        self.peers.get(id).map(|p| p.public_key)
+    }
+
     /// What the device knows about a peer.
     pub fn peer_info(&self, id: PeerId) -> Option<PeerInfo> {
         let p = self.peers.get(id)?;
