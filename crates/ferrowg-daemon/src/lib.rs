@@ -37,10 +37,10 @@ use ferrowg_proto::crypto::RingCrypto;
 use ferrowg_proto::Device;
 use ferrowg_sys::Tun;
 
-use datapath::{DatapathStats, OpenTun, Shared};
 pub use datapath::Forwarding;
-use ferrowg_conf::uapi::{DeviceState, Errno, SetRequest};
+use datapath::{DatapathStats, OpenTun, Shared};
 use error::os;
+use ferrowg_conf::uapi::{DeviceState, Errno, SetRequest};
 use panics::ThreadKind;
 use state::{NoKey, State};
 
