@@ -174,6 +174,17 @@ impl Handle {
         self.0.lock().snapshot()
     }
 
+    /// Makes the peer with key `new` the successor of the peer with key `old`: at its first
+    /// handshake it takes over the allowed IPs of `old` (a device's key rotation without loss,
+    /// [`ferrowg_proto::Device::set_successor`]). Fails if either peer is missing.
+    pub fn set_successor(&self, old: &[u8; 32], new: &[u8; 32]) -> Result<(), Errno> {
+        let mut st = self.0.lock();
+        let (Some(o), Some(n)) = (st.device.peer_by_key(old), st.device.peer_by_key(new)) else {
+            return Err(Errno::EINVAL);
+        };
+        st.device.set_successor(o, n).map_err(|_| Errno::EINVAL)
+    }
+
     /// Packets the forwarding policy refused, and packets forwarded, so far.
     pub fn forwarding_counts(&self) -> (u64, u64) {
         let s = &self.0.stats;

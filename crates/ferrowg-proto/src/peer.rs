@@ -46,6 +46,11 @@ pub(crate) struct Peer {
     /// This peer's allowed-IPs prefixes (canonical), so that replacing or removing them costs
     /// their number, not the size of the whole table (the kernel's per-peer node list).
     pub allowed_ips: PrefixSet,
+    /// The key of the peer this one succeeds: at its first handshake it takes over that peer's
+    /// allowed IPs (`device/successor.rs`).
+    pub successor_of: Option<[u8; 32]>,
+    /// The key of this peer's successor, whose prefixes this peer may still send from.
+    pub succeeded_by: Option<[u8; 32]>,
 }
 
 /// A set of canonical `(network address, prefix length)` pairs. Prefixes come from the local
@@ -71,6 +76,8 @@ impl Peer {
             awaiting_static_dh: false,
             scheduled: None,
             allowed_ips: PrefixSet::with_hasher(seed),
+            successor_of: None,
+            succeeded_by: None,
         }
     }
 }

@@ -36,6 +36,7 @@ mod jobs;
 mod receive;
 mod send;
 mod state;
+mod successor;
 #[cfg(test)]
 mod tests;
 mod timers;

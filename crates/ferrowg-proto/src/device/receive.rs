@@ -172,6 +172,7 @@ impl Device {
         p.timers.any_authenticated_packet_traversal(now);
         p.last_handshake = Some(now);
         self.set_endpoint_from(id, src);
+        self.take_over(id);
         self.push_event(Event::HandshakeCompleted {
             peer: id,
             initiator: true,
@@ -374,7 +375,7 @@ impl Device {
         let Some((ip_len, source)) = ip_length_and_source(plain) else {
             return self.drop_in(DropReason::InvalidIpPacket);
         };
-        if self.allowed_ips.lookup(source) != Some(id) {
+        if !self.source_allowed(id, self.allowed_ips.lookup(source)) {
             return self.drop_in(DropReason::NotAllowedSource);
         }
         Incoming::Packet {
@@ -394,6 +395,7 @@ impl Device {
         }
         p.timers.handshake_complete();
         p.last_handshake = Some(now);
+        self.take_over(id);
         self.push_event(Event::HandshakeCompleted {
             peer: id,
             initiator: false,
