@@ -23,6 +23,7 @@ pub(crate) mod hasher;
 pub(crate) mod index;
 pub(crate) mod keypair;
 pub mod messages;
+pub mod netmap;
 pub(crate) mod noise;
 pub(crate) mod peer;
 pub(crate) mod ratelimiter;

@@ -9,6 +9,7 @@ use hashbrown::HashSet;
 use crate::cookie::CookieMaker;
 use crate::hasher::HashSeed;
 use crate::keypair::Keypairs;
+use crate::netmap::Netmap;
 use crate::noise::Handshake;
 use crate::time::Instant;
 use crate::timers::Timers;
@@ -51,6 +52,8 @@ pub(crate) struct Peer {
     pub successor_of: Option<[u8; 32]>,
     /// The key of this peer's successor, whose prefixes this peer may still send from.
     pub succeeded_by: Option<[u8; 32]>,
+    /// Prefix translations for the sites behind this peer (`netmap.rs`).
+    pub netmaps: Vec<Netmap>,
 }
 
 /// A set of canonical `(network address, prefix length)` pairs. Prefixes come from the local
@@ -78,6 +81,7 @@ impl Peer {
             allowed_ips: PrefixSet::with_hasher(seed),
             successor_of: None,
             succeeded_by: None,
+            netmaps: Vec::new(),
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::error::ConfigError;
 use crate::hasher::HashSeed;
 use crate::index::IndexTable;
 use crate::messages::MAX_PEERS;
+use crate::netmap::Netmap;
 use crate::noise::Handshake;
 use crate::peer::{Peer, PeerId};
 use crate::time::Instant;
@@ -158,6 +159,9 @@ impl Device {
         self.ratelimiter.capacity()
     }
 }
+
+/// Most prefix translations one peer has (each packet from or to it tries them in turn).
+pub const MAX_NETMAPS: usize = 64;
 
 /// The peers: adding, removing, listing.
 impl Device {
@@ -321,6 +325,16 @@ impl Device {
             }
             self.peer_mut(id)?.allowed_ips.insert(prefix);
         }
+        Ok(())
+    }
+
+    /// Sets the prefix translations of the sites behind the peer (`crate::netmap`): its
+    /// allowed IPs should hold the mapped prefixes. At most [`MAX_NETMAPS`] per peer.
+    pub fn set_netmaps(&mut self, id: PeerId, maps: &[Netmap]) -> Result<(), ConfigError> {
+        if maps.len() > MAX_NETMAPS {
+            return Err(ConfigError::InvalidPrefix);
+        }
+        self.peer_mut(id)?.netmaps = maps.to_vec();
         Ok(())
     }
 

@@ -371,7 +371,15 @@ impl Device {
         }
         p.timers.data_received(now);
         self.reschedule(id);
-        let plain = &buf[TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + plain_len];
+        let plain = &mut buf[TRANSPORT_HEADER_SIZE..TRANSPORT_HEADER_SIZE + plain_len];
+        if let Some(p) = self.peers.get(id) {
+            // A site's real source becomes its mapped address, which the source check knows.
+            for m in &p.netmaps {
+                if m.from_site(plain) {
+                    break;
+                }
+            }
+        }
         let Some((ip_len, source)) = ip_length_and_source(plain) else {
             return self.drop_in(DropReason::InvalidIpPacket);
         };

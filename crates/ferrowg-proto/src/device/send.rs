@@ -58,6 +58,16 @@ impl Device {
         let Some(id) = self.allowed_ips.lookup(dst) else {
             return self.drop_prepared(DropReason::NoRoute);
         };
+        if let (Some(p), Some(packet)) = (self.peers.get(id), buf.get_mut(TRANSPORT_HEADER_SIZE..))
+        {
+            // A mapped destination becomes the site's real address.
+            let packet = &mut packet[..len];
+            for m in &p.netmaps {
+                if m.to_site(packet) {
+                    break;
+                }
+            }
+        }
         let mtu = self.mtu;
         // Invariant: the routing table only holds ids of live peers.
         let Ok(peer) = self.peer_mut(id) else {
