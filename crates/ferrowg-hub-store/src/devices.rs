@@ -358,3 +358,18 @@ pub(crate) async fn set_route_approval(
     routes::set_approval(conn, (id, name), prefix, approved, now).await?;
     by_name(conn, name).await
 }
+
+/// Sets or clears the mapped prefix of a route device `name` advertises (see
+/// [`routes::set_map`]).
+pub(crate) async fn set_route_map(
+    conn: &mut Conn,
+    name: &str,
+    prefix: &IpNet,
+    mapped: Option<&IpNet>,
+    now: UnixTime,
+) -> Result<Device> {
+    let (id, _) = id_of(conn, name).await?;
+    let pools = settings::pools(conn).await?;
+    routes::set_map(conn, (id, name), prefix, mapped, &pools, now).await?;
+    by_name(conn, name).await
+}

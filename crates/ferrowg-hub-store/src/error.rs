@@ -82,6 +82,8 @@ pub enum Conflict {
     Identifier,
     /// Address allocation kept colliding with concurrent writers.
     Address,
+    /// The mapped prefix belongs to another route already.
+    MappedPrefix,
 }
 
 /// Address families, for [`StoreError::PoolExhausted`].
@@ -109,6 +111,8 @@ pub enum Field {
     Pool6,
     /// An advertised route.
     Route,
+    /// The prefix a site route is mapped to.
+    MappedRoute,
     /// A list of advertised routes.
     Routes,
     /// The policy text.
@@ -185,6 +189,7 @@ impl fmt::Display for Conflict {
             Self::DeviceRevoked => "the device is revoked",
             Self::Identifier => "identifier collision",
             Self::Address => "address allocation collided repeatedly",
+            Self::MappedPrefix => "the mapped prefix belongs to another route",
         })
     }
 }
@@ -207,6 +212,7 @@ impl fmt::Display for Field {
             Self::Pool4 => "IPv4 pool",
             Self::Pool6 => "IPv6 pool",
             Self::Route => "route",
+            Self::MappedRoute => "mapped route prefix",
             Self::Routes => "routes",
             Self::PolicyText => "policy text",
             Self::Label => "label",

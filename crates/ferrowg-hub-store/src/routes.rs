@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use ipnet::IpNet;
 
-use crate::error::{Entity, Result, StoreError};
+use crate::error::{Conflict, Entity, Result, StoreError};
 use crate::events::{self, EventKind};
 use crate::schema::{parse_stored, Conn};
 use crate::time::UnixTime;
@@ -14,12 +14,15 @@ use crate::validate;
 
 /// Adds one route to device `id`.
 pub(crate) async fn insert(conn: &mut Conn, id: i64, route: &Route) -> Result<()> {
-    sqlx::query("INSERT INTO device_routes (device_id, prefix, approved) VALUES ($1, $2, $3)")
-        .bind(id)
-        .bind(route.prefix.to_string())
-        .bind(route.approved)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO device_routes (device_id, prefix, approved, mapped) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(id)
+    .bind(route.prefix.to_string())
+    .bind(route.approved)
+    .bind(route.mapped.map(|m| m.to_string()))
+    .execute(&mut *conn)
+    .await?;
     Ok(())
 }
 
@@ -31,27 +34,50 @@ pub struct Route {
     /// Whether the admin (or the policy's `autoApprovers`) approved it; the hub routes only
     /// approved prefixes to the device.
     pub approved: bool,
+    /// The prefix the site is reached through instead (same family and length; 1:1 NETMAP in
+    /// the hub), when its real prefix is another site's too.
+    pub mapped: Option<IpNet>,
 }
 
-fn to_route(prefix: &str, approved: bool) -> Result<Route> {
+impl Route {
+    /// An unmapped route.
+    pub fn new(prefix: IpNet, approved: bool) -> Route {
+        Route {
+            prefix,
+            approved,
+            mapped: None,
+        }
+    }
+
+    /// The prefix the hub routes to the device: the mapped one if any, else the real one.
+    pub fn reached_as(&self) -> IpNet {
+        self.mapped.unwrap_or(self.prefix)
+    }
+}
+
+/// A stored route row: prefix, approval, mapped prefix.
+type RouteRow = (String, bool, Option<String>);
+
+fn to_route((prefix, approved, mapped): &RouteRow) -> Result<Route> {
     Ok(Route {
         prefix: parse_stored(prefix, "route prefix")?,
-        approved,
+        approved: *approved,
+        mapped: mapped
+            .as_deref()
+            .map(|m| parse_stored(m, "mapped prefix"))
+            .transpose()?,
     })
 }
 
 /// The routes of device `id`, ordered by prefix text.
 pub(crate) async fn of_device(conn: &mut Conn, id: i64) -> Result<Vec<Route>> {
-    let rows: Vec<(String, bool)> = sqlx::query_as(
-        "SELECT prefix, approved FROM device_routes WHERE device_id = $1 ORDER BY prefix",
+    let rows: Vec<RouteRow> = sqlx::query_as(
+        "SELECT prefix, approved, mapped FROM device_routes WHERE device_id = $1 ORDER BY prefix",
     )
     .bind(id)
     .fetch_all(&mut *conn)
     .await?;
-    let mut routes = rows
-        .iter()
-        .map(|(p, a)| to_route(p, *a))
-        .collect::<Result<Vec<_>>>()?;
+    let mut routes = rows.iter().map(to_route).collect::<Result<Vec<_>>>()?;
     sort(&mut routes);
     Ok(routes)
 }
@@ -63,16 +89,16 @@ pub(crate) fn sort(routes: &mut [Route]) {
 
 /// Every device's routes, by device id.
 pub(crate) async fn all(conn: &mut Conn) -> Result<HashMap<i64, Vec<Route>>> {
-    let rows: Vec<(i64, String, bool)> = sqlx::query_as(
-        "SELECT device_id, prefix, approved FROM device_routes ORDER BY device_id, prefix",
+    let rows: Vec<(i64, String, bool, Option<String>)> = sqlx::query_as(
+        "SELECT device_id, prefix, approved, mapped FROM device_routes ORDER BY device_id, prefix",
     )
     .fetch_all(&mut *conn)
     .await?;
     let mut map: HashMap<i64, Vec<Route>> = HashMap::new();
-    for (id, prefix, approved) in rows {
+    for (id, prefix, approved, mapped) in rows {
         map.entry(id)
             .or_default()
-            .push(to_route(&prefix, approved)?);
+            .push(to_route(&(prefix, approved, mapped))?);
     }
     map.values_mut().for_each(|routes| sort(routes));
     Ok(map)
@@ -89,12 +115,12 @@ pub(crate) async fn replace_advertised(
 ) -> Result<()> {
     validate::routes(prefixes.iter())?;
     let old = of_device(conn, id).await?;
-    let approved_before = |p: &IpNet| old.iter().find(|r| r.prefix == *p).map(|r| r.approved);
+    let before = |p: &IpNet| old.iter().find(|r| r.prefix == *p);
     let mut new: Vec<Route> = prefixes
         .iter()
-        .map(|p| Route {
-            prefix: *p,
-            approved: approved_before(p).unwrap_or_else(|| auto_approved.contains(p)),
+        .map(|p| match before(p) {
+            Some(r) => *r,
+            None => Route::new(*p, auto_approved.contains(p)),
         })
         .collect();
     sort(&mut new);
@@ -138,4 +164,48 @@ pub(crate) async fn set_approval(
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// Sets (or, with `None`, clears) the prefix through which the hub reaches the site `prefix`
+/// that device `id` (called `name`) advertises. The mapped prefix has the family and length of
+/// the real one, lies outside the hub's address pools, and belongs to no other route
+/// ([`Conflict::MappedPrefix`]).
+pub(crate) async fn set_map(
+    conn: &mut Conn,
+    (id, name): (i64, &str),
+    prefix: &IpNet,
+    mapped: Option<&IpNet>,
+    pools: &crate::addresses::Pools,
+    now: UnixTime,
+) -> Result<()> {
+    validate::route(prefix)?;
+    if let Some(m) = mapped {
+        validate::mapped_route(prefix, m, pools)?;
+    }
+    let current = of_device(conn, id).await?;
+    let route = current
+        .iter()
+        .find(|r| r.prefix == *prefix)
+        .ok_or(StoreError::NotFound(Entity::Route))?;
+    if route.mapped.as_ref() == mapped {
+        return Ok(());
+    }
+    events::record(conn, EventKind::RoutesChanged, name, now).await?;
+    let done =
+        sqlx::query("UPDATE device_routes SET mapped = $3 WHERE device_id = $1 AND prefix = $2")
+            .bind(id)
+            .bind(prefix.to_string())
+            .bind(mapped.map(|m| m.to_string()))
+            .execute(&mut *conn)
+            .await;
+    match done {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let e = StoreError::from(e);
+            if e.is_unique_violation() {
+                return Err(StoreError::Conflict(Conflict::MappedPrefix));
+            }
+            Err(e)
+        }
+    }
 }

@@ -262,6 +262,18 @@ impl HubStore for SqliteStore {
         ))
     }
 
+    async fn set_route_map(
+        &self,
+        name: &str,
+        prefix: &IpNet,
+        mapped: Option<&IpNet>,
+        now: UnixTime,
+    ) -> Result<Device> {
+        write_tx!(self, |c| devices::set_route_map(
+            c, name, prefix, mapped, now
+        ))
+    }
+
     async fn create_admin_token(
         &self,
         scope: Scope,

@@ -93,6 +93,16 @@ pub trait HubStore: Send + Sync {
         now: UnixTime,
     ) -> Result<Device>;
 
+    /// Sets (or with `None` clears) the prefix through which the hub reaches a site route of
+    /// device `name` (1:1 NETMAP), e.g. when two sites use one real prefix.
+    async fn set_route_map(
+        &self,
+        name: &str,
+        prefix: &IpNet,
+        mapped: Option<&IpNet>,
+        now: UnixTime,
+    ) -> Result<Device>;
+
     /// Creates an admin token; the credential is returned only here.
     async fn create_admin_token(
         &self,

@@ -95,6 +95,31 @@ pub fn route(prefix: &IpNet) -> Result<()> {
     Ok(())
 }
 
+/// The prefix `mapped` that a site's `real` prefix is reached through: a valid prefix of the
+/// same family and length, outside the hub's pools.
+pub fn mapped_route(real: &IpNet, mapped: &IpNet, pools: &crate::addresses::Pools) -> Result<()> {
+    route(mapped).map_err(|_| StoreError::invalid(Field::MappedRoute, Reason::BadFormat))?;
+    let same_shape = real.prefix_len() == mapped.prefix_len()
+        && matches!(
+            (real, mapped),
+            (IpNet::V4(_), IpNet::V4(_)) | (IpNet::V6(_), IpNet::V6(_))
+        );
+    if !same_shape {
+        return Err(StoreError::invalid(Field::MappedRoute, Reason::BadFormat));
+    }
+    let in_pool = match mapped {
+        IpNet::V4(m) => {
+            let p = pools.v4();
+            p.contains(m) || m.contains(&p)
+        }
+        IpNet::V6(m) => pools.v6().is_some_and(|p| p.contains(m) || m.contains(&p)),
+    };
+    if in_pool {
+        return Err(StoreError::invalid(Field::MappedRoute, Reason::OutOfRange));
+    }
+    Ok(())
+}
+
 /// A list of advertised routes: each valid, none twice, at most [`MAX_ROUTES`].
 pub fn routes<'a>(prefixes: impl ExactSizeIterator<Item = &'a IpNet>) -> Result<()> {
     if prefixes.len() > MAX_ROUTES {

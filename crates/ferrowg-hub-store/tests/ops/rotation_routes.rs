@@ -170,10 +170,7 @@ async fn stats_update_counters_without_events() {
 #[tokio::test]
 async fn routes_advertised_approved_and_replaced() {
     let t = support::store().await;
-    let site = Route {
-        prefix: net("192.168.1.0/24"),
-        approved: false,
-    };
+    let site = Route::new(net("192.168.1.0/24"), false);
     let d = t
         .store
         .add_device(&new("s", 1, vec![site]), T0)
@@ -231,10 +228,7 @@ async fn routes_advertised_approved_and_replaced() {
 #[tokio::test]
 async fn bad_routes_are_refused() {
     let t = support::store().await;
-    let host_bits = Route {
-        prefix: net("192.168.1.1/24"),
-        approved: true,
-    };
+    let host_bits = Route::new(net("192.168.1.1/24"), true);
     let r = t.store.add_device(&new("s", 1, vec![host_bits]), T0).await;
     assert!(matches!(
         r,
@@ -259,4 +253,68 @@ async fn bad_routes_are_refused() {
             .await,
         Err(StoreError::Conflict(Conflict::DeviceRevoked))
     ));
+}
+
+#[tokio::test]
+async fn two_sites_with_one_prefix_get_distinct_mapped_prefixes() {
+    let t = support::store().await;
+    let lan = net("192.168.1.0/24");
+    for (name, i) in [("site-a", 1), ("site-b", 2)] {
+        t.store
+            .add_device(&new(name, i, vec![Route::new(lan, true)]), T0)
+            .await
+            .unwrap();
+    }
+    let a = t
+        .store
+        .set_route_map("site-a", &lan, Some(&net("10.201.1.0/24")), T0)
+        .await
+        .unwrap();
+    assert_eq!(a.routes[0].reached_as(), net("10.201.1.0/24"));
+    // One mapped prefix per route.
+    let taken = t
+        .store
+        .set_route_map("site-b", &lan, Some(&net("10.201.1.0/24")), T0)
+        .await;
+    assert!(
+        matches!(taken, Err(StoreError::Conflict(Conflict::MappedPrefix))),
+        "{taken:?}"
+    );
+    // Same length and family, outside the pools.
+    for bad in ["10.201.0.0/16", "fd00::/120", "10.64.9.0/24"] {
+        let r = t
+            .store
+            .set_route_map("site-b", &lan, Some(&net(bad)), T0)
+            .await;
+        assert!(
+            matches!(
+                r,
+                Err(StoreError::Invalid {
+                    field: Field::MappedRoute,
+                    ..
+                })
+            ),
+            "{bad}: {r:?}"
+        );
+    }
+    let b = t
+        .store
+        .set_route_map("site-b", &lan, Some(&net("10.201.2.0/24")), T0)
+        .await
+        .unwrap();
+    assert_eq!(b.routes[0].mapped, Some(net("10.201.2.0/24")));
+    // Advertising the same prefix again keeps the map; clearing it works.
+    let a = t
+        .store
+        .set_advertised_routes("site-a", &[lan, net("10.9.0.0/16")], &[], T0)
+        .await
+        .unwrap();
+    let kept = a.routes.iter().find(|r| r.prefix == lan).unwrap();
+    assert_eq!(kept.mapped, Some(net("10.201.1.0/24")));
+    let a = t
+        .store
+        .set_route_map("site-a", &lan, None, T0)
+        .await
+        .unwrap();
+    assert!(a.routes.iter().all(|r| r.mapped.is_none()));
 }
