@@ -362,6 +362,12 @@ impl Filter {
         };
         let state = match (kind, e.state) {
             (Kind::Tcp { flags }, state) => {
+                let syn = flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
+                if state == State::TcpClosed && from_opener && syn {
+                    // The opener reuses the ports of a closed connection.
+                    e.fin_opener = false;
+                    e.fin_responder = false;
+                }
                 if flags & TCP_FIN != 0 {
                     match from_opener {
                         true => e.fin_opener = true,
@@ -372,7 +378,7 @@ impl Filter {
                     State::TcpClosed
                 } else if e.fin_opener || e.fin_responder {
                     State::TcpClosing
-                } else if state == State::TcpClosed && from_opener && flags & TCP_SYN != 0 {
+                } else if state == State::TcpClosed && from_opener && syn {
                     State::TcpOpening
                 } else if state == State::TcpOpening && !from_opener {
                     State::TcpEstablished
