@@ -185,6 +185,20 @@ impl Handle {
         st.device.set_successor(o, n).map_err(|_| Errno::EINVAL)
     }
 
+    /// Sets the prefix translations of the sites behind the peer with key `peer` (1:1 NETMAP,
+    /// [`ferrowg_proto::netmap`]). Fails if the peer is missing or there are too many.
+    pub fn set_netmaps(
+        &self,
+        peer: &[u8; 32],
+        maps: &[ferrowg_proto::netmap::Netmap],
+    ) -> Result<(), Errno> {
+        let mut st = self.0.lock();
+        let Some(id) = st.device.peer_by_key(peer) else {
+            return Err(Errno::EINVAL);
+        };
+        st.device.set_netmaps(id, maps).map_err(|_| Errno::EINVAL)
+    }
+
     /// Packets the forwarding policy refused, and packets forwarded, so far.
     pub fn forwarding_counts(&self) -> (u64, u64) {
         let s = &self.0.stats;

@@ -11,11 +11,10 @@
 //! - [`Filter`]: the policy ([`ferrowg_policy::Compiled`], replaceable) and a bounded flow
 //!   table (connection tracking lite: per-state timeouts, O(1) eviction, SipHash keyed at
 //!   random); [`SharedFilter`] for several data-path threads.
-//! - [`Netmap`]: 1:1 prefix translation (NETMAP) with incremental checksum updates.
 //!
-//! With translated sites, filter in the hub's address space (the mapped prefixes, which are
-//! unique): toward a site call [`Filter::check`] before [`Netmap::to_site`], from a site after
-//! [`Netmap::from_site`], so that both directions of a flow carry the same addresses.
+//! Sites reached through mapped prefixes (1:1 NETMAP, `ferrowg_proto::netmap`) are translated
+//! by the protocol core after decryption and before encryption, so the filter always sees the
+//! hub's address space (the mapped prefixes, which are unique) in both directions of a flow.
 
 #![forbid(unsafe_code)]
 
@@ -23,10 +22,8 @@ pub mod build;
 mod csum;
 pub mod filter;
 mod flows;
-pub mod netmap;
 pub mod packet;
 
 pub use filter::{Counters, DropReason, Filter, FilterConfig, SharedFilter, Side, Verdict};
 pub use flows::{State, Timeouts, DEFAULT_CAPACITY};
-pub use netmap::{Netmap, NetmapError};
 pub use packet::{parse, Flow, Fragment, Kind, Packet, ParseError};

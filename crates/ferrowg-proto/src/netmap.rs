@@ -9,10 +9,11 @@
 //!
 //! Checksums are updated incrementally (RFC 1624): the IPv4 header's, and the TCP, UDP and
 //! ICMPv6 checksums, whose pseudo-header holds the addresses (a UDP/IPv4 checksum of zero, "none",
-//! stays zero). Later fragments carry no transport header and only get their addresses
-//! rewritten; so do packets whose transport header is cut short. ICMP errors keep the addresses
-//! of the packet they quote. Packets that are not IP, or too short for their IP header, are left
-//! as they are (the source check or the route then decides).
+//! stays zero), UDP-Lite's too. IPv6 extension headers are walked (at most 8); a packet with a
+//! routing header is left as it is. Later fragments carry no transport header and only get their
+//! addresses rewritten; so do packets whose transport header is cut short. ICMP errors keep the
+//! addresses of the packet they quote. Packets that are not IP, or too short for their IP
+//! header, are left as they are (the source check or the route then decides).
 
 use core::net::IpAddr;
 
@@ -141,13 +142,53 @@ fn rewrite_v6(p: &mut [u8], which: Which, from: (IpAddr, u8), to: (IpAddr, u8)) 
     let Some(IpAddr::V6(new)) = translate(IpAddr::from(old), from, to) else {
         return false;
     };
+    let Some(transport_at) = v6_transport(p) else {
+        // A routing header (whose final destination is in the pseudo-header) or a chain the
+        // walk gives up on: left untranslated, so the source check or the route decides.
+        return false;
+    };
     let new = new.octets();
     p[at..at + 16].copy_from_slice(&new);
-    // The transport header directly after the fixed header; behind extension headers only
-    // the address changes.
-    let (proto, rest) = (p[6], &mut p[40..]);
-    transport(rest, proto, &old, &new, true);
+    if let Some((proto, off)) = transport_at {
+        transport(&mut p[off..], proto, &old, &new, true);
+    }
     true
+}
+
+/// Most IPv6 extension headers walked before the transport header.
+const MAX_EXTENSION_HEADERS: usize = 8;
+
+/// Where the transport header of an IPv6 packet starts and its protocol: `Some(None)` for a
+/// later fragment or a packet cut short (no transport header to update), `None` when the
+/// packet is not to be translated (a routing header, or more than [`MAX_EXTENSION_HEADERS`]).
+fn v6_transport(p: &[u8]) -> Option<Option<(u8, usize)>> {
+    let (mut next, mut off) = (p[6], 40usize);
+    for _ in 0..MAX_EXTENSION_HEADERS {
+        match next {
+            // Hop-by-hop and destination options: length in 8-byte units after the first 8.
+            0 | 60 => {
+                let Some(h) = p.get(off..off + 2) else {
+                    return Some(None);
+                };
+                next = h[0];
+                off += 8 + usize::from(h[1]) * 8;
+            }
+            // Fragment: only the first fragment holds the transport header.
+            44 => {
+                let Some(h) = p.get(off..off + 8) else {
+                    return Some(None);
+                };
+                if u16::from_be_bytes([h[2], h[3]]) & 0xfff8 != 0 {
+                    return Some(None);
+                }
+                next = h[0];
+                off += 8;
+            }
+            43 => return None,
+            proto => return Some(Some((proto, off.min(p.len())))),
+        }
+    }
+    None
 }
 
 /// Updates the checksum of the transport header at the start of `t` (protocol `proto`) for an
@@ -156,6 +197,8 @@ fn transport(t: &mut [u8], proto: u8, old: &[u8], new: &[u8], v6: bool) {
     let (at, zero_means_none) = match proto {
         6 => (16, false),
         17 => (6, !v6),
+        // UDP-Lite: the UDP layout, and a checksum is mandatory.
+        136 => (6, false),
         58 if v6 => (2, false),
         _ => return,
     };

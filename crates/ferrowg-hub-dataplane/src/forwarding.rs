@@ -1,0 +1,90 @@
+//! The hub's [`Forwarding`] policy: a packet from device A to device B passes when the
+//! [`View`]'s policy lets A open the flow, or it belongs to a flow already open between them
+//! (`ferrowg_hub_filter`). Both devices must be in the directory (a revoked device is not);
+//! with no policy set, nothing passes between devices.
+//!
+//! An end of the packet is the device itself, with its tag, when the packet's address is the
+//! device's own; otherwise it is a site behind the device, which the policy names by prefix.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use ferrowg_daemon::Forwarding;
+use ferrowg_hub_filter::{Counters, Filter, Side, Verdict};
+use ferrowg_policy::Compiled;
+use ferrowg_proto::device::{ip_destination, ip_length_and_source};
+
+use crate::directory::Member;
+use crate::view::View;
+
+/// The forwarding decision of the hub's interface.
+pub struct HubForwarding {
+    view: Arc<View>,
+    /// The flow table and the policy it was last given.
+    filter: Mutex<Filter>,
+    /// The clock of the flow table (seconds since this value was made).
+    start: Instant,
+}
+
+impl HubForwarding {
+    /// Decides with what `view` holds.
+    pub fn new(view: Arc<View>) -> HubForwarding {
+        HubForwarding {
+            view,
+            filter: Mutex::new(Filter::new(Arc::new(Compiled::default()))),
+            start: Instant::now(),
+        }
+    }
+
+    /// The filter's counters (drops by reason).
+    pub fn counters(&self) -> Counters {
+        self.lock().counters()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Filter> {
+        self.filter.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Forwarding for HubForwarding {
+    fn allow(&self, from: &[u8; 32], to: &[u8; 32], packet: &mut [u8]) -> bool {
+        let Some(policy) = self.view.policy() else {
+            return false;
+        };
+        let directory = self.view.directory();
+        let (Some(a), Some(b)) = (directory.get(from), directory.get(to)) else {
+            return false;
+        };
+        let (Some((_, src)), Some(dst)) = (ip_length_and_source(packet), ip_destination(packet))
+        else {
+            return false;
+        };
+        let (a_tag, b_tag) = (tag_of(a), tag_of(b));
+        let src_side = side(a, src, &a_tag);
+        let dst_side = side(b, dst, &b_tag);
+        let now = self.start.elapsed().as_secs();
+        let mut filter = self.lock();
+        if !Arc::ptr_eq(filter.policy(), &policy) {
+            filter.set_policy(policy);
+        }
+        filter.check(now, packet, &src_side, &dst_side) == Verdict::Forward
+    }
+}
+
+/// The tags of `m`, as the filter takes them: one, or none while pending.
+fn tag_of(m: &Member) -> [&str; 1] {
+    [m.tag.as_deref().unwrap_or("")]
+}
+
+/// The end of a packet at address `addr` of device `m`: the device when the address is its
+/// own, a site behind it otherwise.
+fn side<'a>(m: &'a Member, addr: std::net::IpAddr, tag: &'a [&'a str; 1]) -> Side<'a> {
+    if !m.owns(addr) {
+        return Side::default();
+    }
+    let tags: &[&str] = if tag[0].is_empty() { &[] } else { &tag[..] };
+    Side {
+        device: Some(&m.name),
+        tags,
+    }
+}
