@@ -1,0 +1,136 @@
+//! Between the store's types and the API's JSON: devices and tokens to their JSON form, keys
+//! and prefixes from request text (refused with a 422 problem naming the field), and the
+//! prefixes a device routes to the hub.
+
+use ferrowg_hub_store::ipnet::IpNet;
+use ferrowg_hub_store::{Device, EnrolmentToken, HubSettings, PolicyVersion, UnixTime};
+use ferrowg_keys::key::PublicKey;
+
+use super::problem::Problem;
+use super::types::{DeviceInfo, DeviceState, PolicyInfo, RouteInfo, TokenInfo};
+use super::ONLINE_WITHIN;
+
+/// A WireGuard public key from base64 (not all zero), or a 422 naming `field`.
+pub fn public_key(field: &str, text: &str) -> Result<[u8; 32], Problem> {
+    PublicKey::from_base64(text.trim())
+        .ok()
+        .filter(|k| k.as_bytes() != &[0; 32])
+        .map(|k| *k.as_bytes())
+        .ok_or_else(|| Problem::invalid(format!("{field}: not a WireGuard public key (base64)")))
+}
+
+/// Prefixes from text, or a 422 naming the one that does not parse.
+pub fn prefixes(field: &str, texts: &[String]) -> Result<Vec<IpNet>, Problem> {
+    if texts.len() > ferrowg_hub_store::validate::MAX_ROUTES {
+        let max = ferrowg_hub_store::validate::MAX_ROUTES;
+        return Err(Problem::invalid(format!(
+            "{field}: more than {max} prefixes"
+        )));
+    }
+    texts
+        .iter()
+        .map(|t| {
+            t.trim().parse::<IpNet>().map_err(|_| {
+                let shown: String = t.chars().take(64).collect();
+                Problem::invalid(format!("{field}: {shown:?} is not an IP prefix"))
+            })
+        })
+        .collect()
+}
+
+/// The device's addresses as host prefixes.
+pub fn addresses(device: &Device) -> Vec<String> {
+    let mut out = vec![format!("{}/32", device.ipv4)];
+    if let Some(v6) = device.ipv6 {
+        out.push(format!("{v6}/128"));
+    }
+    out
+}
+
+/// The state as the API names it.
+pub fn state(device: &Device) -> DeviceState {
+    match device.state {
+        ferrowg_hub_store::DeviceState::Pending => DeviceState::Pending,
+        ferrowg_hub_store::DeviceState::Active => DeviceState::Active,
+        ferrowg_hub_store::DeviceState::Revoked => DeviceState::Revoked,
+    }
+}
+
+/// The routes as the API shows them.
+pub fn routes(device: &Device) -> Vec<RouteInfo> {
+    device
+        .routes
+        .iter()
+        .map(|r| RouteInfo {
+            prefix: r.prefix.to_string(),
+            approved: r.approved,
+        })
+        .collect()
+}
+
+/// A device as the API shows it at time `now`.
+pub fn device_info(device: &Device, now: UnixTime) -> DeviceInfo {
+    let online = device.last_handshake.is_some_and(|t| {
+        now.0.saturating_sub(t.0) <= ONLINE_WITHIN
+            && device.state != ferrowg_hub_store::DeviceState::Revoked
+    });
+    DeviceInfo {
+        name: device.name.clone(),
+        group: device.group.clone(),
+        addresses: addresses(device),
+        public_key: PublicKey::from_bytes(device.public_key).to_base64(),
+        next_public_key: device
+            .next_public_key
+            .map(|k| PublicKey::from_bytes(k).to_base64()),
+        state: state(device),
+        online,
+        last_handshake: device.last_handshake.map(|t| t.0),
+        endpoint: device.endpoint.map(|e| e.to_string()),
+        rx_bytes: device.rx_bytes,
+        tx_bytes: device.tx_bytes,
+        routes: routes(device),
+        created_at: device.created_at.0,
+        revoked_at: device.revoked_at.map(|t| t.0),
+        token_id: device.token_id.clone(),
+    }
+}
+
+/// An enrolment token as the API shows it.
+pub fn token_info(token: &EnrolmentToken) -> TokenInfo {
+    TokenInfo {
+        id: token.id.clone(),
+        group: token.group.clone(),
+        uses_left: token.uses_left,
+        expires_at: token.expires_at.map(|t| t.0),
+        created_at: token.created_at.0,
+        revoked_at: token.revoked_at.map(|t| t.0),
+    }
+}
+
+/// A policy version as the API shows it.
+pub fn policy_info(p: PolicyVersion) -> PolicyInfo {
+    PolicyInfo {
+        version: p.version,
+        text: p.text,
+        created_at: p.created_at.0,
+    }
+}
+
+/// What device `name` routes to the hub: the address pools and the approved routes of every
+/// other device that is not revoked.
+pub fn allowed_ips(settings: &HubSettings, devices: &[Device], name: &str) -> Vec<String> {
+    let mut out = vec![settings.pools.v4().to_string()];
+    if let Some(v6) = settings.pools.v6() {
+        out.push(v6.to_string());
+    }
+    let others = devices
+        .iter()
+        .filter(|d| d.name != name && d.state != ferrowg_hub_store::DeviceState::Revoked);
+    for route in others.flat_map(|d| d.routes.iter()).filter(|r| r.approved) {
+        let text = route.prefix.to_string();
+        if !out.contains(&text) {
+            out.push(text);
+        }
+    }
+    out
+}

@@ -1,0 +1,195 @@
+//! The device endpoints: listing and status (read scope), adding a device by its public key
+//! with the wg-quick configuration for it, revoking, deleting and route approval (write
+//! scope).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use ferrowg_hub_store::{NewDevice, Route, UnixTime};
+
+use super::auth::{ReadAccess, WriteAccess};
+use super::convert;
+use super::enroll::device_config;
+use super::problem::Problem;
+use super::types::{AddDeviceRequest, AddDeviceResponse, DeviceInfo, RouteApproval};
+use super::{ApiJson, ApiState};
+
+/// A path parameter that can fail as a problem.
+type ApiPath<T> = Result<Path<T>, axum::extract::rejection::PathRejection>;
+
+fn path<T>(p: ApiPath<T>) -> Result<T, Problem> {
+    p.map(|Path(v)| v).map_err(Problem::from)
+}
+
+/// Every device, ordered by name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices",
+    tag = "devices",
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "The devices", body = Vec<DeviceInfo>),
+        (status = 401, description = "No valid admin token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list_devices(
+    _: ReadAccess,
+    State(state): State<ApiState>,
+) -> Result<Json<Vec<DeviceInfo>>, Problem> {
+    let now = UnixTime::now();
+    let devices = state.store.list_devices().await?;
+    Ok(Json(
+        devices
+            .iter()
+            .map(|d| convert::device_info(d, now))
+            .collect(),
+    ))
+}
+
+/// One device.
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{name}",
+    tag = "devices",
+    security(("admin" = [])),
+    params(("name" = String, Path, description = "The device's name")),
+    responses(
+        (status = 200, description = "The device", body = DeviceInfo),
+        (status = 404, description = "No such device", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn get_device(
+    _: ReadAccess,
+    State(state): State<ApiState>,
+    name: ApiPath<String>,
+) -> Result<Json<DeviceInfo>, Problem> {
+    let device = state.store.device(&path(name)?).await?;
+    Ok(Json(convert::device_info(&device, UnixTime::now())))
+}
+
+/// Admits a device that made its own key; its routes are approved. Returns a wg-quick
+/// configuration for it without `PrivateKey`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices",
+    tag = "devices",
+    security(("admin" = [])),
+    request_body = AddDeviceRequest,
+    responses(
+        (status = 201, description = "Added (pending until its first handshake)", body = AddDeviceResponse),
+        (status = 409, description = "Name or public key taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid name, group, key or route", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn add_device(
+    _: WriteAccess,
+    State(state): State<ApiState>,
+    ApiJson(req): ApiJson<AddDeviceRequest>,
+) -> Result<(StatusCode, Json<AddDeviceResponse>), Problem> {
+    let public_key = convert::public_key("public_key", &req.public_key)?;
+    let routes = convert::prefixes("routes", &req.routes)?
+        .into_iter()
+        .map(|prefix| Route {
+            prefix,
+            approved: true,
+        })
+        .collect();
+    let new = NewDevice {
+        name: req.name,
+        group: req.group,
+        public_key,
+        routes,
+    };
+    let now = UnixTime::now();
+    let device = state.store.add_device(&new, now).await?;
+    state.poke();
+    log::info!("added device {} (group {})", device.name, device.group);
+    let config = crate::wgconf::render(&device_config(state.store.as_ref(), &device).await?);
+    let response = AddDeviceResponse {
+        device: convert::device_info(&device, now),
+        config,
+    };
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+/// Revokes a device: the hub drops its sessions and keys; its row, addresses and keys stay
+/// reserved.
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{name}/revoke",
+    tag = "devices",
+    security(("admin" = [])),
+    params(("name" = String, Path, description = "The device's name")),
+    responses(
+        (status = 200, description = "The revoked device", body = DeviceInfo),
+        (status = 404, description = "No such device", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn revoke_device(
+    _: WriteAccess,
+    State(state): State<ApiState>,
+    name: ApiPath<String>,
+) -> Result<Json<DeviceInfo>, Problem> {
+    let now = UnixTime::now();
+    let device = state.store.revoke_device(&path(name)?, now).await?;
+    state.poke();
+    log::info!("revoked device {}", device.name);
+    Ok(Json(convert::device_info(&device, now)))
+}
+
+/// Deletes a device; its name, addresses and keys become free.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/devices/{name}",
+    tag = "devices",
+    security(("admin" = [])),
+    params(("name" = String, Path, description = "The device's name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such device", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn delete_device(
+    _: WriteAccess,
+    State(state): State<ApiState>,
+    name: ApiPath<String>,
+) -> Result<StatusCode, Problem> {
+    let name = path(name)?;
+    state.store.delete_device(&name, UnixTime::now()).await?;
+    state.poke();
+    log::info!("deleted device {name}");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Approves or unapproves a route the device advertises.
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{name}/routes",
+    tag = "devices",
+    security(("admin" = [])),
+    params(("name" = String, Path, description = "The device's name")),
+    request_body = RouteApproval,
+    responses(
+        (status = 200, description = "The device", body = DeviceInfo),
+        (status = 404, description = "No such device or route", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn set_route_approval(
+    _: WriteAccess,
+    State(state): State<ApiState>,
+    name: ApiPath<String>,
+    ApiJson(req): ApiJson<RouteApproval>,
+) -> Result<Json<DeviceInfo>, Problem> {
+    let name = path(name)?;
+    let prefixes = convert::prefixes("prefix", std::slice::from_ref(&req.prefix))?;
+    let prefix = prefixes
+        .first()
+        .ok_or_else(|| Problem::invalid("prefix: missing"))?;
+    let now = UnixTime::now();
+    let device = state
+        .store
+        .set_route_approval(&name, prefix, req.approved, now)
+        .await?;
+    state.poke();
+    Ok(Json(convert::device_info(&device, now)))
+}

@@ -1,0 +1,315 @@
+//! The API end to end over real HTTPS on loopback: init, tokens, enrolment, listing,
+//! revocation, token exhaustion, admin authentication and scopes, the pin, the policy's checks
+//! and auto-approval, admin-added devices, problem documents and body limits.
+
+mod support;
+
+use std::time::Duration;
+
+use ferrowg_hub::api::types::{AddDeviceRequest, CreateTokenRequest, DeviceState, Expiry};
+use ferrowg_hub::tls::{self, Pin};
+use ferrowg_hub::{client, token, Client, ClientError};
+use ferrowg_hub_store::{Scope, UnixTime};
+use support::{random_key, Hub};
+
+fn token_request(group: &str, uses: u32) -> CreateTokenRequest {
+    CreateTokenRequest {
+        group: group.into(),
+        uses,
+        expires: Some(Expiry::Text("1h".into())),
+    }
+}
+
+/// The problem a call failed with (panics on success or another error).
+fn problem<T: std::fmt::Debug>(r: Result<T, ClientError>) -> ferrowg_hub::types::Problem {
+    match r {
+        Err(ClientError::Problem(p)) => p,
+        other => panic!("expected a problem, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrol_list_revoke_and_exhaust() {
+    let hub = Hub::start().await;
+    let admin = hub.admin();
+    let created = admin
+        .create_token(&token_request("sensor", 1))
+        .await
+        .unwrap();
+    assert_eq!(created.info.uses_left, Some(1));
+    let tok = token::parse(&created.token).unwrap();
+    assert_eq!(tok.api(), format!("https://{}", hub.addr));
+    let settings = hub.store().settings().await.unwrap();
+    assert_eq!(tok.hub_key().as_bytes(), &settings.public_key);
+
+    // Changes poke the data path; drain the permit the token creation left.
+    let changed = hub.state.changed.clone();
+    tokio::time::timeout(Duration::from_secs(5), changed.notified())
+        .await
+        .expect("token creation notified");
+
+    let key = random_key();
+    let enrolled = client::enroll(&tok, "dev-a", &key, &[]).await.unwrap();
+    assert_eq!(enrolled.addresses, ["10.64.0.2/32", "fd64::2/128"]);
+    assert_eq!(enrolled.allowed_ips, ["10.64.0.0/16", "fd64::/64"]);
+    assert_eq!(enrolled.endpoint, "127.0.0.1:51820");
+    assert_eq!(enrolled.persistent_keepalive, 25);
+    assert_eq!(enrolled.state, DeviceState::Pending);
+    tokio::time::timeout(Duration::from_secs(5), changed.notified())
+        .await
+        .expect("enrolment notified");
+
+    let devices = admin.list_devices().await.unwrap();
+    assert_eq!(devices.len(), 1);
+    let d = &devices[0];
+    assert_eq!((d.name.as_str(), d.group.as_str()), ("dev-a", "sensor"));
+    assert_eq!(d.state, DeviceState::Pending);
+    assert_eq!(d.addresses, enrolled.addresses);
+    assert!(!d.online);
+    assert_eq!(
+        d.public_key,
+        ferrowg_keys::key::PublicKey::from_bytes(key).to_base64()
+    );
+
+    // A token with one use is refused the second time.
+    let again = client::enroll(&tok, "dev-b", &random_key(), &[]).await;
+    let p = problem(again);
+    assert_eq!(p.status, 410, "{p}");
+    assert_eq!(p.kind, "urn:ferrowg:problem:token-exhausted");
+
+    let revoked = admin.revoke_device("dev-a").await.unwrap();
+    assert_eq!(revoked.state, DeviceState::Revoked);
+    assert_eq!(
+        admin.device("dev-a").await.unwrap().state,
+        DeviceState::Revoked
+    );
+    let missing = problem(admin.device("nope").await);
+    assert_eq!(missing.status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolment_errors_are_problems() {
+    let hub = Hub::start().await;
+    let admin = hub.admin();
+    let created = admin
+        .create_token(&token_request("sensor", 0))
+        .await
+        .unwrap();
+    assert_eq!(created.info.uses_left, None, "0 uses is unlimited");
+    let tok = token::parse(&created.token).unwrap();
+    let key = random_key();
+    client::enroll(&tok, "dev-a", &key, &[]).await.unwrap();
+    // The name, then the key, is taken.
+    let p = problem(client::enroll(&tok, "dev-a", &random_key(), &[]).await);
+    assert_eq!(
+        (p.status, p.kind.as_str()),
+        (409, "urn:ferrowg:problem:name-taken")
+    );
+    let p = problem(client::enroll(&tok, "dev-b", &key, &[]).await);
+    assert_eq!(p.status, 409);
+    // A wrong secret for an existing token, and an unknown token, look the same.
+    let forged = format!("{}.{}", tok.secret().id(), "ab".repeat(32));
+    let unknown = format!("{}.{}", "cd".repeat(8), "ab".repeat(32));
+    for secret in [forged, unknown] {
+        let req = ferrowg_hub::types::EnrollRequest {
+            token_secret: secret,
+            name: "dev-c".into(),
+            public_key: ferrowg_keys::key::PublicKey::from_bytes(random_key()).to_base64(),
+            advertise_routes: vec![],
+        };
+        let p = problem(admin.enroll(&req).await);
+        assert_eq!(
+            (p.status, p.kind.as_str()),
+            (401, "urn:ferrowg:problem:token-invalid")
+        );
+    }
+    // Malformed input is a 422 naming the field.
+    let p = problem(client::enroll(&tok, "Bad_Name", &random_key(), &[]).await);
+    assert_eq!(p.status, 422);
+    assert!(p.detail.contains("device name"), "{p}");
+    // A revoked token is refused; its device stays.
+    admin.revoke_token(tok.secret().id()).await.unwrap();
+    let p = problem(client::enroll(&tok, "dev-d", &random_key(), &[]).await);
+    assert_eq!(p.status, 401);
+    assert_eq!(admin.list_devices().await.unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_authentication_scopes_and_pin() {
+    let hub = Hub::start().await;
+    // An unknown admin token: 401 as application/problem+json with WWW-Authenticate.
+    let file = hub.data.read_hub_file().unwrap();
+    let tls = tls::client_config(file.pin().unwrap()).unwrap();
+    let raw = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap();
+    let bogus = format!("{}.{}", "12".repeat(8), "34".repeat(32));
+    let response = raw
+        .get(format!("{}/api/v1/devices", file.api))
+        .bearer_auth(&bogus)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-type"], "application/problem+json");
+    assert_eq!(headers["www-authenticate"], "Bearer");
+    let p: ferrowg_hub::types::Problem = response.json().await.unwrap();
+    assert_eq!((p.status, p.title.as_str()), (401, "Unauthorized"));
+    assert_eq!(
+        problem(hub.client_with(&bogus).list_devices().await).status,
+        401
+    );
+    let none = Client::new(&file.api, file.pin().unwrap(), None).unwrap();
+    assert_eq!(problem(none.list_tokens().await).status, 401);
+
+    // A read-scope token reads but does not write.
+    let (_, read) = hub
+        .store()
+        .create_admin_token(Scope::Read, "ci", None, UnixTime::now())
+        .await
+        .unwrap();
+    let reader = hub.client_with(&read.to_string());
+    assert!(reader.list_devices().await.unwrap().is_empty());
+    let p = problem(reader.create_token(&token_request("x", 1)).await);
+    assert_eq!(p.status, 403);
+
+    // A client with another pin does not talk to this hub.
+    let (_, other_der, _) = tls::generate(&tls::subject_alt_names([])).unwrap();
+    let token = std::fs::read_to_string(hub.data.admin_token()).unwrap();
+    let wrong = Client::new(&file.api, Pin::of(&other_der), Some(token.trim())).unwrap();
+    match wrong.list_devices().await {
+        Err(ClientError::PinMismatch { message, .. }) => {
+            assert!(message.contains(&file.pin), "{message}");
+        }
+        other => panic!("expected a pin mismatch, got {other:?}"),
+    }
+
+    // Unknown paths and oversized bodies are problems too.
+    let response = raw
+        .get(format!("{}/api/v1/nothing", file.api))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let big = format!(
+        "{{\"token_secret\":\"{}\",\"name\":\"x\",\"public_key\":\"x\"}}",
+        "a".repeat(20_000)
+    );
+    let response = raw
+        .post(format!("{}/api/v1/enroll", file.api))
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    // The served OpenAPI document is the generated one.
+    let served = hub.admin().openapi().await.unwrap();
+    let generated: serde_json::Value =
+        serde_json::from_str(&ferrowg_hub::api::openapi_json(&ferrowg_hub::api::openapi()))
+            .unwrap();
+    assert_eq!(served, generated);
+}
+
+const POLICY: &str = r#"{
+  "tagOwners": { "tag:sensor": [], "tag:collector": [], "tag:router": [] },
+  "grants": [{ "src": ["tag:sensor"], "dst": ["tag:collector"], "ip": ["tcp:443"] }],
+  "autoApprovers": { "routes": { "192.168.0.0/16": ["tag:router"] } },
+  "tests": [{ "src": "tag:sensor", "accept": ["tag:collector:443"], "deny": ["tag:collector:80"] }],
+}"#;
+
+const FAILING: &str = r#"{
+  "tagOwners": { "tag:sensor": [], "tag:collector": [] },
+  "grants": [{ "src": ["tag:sensor"], "dst": ["tag:collector"], "ip": ["tcp:443"] }],
+  "tests": [
+    { "src": "tag:sensor",
+      "accept": ["tag:collector:22"] },
+  ],
+}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_checks_and_auto_approval() {
+    let hub = Hub::start().await;
+    let admin = hub.admin();
+    assert_eq!(problem(admin.policy().await).status, 404);
+    let v1 = admin.set_policy(POLICY).await.unwrap();
+    assert_eq!(v1.version, 1);
+
+    // A failing test refuses the policy, naming the test's line; the policy is unchanged.
+    let p = problem(admin.set_policy(FAILING).await);
+    assert_eq!(p.status, 422);
+    assert_eq!(p.kind, "urn:ferrowg:problem:policy-test-failed");
+    assert_eq!(p.line, Some(6), "{p}");
+    // An unknown key is refused with its line and name.
+    let p = problem(admin.set_policy("{\n  \"acls\": [],\n}").await);
+    assert_eq!(
+        (p.status, p.line, p.key.as_deref()),
+        (422, Some(2), Some("acls"))
+    );
+    let current = admin.policy().await.unwrap();
+    assert_eq!((current.version, current.text.as_str()), (1, POLICY));
+
+    // autoApprovers approves a router's route inside 192.168.0.0/16, not one outside it.
+    let created = admin
+        .create_token(&token_request("router", 1))
+        .await
+        .unwrap();
+    let tok = token::parse(&created.token).unwrap();
+    let routes = [
+        "192.168.1.0/24".parse().unwrap(),
+        "10.99.0.0/24".parse().unwrap(),
+    ];
+    let r = client::enroll(&tok, "gw-1", &random_key(), &routes)
+        .await
+        .unwrap();
+    let approved: Vec<(String, bool)> = r
+        .routes
+        .iter()
+        .map(|r| (r.prefix.clone(), r.approved))
+        .collect();
+    assert_eq!(
+        approved,
+        [
+            ("10.99.0.0/24".into(), false),
+            ("192.168.1.0/24".into(), true)
+        ]
+    );
+    // The approved route is routed to the hub by the other devices.
+    let added = admin
+        .add_device(&AddDeviceRequest {
+            name: "phone".into(),
+            public_key: ferrowg_keys::key::PublicKey::from_bytes(random_key()).to_base64(),
+            group: "collector".into(),
+            routes: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(added.device.addresses, ["10.64.0.3/32", "fd64::3/128"]);
+    let hub_key =
+        ferrowg_keys::key::PublicKey::from_bytes(hub.store().settings().await.unwrap().public_key);
+    let config = &added.config;
+    assert!(
+        config.contains(&format!("PublicKey = {}\n", hub_key.to_base64())),
+        "{config}"
+    );
+    assert!(config.contains("Address = 10.64.0.3/32, fd64::3/128\n"));
+    assert!(config.contains("AllowedIPs = 10.64.0.0/16, fd64::/64, 192.168.1.0/24\n"));
+    assert!(!config.lines().any(|l| l.starts_with("PrivateKey")));
+    // An admin approves the other route.
+    let prefix = "10.99.0.0/24".parse().unwrap();
+    let d = admin
+        .set_route_approval("gw-1", &prefix, true)
+        .await
+        .unwrap();
+    assert!(d.routes.iter().all(|r| r.approved));
+}
