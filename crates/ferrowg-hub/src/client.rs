@@ -147,10 +147,12 @@ impl Client {
         name: &str,
         prefix: &IpNet,
         approved: bool,
+        map_to: Option<&IpNet>,
     ) -> Result<DeviceInfo, ClientError> {
         let body = RouteApproval {
             prefix: prefix.to_string(),
             approved,
+            map_to: map_to.map(ToString::to_string),
         };
         let path = ["devices", name, "routes"];
         self.call(Method::POST, &path, Some(&body)).await

@@ -10,6 +10,8 @@
 //! - [`client`]: the API's client.
 //! - [`init`]: `hub init`.
 //! - [`serve`]: the HTTPS listener.
+//! - [`node`]: `hub serve`: the WireGuard interface, its sync loop and both APIs in one process.
+//! - [`device_api`]: what devices ask for themselves through the tunnel (key rotation).
 //! - [`cli`]: `ferrowg hub …`.
 //! - [`wgconf`]: the wg-quick configuration handed to devices added by public key.
 //!
@@ -18,7 +20,9 @@
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod device_api;
 pub mod init;
+pub mod node;
 pub mod paths;
 pub mod serve;
 pub mod tls;

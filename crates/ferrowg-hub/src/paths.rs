@@ -132,6 +132,15 @@ pub fn host_of(endpoint: &str) -> Option<&str> {
     (!host.is_empty() && port.parse::<u16>().is_ok()).then_some(host)
 }
 
+/// The port of `HOST:PORT` or `[V6]:PORT`.
+pub fn port_of(endpoint: &str) -> Option<u16> {
+    let (host, port) = endpoint.rsplit_once(':')?;
+    if host.is_empty() {
+        return None;
+    }
+    port.parse().ok()
+}
+
 /// Reads at most `limit` bytes of UTF-8 text from `path`.
 pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<String, String> {
     use std::io::Read;

@@ -50,6 +50,9 @@ pub enum ServeError {
     /// The certificate or its key could not be loaded.
     #[error("{0}")]
     Tls(#[from] tls::TlsError),
+    /// The hub's WireGuard interface could not start, or stopped.
+    #[error("the hub's interface: {0}")]
+    DataPlane(String),
     /// Binding or accepting failed.
     #[error("listening on {addr}: {source}")]
     Listen {

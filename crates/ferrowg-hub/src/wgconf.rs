@@ -49,6 +49,7 @@ mod tests {
             persistent_keepalive: 25,
             state: DeviceState::Pending,
             routes: vec![],
+            device_api: None,
         };
         let text = render(&r);
         assert!(text.contains("Address = 10.64.0.2/32, fd64::2/128\n"));

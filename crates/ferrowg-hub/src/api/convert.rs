@@ -64,6 +64,7 @@ pub fn routes(device: &Device) -> Vec<RouteInfo> {
         .map(|r| RouteInfo {
             prefix: r.prefix.to_string(),
             approved: r.approved,
+            mapped: r.mapped.map(|m| m.to_string()),
         })
         .collect()
 }
@@ -127,7 +128,7 @@ pub fn allowed_ips(settings: &HubSettings, devices: &[Device], name: &str) -> Ve
         .iter()
         .filter(|d| d.name != name && d.state != ferrowg_hub_store::DeviceState::Revoked);
     for route in others.flat_map(|d| d.routes.iter()).filter(|r| r.approved) {
-        let text = route.prefix.to_string();
+        let text = route.reached_as().to_string();
         if !out.contains(&text) {
             out.push(text);
         }

@@ -89,10 +89,7 @@ pub async fn add_device(
     let public_key = convert::public_key("public_key", &req.public_key)?;
     let routes = convert::prefixes("routes", &req.routes)?
         .into_iter()
-        .map(|prefix| Route {
-            prefix,
-            approved: true,
-        })
+        .map(|prefix| Route::new(prefix, true))
         .collect();
     let new = NewDevice {
         name: req.name,
@@ -186,6 +183,16 @@ pub async fn set_route_approval(
         .first()
         .ok_or_else(|| Problem::invalid("prefix: missing"))?;
     let now = UnixTime::now();
+    if let Some(text) = &req.map_to {
+        let mapped = convert::prefixes("map_to", std::slice::from_ref(text))?;
+        let mapped = mapped
+            .first()
+            .ok_or_else(|| Problem::invalid("map_to: missing"))?;
+        state
+            .store
+            .set_route_map(&name, prefix, Some(mapped), now)
+            .await?;
+    }
     let device = state
         .store
         .set_route_approval(&name, prefix, req.approved, now)

@@ -54,10 +54,7 @@ pub async fn enroll(
     let approved = auto_approved(state.store.as_ref(), &group, &prefixes).await;
     let routes = prefixes
         .iter()
-        .map(|p| Route {
-            prefix: *p,
-            approved: approved.contains(p),
-        })
+        .map(|p| Route::new(*p, approved.contains(p)))
         .collect();
     let enrolment = Enrolment {
         name: req.name,
@@ -126,5 +123,6 @@ pub async fn device_config(
         persistent_keepalive: PERSISTENT_KEEPALIVE,
         state: convert::state(device),
         routes: convert::routes(device),
+        device_api: Some(crate::device_api::url(settings.pools.hub_v4().into())),
     })
 }

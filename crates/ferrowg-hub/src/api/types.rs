@@ -43,6 +43,10 @@ pub struct EnrollResponse {
     pub state: DeviceState,
     /// The routes it advertised, with their approval.
     pub routes: Vec<RouteInfo>,
+    /// The hub's device API inside the tunnel (`http://HUB_TUNNEL_ADDRESS:8444`), where the
+    /// device announces a new key (`ferrowg key rotate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_api: Option<String>,
 }
 
 /// Where a device is in its life.
@@ -64,6 +68,9 @@ pub struct RouteInfo {
     pub prefix: String,
     /// Whether the hub routes it to the device.
     pub approved: bool,
+    /// The prefix the hub reaches the site through (1:1 NETMAP), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapped: Option<String>,
 }
 
 /// A device, as `GET /api/v1/devices` lists it.
@@ -135,6 +142,10 @@ pub struct RouteApproval {
     pub prefix: String,
     /// Whether the hub routes it to the device.
     pub approved: bool,
+    /// Reach the site through this prefix instead (same length; 1:1 NETMAP in the hub), for a
+    /// site whose real prefix another site uses too. `null` or absent: leave the map as it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_to: Option<String>,
 }
 
 /// A duration in a request: seconds, or text (`90s`, `30m`, `12h`, `7d`, `4w`, `never`).

@@ -78,6 +78,10 @@ pub enum DeviceCommand {
         /// Withdraw the approval instead.
         #[arg(long)]
         withdraw: bool,
+        /// Reach the site through this prefix (same length; 1:1 NETMAP), e.g. when another
+        /// site uses the same real prefix.
+        #[arg(long, value_name = "PREFIX")]
+        map: Option<IpNet>,
         #[command(flatten)]
         conn: ConnArgs,
     },
@@ -130,10 +134,13 @@ pub async fn run(command: DeviceCommand) -> Result<(), CliError> {
             name,
             prefix,
             withdraw,
+            map,
             conn,
         } => {
             let client = conn.client()?;
-            let device = client.set_route_approval(&name, &prefix, !withdraw).await?;
+            let device = client
+                .set_route_approval(&name, &prefix, !withdraw, map.as_ref())
+                .await?;
             show(&device, false)
         }
     }
@@ -191,7 +198,10 @@ fn show(d: &DeviceInfo, json: bool) -> Result<(), CliError> {
             } else {
                 "pending approval"
             };
-            format!("{} ({approval})", r.prefix)
+            match &r.mapped {
+                Some(m) => format!("{} as {m} ({approval})", r.prefix),
+                None => format!("{} ({approval})", r.prefix),
+            }
         })
         .collect();
     let mut s = format!(

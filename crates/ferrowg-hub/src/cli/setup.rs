@@ -8,8 +8,8 @@ use ferrowg_hub_store::ipnet::{Ipv4Net, Ipv6Net};
 
 use super::{out, CliError};
 use crate::init::{init as run_init, InitOptions};
+use crate::node;
 use crate::paths::DataDir;
-use crate::serve::run_api;
 
 /// `ferrowg hub init`.
 #[derive(Debug, Args)]
@@ -88,20 +88,18 @@ pub struct ServeArgs {
     iface: Option<String>,
 }
 
-/// `ferrowg hub serve`: the API until SIGINT or SIGTERM. Prints `API listening on ADDR` once
-/// bound (scripts wait for that line).
+/// `ferrowg hub serve`: the hub's interface and its APIs until SIGINT or SIGTERM. Prints `API
+/// listening on ADDR` once everything runs (scripts wait for that line).
 pub async fn serve(a: ServeArgs) -> Result<(), CliError> {
     let env = env_logger::Env::default().default_filter_or("info");
     let _ = env_logger::Builder::from_env(env).try_init();
-    if let Some(iface) = &a.iface {
-        log::info!("interface {iface}: the WireGuard data path is not part of this build yet");
-    }
+    let iface = a.iface.as_deref().unwrap_or(node::DEFAULT_IFACE);
     let dir = DataDir::new(&a.data);
     let on_listening = |addr: SocketAddr| {
         let _ = out(&format!("API listening on {addr}\n"));
-        log::info!("API listening on https://{addr}");
+        log::info!("API listening on https://{addr}; WireGuard on interface {iface}");
     };
-    run_api(&dir, a.api, on_listening, shutdown_signal()).await?;
+    node::run(&dir, a.api, iface, on_listening, shutdown_signal()).await?;
     log::info!("shutting down");
     Ok(())
 }

@@ -1,0 +1,123 @@
+//! The device API: what an enrolled device asks the hub for itself, over the tunnel. It listens
+//! on the hub's tunnel address, bound to the hub's interface (`SO_BINDTODEVICE`), so every
+//! request arrived through WireGuard, and the protocol core had checked the packet's source
+//! against the sending device's addresses: the source address names the device. No bearer
+//! token is needed, and a device can only ever speak for itself. Plain HTTP: the tunnel
+//! already encrypts and authenticates.
+//!
+//! - `POST /device/v1/rotate` `{"public_key": "…"}`: the device's next key. Both keys are valid
+//!   until the next one's first handshake, which moves the device's addresses to it in the data
+//!   path (no packet lost) and makes it the current key in the store. Answered once the hub's
+//!   interface knows the next key, so the device may switch at once.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use ferrowg_daemon::Handle;
+use ferrowg_hub_store::{HubStore, UnixTime};
+use ferrowg_keys::key::PublicKey;
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::Notify;
+
+use crate::api::problem::Problem;
+
+/// The device API's TCP port on the hub's tunnel address.
+pub const PORT: u16 = 8444;
+/// Longest a rotation request waits for the interface to know the next key.
+const APPLY_LIMIT: Duration = Duration::from_secs(5);
+
+/// `POST /device/v1/rotate`: the device's next public key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    /// The next public key (base64).
+    pub public_key: String,
+}
+
+/// The answer to a rotation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RotateResponse {
+    /// The device's name.
+    pub device: String,
+}
+
+/// The URL of the device API for a hub whose tunnel address is `addr`.
+pub fn url(addr: IpAddr) -> String {
+    format!("http://{}", SocketAddr::new(addr, PORT))
+}
+
+#[derive(Clone)]
+struct DeviceApi {
+    store: Arc<dyn HubStore>,
+    changed: Arc<Notify>,
+    handle: Handle,
+}
+
+/// A listener on `addr`:[`PORT`], accepting only connections that arrived on interface
+/// `iface`.
+pub fn listen(iface: &str, addr: IpAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        IpAddr::V4(_) => TcpSocket::new_v4()?,
+        IpAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.bind_device(Some(iface.as_bytes()))?;
+    socket.set_reuseaddr(true)?;
+    socket.bind(SocketAddr::new(addr, PORT))?;
+    socket.listen(64)
+}
+
+/// Serves the device API on `listener` until the task is dropped.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<dyn HubStore>,
+    changed: Arc<Notify>,
+    handle: Handle,
+) {
+    let state = DeviceApi {
+        store,
+        changed,
+        handle,
+    };
+    let app = Router::new()
+        .route("/device/v1/rotate", post(rotate))
+        .layer(axum::extract::DefaultBodyLimit::max(4096))
+        .with_state(state);
+    let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, service).await {
+        log::error!("device API: {e}");
+    }
+}
+
+async fn rotate(
+    State(api): State<DeviceApi>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Json(req): Json<RotateRequest>,
+) -> Result<Json<RotateResponse>, Problem> {
+    let key = PublicKey::from_base64(&req.public_key)
+        .map_err(|e| Problem::invalid(format!("public_key: {e}")))?;
+    let devices = api.store.list_devices().await?;
+    let ip = peer.ip().to_canonical();
+    let device = devices
+        .iter()
+        .find(|d| IpAddr::V4(d.ipv4) == ip || d.ipv6.map(IpAddr::V6) == Some(ip))
+        .ok_or_else(|| Problem::forbidden(format!("{ip} is no device's address")))?;
+    let name = device.name.clone();
+    api.store
+        .begin_rotation(&name, key.as_bytes(), UnixTime::now())
+        .await?;
+    api.changed.notify_one();
+    let deadline = Instant::now() + APPLY_LIMIT;
+    while Instant::now() < deadline {
+        if api.handle.get().peers.iter().any(|p| p.public_key == key) {
+            log::info!("device {name} rotates to {}", key.to_base64());
+            return Ok(Json(RotateResponse { device: name }));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(Problem::internal())
+}

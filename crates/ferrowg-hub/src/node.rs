@@ -1,0 +1,133 @@
+//! A hub node: one process that is both the WireGuard server the devices connect to and the
+//! control plane. `ferrowg hub serve` runs [`run`]:
+//! - the hub's interface ([`ferrowg_hub_dataplane::start`]): the daemon's data path with the
+//!   hub's key (file or PKCS#11), listening on the endpoint's port, the hub's addresses from
+//!   the pools, forwarding between devices under the policy;
+//! - the sync loop ([`ferrowg_hub_dataplane::Sync`]), woken by every change the API makes;
+//! - the HTTPS API ([`crate::serve::serve_api`]);
+//! - the device API inside the tunnel ([`crate::device_api`]), on the hub's tunnel address.
+//!
+//! It ends on the shutdown future (SIGINT/SIGTERM), when the interface goes away, or when a
+//! part fails; the interface is removed on the way out.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use ferrowg_hub_dataplane::{HubKey, InterfaceSpec, Sync, View};
+use ferrowg_hub_store::HubSettings;
+use ferrowg_keys::pkcs11::Pkcs11Uri;
+use tokio::net::TcpListener;
+
+use crate::device_api;
+use crate::paths::DataDir;
+use crate::serve::{load, serve_api, ServeError};
+
+/// The interface name when `--iface` is not given.
+pub const DEFAULT_IFACE: &str = "fwhub0";
+/// The MTU of the hub's interface (wg-quick's default for a 1500-byte underlay).
+pub const MTU: u32 = 1420;
+
+/// Runs a hub node on data directory `dir` with interface `iface`: the API on `listen` (or
+/// the address in `hub.json`) until `shutdown` completes. `on_listening` is told the API's
+/// bound address once everything runs.
+pub async fn run(
+    dir: &DataDir,
+    listen: Option<SocketAddr>,
+    iface: &str,
+    on_listening: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let (state, tls, default_listen) = load(dir).await?;
+    let settings = state
+        .store
+        .settings()
+        .await
+        .map_err(|source| ServeError::Store {
+            dir: dir.root().to_owned(),
+            source,
+        })?;
+    let spec = interface_spec(dir, iface, &settings)?;
+    let view = Arc::new(View::default());
+    let start_view = view.clone();
+    let (running, handle) =
+        tokio::task::spawn_blocking(move || ferrowg_hub_dataplane::start(&spec, start_view))
+            .await
+            .map_err(|e| ServeError::DataPlane(e.to_string()))?
+            .map_err(|e| ServeError::DataPlane(e.to_string()))?;
+    let mut daemon = tokio::task::spawn_blocking(move || running.wait());
+    let sync = Sync::new(state.store.clone(), handle.clone(), view);
+    let sync_task = tokio::spawn(sync.run(state.changed.clone()));
+
+    let addr = listen.unwrap_or(default_listen);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    let devices = device_api::listen(iface, settings.pools.hub_v4().into()).map_err(|source| {
+        ServeError::Listen {
+            addr: SocketAddr::new(settings.pools.hub_v4().into(), device_api::PORT),
+            source,
+        }
+    })?;
+    let device_task = tokio::spawn(device_api::serve(
+        devices,
+        state.store.clone(),
+        state.changed.clone(),
+        handle.clone(),
+    ));
+    on_listening(bound);
+    let outcome = tokio::select! {
+        () = serve_api(state, listener, tls, shutdown) => Ok(()),
+        ended = &mut daemon => Err(ServeError::DataPlane(match ended {
+            Ok(Ok(())) => "the interface went away".to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        })),
+    };
+    sync_task.abort();
+    device_task.abort();
+    handle.stop("the hub is stopping");
+    if outcome.is_ok() {
+        let _ = daemon.await;
+    }
+    outcome
+}
+
+/// The hub's interface: its key from the data directory, the endpoint's port, the hub's
+/// first address of each pool.
+fn interface_spec(
+    dir: &DataDir,
+    iface: &str,
+    settings: &HubSettings,
+) -> Result<InterfaceSpec, ServeError> {
+    let key = match std::fs::read_to_string(dir.key_uri()) {
+        Ok(text) => {
+            let uri = Pkcs11Uri::parse(text.trim())
+                .map_err(|e| ServeError::HubFile(format!("{}: {e}", dir.key_uri().display())))?;
+            HubKey::Token(Box::new(uri))
+        }
+        Err(_) => {
+            let key = ferrowg_keys::keyfile::read_private_key(&dir.key())
+                .map_err(|e| ServeError::HubFile(format!("{}: {e}", dir.key().display())))?;
+            HubKey::File(key)
+        }
+    };
+    let port = crate::paths::port_of(&settings.endpoint).ok_or_else(|| {
+        ServeError::HubFile(format!("the endpoint {} has no port", settings.endpoint))
+    })?;
+    let pools = &settings.pools;
+    let mut addresses = vec![(IpAddr::from(pools.hub_v4()), pools.v4().prefix_len())];
+    if let (Some(a), Some(p)) = (pools.hub_v6(), pools.v6()) {
+        addresses.push((IpAddr::from(a), p.prefix_len()));
+    }
+    Ok(InterfaceSpec {
+        iface: iface.to_string(),
+        key,
+        listen_port: port,
+        addresses,
+        mtu: MTU,
+    })
+}
