@@ -87,7 +87,7 @@ pub enum InitError {
 /// The hub's key: a new private key for a file, or a key in a token.
 enum HubKey {
     File(PrivateKey),
-    Token(Pkcs11Uri, PublicKey),
+    Token(Box<Pkcs11Uri>, PublicKey),
 }
 
 /// Runs `hub init` (see the module documentation).
@@ -100,7 +100,7 @@ pub async fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
     let key = hub_key(opts.pkcs11.as_deref()).await?;
     let public = match &key {
         HubKey::File(k) => k.public_key(),
-        HubKey::Token(_, p) => p.clone(),
+        HubKey::Token(_, p) => *p,
     };
     let dir = DataDir::new(&opts.data);
     make_dir(dir.root())?;
@@ -187,7 +187,7 @@ async fn hub_key(pkcs11: Option<&str>) -> Result<HubKey, InitError> {
         .await
         .map_err(|e| InitError::Key(format!("PKCS#11: {e}")))?
         .map_err(|e| InitError::Key(format!("PKCS#11 private key: {e}")))?;
-    Ok(HubKey::Token(uri, public))
+    Ok(HubKey::Token(Box::new(uri), public))
 }
 
 /// Creates `dir` with mode 0700, or takes an existing empty directory (and makes it 0700).

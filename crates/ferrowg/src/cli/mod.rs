@@ -52,6 +52,7 @@ Available subcommands (as in wg(8) and wg-quick(8)):
   up: Brings up an interface from a wg-quick configuration file (CONFIG_FILE | INTERFACE)
   down: Takes down an interface brought up with `up'
   daemon: Runs the userspace WireGuard daemon: daemon [--foreground] [--aead=ring] [--no-offload] INTERFACE
+  hub: Runs and manages a hub for device fleets: hub init|serve|token|device|policy (hub --help)
 You may pass `--help' to any of these subcommands to view usage.";
 
 /// Runs the command line; returns the process exit code.
@@ -81,8 +82,8 @@ pub(crate) fn invalid_subcommand(cmd: &str) -> CliError {
 fn dispatch(args: &[String]) -> Result<(), CliError> {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     // `--help` after a subcommand prints the overview; `set` takes no such
-    // option, and `daemon` prints its own options.
-    let own_help = matches!(a.first(), Some(&("set" | "daemon")));
+    // option, and `daemon` and `hub` print their own options.
+    let own_help = matches!(a.first(), Some(&("set" | "daemon" | "hub")));
     if !own_help && a.iter().skip(1).any(|x| *x == "--help" || *x == "-h") {
         println!("{USAGE}");
         return Ok(());
@@ -107,10 +108,19 @@ fn dispatch(args: &[String]) -> Result<(), CliError> {
         [cmd @ ("genkey" | "genpsk" | "pubkey" | "key"), rest @ ..] => key::command(cmd, rest),
         [cmd @ ("strip" | "up" | "down"), rest @ ..] => quick::command(cmd, rest),
         ["daemon", rest @ ..] => daemon::command(rest),
+        ["hub", rest @ ..] => hub(rest),
         // wireguard-go's command line: [-f|--foreground] INTERFACE.
         ["-f" | "--foreground", iface] => daemon::command(&["--foreground", iface]),
         [iface] if valid_iface_name(iface) => daemon::command(&[iface]),
         [other, ..] => Err(invalid_subcommand(other)),
+    }
+}
+
+/// `ferrowg hub …`: the hub's own command line, which prints its errors itself.
+fn hub(args: &[&str]) -> Result<(), CliError> {
+    match ferrowg_hub::cli::run(args.iter().map(std::ffi::OsString::from)) {
+        0 => Ok(()),
+        _ => Err(CliError::new(String::new())),
     }
 }
 
