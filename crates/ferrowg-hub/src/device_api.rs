@@ -121,3 +121,42 @@ async fn rotate(
     }
     Err(Problem::internal())
 }
+
+/// Announces `public_key` as the next key of the device this runs on, to the device API at
+/// `url` (`http://HUB_TUNNEL_ADDRESS:8444`, from the device's configuration). The request goes
+/// through the tunnel: the hub knows the device by its tunnel address. Returns the device's
+/// name in the hub.
+pub async fn announce_rotation(url: &str, public_key: &PublicKey) -> Result<String, String> {
+    if !url.starts_with("http://") {
+        return Err(format!(
+            "{url}: the device API is plain http:// inside the tunnel"
+        ));
+    }
+    // Plain HTTP only: no TLS is ever negotiated (redirects are refused), so the TLS
+    // configuration reqwest requires pins a certificate no server has.
+    let tls = crate::tls::client_config(crate::tls::Pin::of(b"")).map_err(|e| e.to_string())?;
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(15))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let body = RotateRequest {
+        public_key: public_key.to_base64(),
+    };
+    let resp = http
+        .post(format!("{}/device/v1/rotate", url.trim_end_matches('/')))
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = resp.status();
+    let text = resp.text().await.map_err(|e| format!("{url}: {e}"))?;
+    if !status.is_success() {
+        let detail: String = text.chars().take(500).collect();
+        return Err(format!("{url}: HTTP {status}: {detail}"));
+    }
+    let r: RotateResponse =
+        serde_json::from_str(&text).map_err(|e| format!("{url}: unexpected answer: {e}"))?;
+    Ok(r.device)
+}

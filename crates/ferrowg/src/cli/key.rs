@@ -27,7 +27,8 @@ use ferrowg_keys::keyfile::{read_private_key, write_private_key};
 use ferrowg_keys::pkcs11::{manage, Pkcs11Error, Pkcs11Key, Pkcs11Uri};
 
 /// Usage of `ferrowg key`.
-pub const KEY_USAGE: &str = "Usage: ferrowg key rotate <interface> [--pkcs11 <URI> | --file <path>]
+pub const KEY_USAGE: &str =
+    "Usage: ferrowg key rotate <interface> [--pkcs11 <URI> | --file <path> | --config-dir <dir>]
        ferrowg key import --pkcs11 <URI> < <private key file>
        ferrowg key info --pkcs11 <URI>";
 
@@ -255,6 +256,10 @@ struct NewKey {
 /// Without an option, an interface whose key is in a token gets a new key in the same token,
 /// labelled `<object>-r<unix time>`; the old key stays in the token. An interface with a key
 /// in memory needs `--file` (where to keep the new key) or `--pkcs11`.
+///
+/// An interface made by `ferrowg enroll` (its configuration in `/etc/wireguard`, or in
+/// `--config-dir DIR`) gets a new key of the kind it has, announced to its hub first
+/// ([`super::enroll::rotate`]).
 pub fn rotate(iface: &str, opts: &[&str]) -> Result<(), CliError> {
     let running = running_key(iface)?;
     if !running.keeps_sessions {
@@ -262,6 +267,24 @@ pub fn rotate(iface: &str, opts: &[&str]) -> Result<(), CliError> {
             "{iface}: its daemon cannot switch keys without dropping the sessions (it is not \
              ferrowg); use `wg set {iface} private-key FILE` instead"
         )));
+    }
+    let dir = match opts {
+        ["--config-dir", dir] => Some(Path::new(*dir)),
+        _ => None,
+    };
+    if opts.is_empty() || dir.is_some() {
+        let conf = dir
+            .unwrap_or(Path::new("/etc/wireguard"))
+            .join(format!("{iface}.conf"));
+        if super::enroll::is_enrolled(&conf) {
+            return super::enroll::rotate(iface, &conf);
+        }
+        if dir.is_some() {
+            return Err(CliError::new(format!(
+                "{}: not a configuration made by `ferrowg enroll`",
+                conf.display()
+            )));
+        }
     }
     let new = match rotation_target(iface, opts, &running)? {
         Target::Token(uri) => {

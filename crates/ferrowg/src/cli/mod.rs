@@ -7,6 +7,7 @@ use std::io::Write;
 
 pub mod client;
 pub mod daemon;
+pub mod enroll;
 pub mod key;
 pub mod quick;
 pub mod show;
@@ -53,6 +54,7 @@ Available subcommands (as in wg(8) and wg-quick(8)):
   down: Takes down an interface brought up with `up'
   daemon: Runs the userspace WireGuard daemon: daemon [--foreground] [--aead=ring] [--no-offload] INTERFACE
   hub: Runs and manages a hub for device fleets: hub init|serve|token|device|policy (hub --help)
+  enroll: Joins a hub with an enrolment token: enroll TOKEN --iface IFACE (enroll --help)
 You may pass `--help' to any of these subcommands to view usage.";
 
 /// Runs the command line; returns the process exit code.
@@ -83,7 +85,7 @@ fn dispatch(args: &[String]) -> Result<(), CliError> {
     let a: Vec<&str> = args.iter().map(String::as_str).collect();
     // `--help` after a subcommand prints the overview; `set` takes no such
     // option, and `daemon` and `hub` print their own options.
-    let own_help = matches!(a.first(), Some(&("set" | "daemon" | "hub")));
+    let own_help = matches!(a.first(), Some(&("set" | "daemon" | "hub" | "enroll")));
     if !own_help && a.iter().skip(1).any(|x| *x == "--help" || *x == "-h") {
         println!("{USAGE}");
         return Ok(());
@@ -109,6 +111,7 @@ fn dispatch(args: &[String]) -> Result<(), CliError> {
         [cmd @ ("strip" | "up" | "down"), rest @ ..] => quick::command(cmd, rest),
         ["daemon", rest @ ..] => daemon::command(rest),
         ["hub", rest @ ..] => hub(rest),
+        ["enroll", rest @ ..] => enroll::command(rest),
         // wireguard-go's command line: [-f|--foreground] INTERFACE.
         ["-f" | "--foreground", iface] => daemon::command(&["--foreground", iface]),
         [iface] if valid_iface_name(iface) => daemon::command(&[iface]),
