@@ -116,7 +116,12 @@ hub policy set --data "$DATA" "$TMP/policy.hujson"
 
 say "$SENSOR: enrols with a token of group sensor (its key in a file it makes)"
 token=$(hub token create --data "$DATA" --group sensor)
-in_ns "$NS_S" "$FERROWG" enroll "$token" --iface "$IF_S" --name "$SENSOR" --config-dir "$TMP/sensor"
+# Its site behind it: 192.168.1.0/24, where 192.168.1.10 answers.
+ip -n "$NS_S" link add site0 type dummy
+ip -n "$NS_S" addr add 192.168.1.10/24 dev site0
+ip -n "$NS_S" link set site0 up
+in_ns "$NS_S" "$FERROWG" enroll "$token" --iface "$IF_S" --name "$SENSOR" --config-dir "$TMP/sensor" \
+  --advertise-routes 192.168.1.0/24
 
 say "$COLLECTOR: enrols with a token of group collector"
 token=$(hub token create --data "$DATA" --group collector)
@@ -130,7 +135,12 @@ if command -v softhsm2-util >/dev/null && [ -e /usr/lib/softhsm/libsofthsm2.so ]
   key_arg=(--pkcs11 "pkcs11:token=demo$id;object=wg?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$TMP/softhsm/pin")
   echo "(its key is made inside a SoftHSM2 token and never leaves it)"
 fi
-in_ns "$NS_C" "$FERROWG" enroll "$token" --iface "$IF_C" --name "$COLLECTOR" "${key_arg[@]}" --config-dir "$TMP/collector"
+# The same site prefix as the sensor's (off-the-shelf routers), where 192.168.1.20 answers.
+ip -n "$NS_C" link add site0 type dummy
+ip -n "$NS_C" addr add 192.168.1.20/24 dev site0
+ip -n "$NS_C" link set site0 up
+in_ns "$NS_C" "$FERROWG" enroll "$token" --iface "$IF_C" --name "$COLLECTOR" "${key_arg[@]}" --config-dir "$TMP/collector" \
+  --advertise-routes 192.168.1.0/24
 
 say "$OPS: a stock wireguard-go device, added by its public key"
 mkdir -p "$TMP/ops"
@@ -176,6 +186,36 @@ say "anti-spoofing: a packet from an address the device does not own is dropped"
 ip -n "$NS_S" addr add 10.64.200.200/32 dev "$IF_S"
 refuse "$SENSOR pinging from 10.64.200.200 (not its address) gets no answer" in_ns "$NS_S" ping -c 2 -W 1 -I 10.64.200.200 "$C_ADDR"
 check "$SENSOR pinging from its own address still works" in_ns "$NS_S" ping -c 1 -W 1 "$C_ADDR"
+
+say "site subnets: two sites that both use 192.168.1.0/24, reached as 10.201.1.0/24 and 10.201.2.0/24"
+hub device approve-route "$SENSOR" 192.168.1.0/24 --map 10.201.1.0/24 --data "$DATA" >/dev/null
+hub device approve-route "$COLLECTOR" 192.168.1.0/24 --map 10.201.2.0/24 --data "$DATA" >/dev/null
+# The ops device routes the mapped prefixes into its tunnel (a fresh config from the hub lists them).
+hub_key=$(sed -n 's/^PublicKey = //p' "$TMP/ops/$IF_O.conf")
+in_ns "$NS_O" wg set "$IF_O" peer "$hub_key" allowed-ips 10.64.0.0/16,fd64::/64,10.201.1.0/24,10.201.2.0/24
+ip -n "$NS_O" route add 10.201.0.0/16 dev "$IF_O"
+sleep 1.5
+check "$OPS reaches 192.168.1.10 behind $SENSOR as 10.201.1.10" wait_until 5 in_ns "$NS_O" ping -c 1 -W 1 10.201.1.10
+check "$OPS reaches 192.168.1.20 behind $COLLECTOR as 10.201.2.20" in_ns "$NS_O" ping -c 2 -W 1 10.201.2.20
+refuse "10.201.1.20 is not at $SENSOR's site" in_ns "$NS_O" ping -c 2 -W 1 10.201.1.20
+
+say "key rotation: $COLLECTOR rotates its key while $SENSOR pings it 100 times a second"
+old_key=$(hub device show "$COLLECTOR" --data "$DATA" --json | grep -o '"public_key": *"[^"]*"' | cut -d'"' -f4)
+in_ns "$NS_S" ping -i 0.01 -W 1 -c 800 "$C_ADDR" >"$TMP/rotation-ping.log" 2>&1 &
+ping_pid=$!
+sleep 2
+new_key=$(in_ns "$NS_C" "$FERROWG" key rotate "$IF_C" --config-dir "$TMP/collector" 2>"$TMP/rotate.err") || cat "$TMP/rotate.err"
+wait "$ping_pid" || true
+rotated() { [ "$(hub device show "$COLLECTOR" --data "$DATA" --json | grep -o '"public_key": *"[^"]*"' | cut -d'"' -f4)" = "$new_key" ]; }
+if [ -n "$new_key" ] && [ "$new_key" != "$old_key" ] && wait_until 10 rotated; then
+  ok "$COLLECTOR's current key in the hub is its new key"
+else
+  fail "$COLLECTOR's current key in the hub is its new key"
+fi
+received=$(grep -o '[0-9]* received' "$TMP/rotation-ping.log" | cut -d' ' -f1)
+echo "pings across the rotation: 800 sent, ${received:-0} received"
+if [ "${received:-0}" -eq 800 ]; then ok "no ping lost across the rotation"; else fail "no ping lost across the rotation"; fi
+check "$SENSOR still reaches $COLLECTOR after the old key is gone" in_ns "$NS_S" ping -c 1 -W 1 "$C_ADDR"
 
 say "revocation cuts a device off within a second"
 in_ns "$NS_S" ping -D -i 0.1 -W 1 -c 600 "$C_ADDR" >"$TMP/ping.log" 2>&1 &
