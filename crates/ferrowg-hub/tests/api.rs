@@ -308,8 +308,36 @@ async fn policy_checks_and_auto_approval() {
     // An admin approves the other route.
     let prefix = "10.99.0.0/24".parse().unwrap();
     let d = admin
-        .set_route_approval("gw-1", &prefix, true)
+        .set_route_approval("gw-1", &prefix, true, None)
         .await
         .unwrap();
     assert!(d.routes.iter().all(|r| r.approved));
+    // A site route reached through a mapped prefix; other devices route the mapped one.
+    let site = "192.168.1.0/24".parse().unwrap();
+    let mapped = "10.201.1.0/24".parse().unwrap();
+    let d = admin
+        .set_route_approval("gw-1", &site, true, Some(&mapped))
+        .await
+        .unwrap();
+    let r = d.routes.iter().find(|r| r.prefix == "192.168.1.0/24").unwrap();
+    assert_eq!(r.mapped.as_deref(), Some("10.201.1.0/24"));
+    let req = AddDeviceRequest {
+        name: "phone-2".into(),
+        public_key: ferrowg_keys::key::PublicKey::from_bytes([77; 32]).to_base64(),
+        group: "ops".into(),
+        routes: vec![],
+    };
+    let config = admin.add_device(&req).await.unwrap().config;
+    assert!(config.contains("10.201.1.0/24"), "{config}");
+    assert!(!config.contains("192.168.1.0/24"), "{config}");
+    // A mapped prefix of another length, or inside the pool, is refused and changes nothing.
+    for bad in ["10.201.0.0/16", "10.64.200.0/24"] {
+        let r = admin
+            .set_route_approval("gw-1", &site, true, Some(&bad.parse().unwrap()))
+            .await;
+        assert!(r.is_err(), "{bad}");
+    }
+    let d = admin.device("gw-1").await.unwrap();
+    let r = d.routes.iter().find(|r| r.prefix == "192.168.1.0/24").unwrap();
+    assert_eq!(r.mapped.as_deref(), Some("10.201.1.0/24"));
 }
