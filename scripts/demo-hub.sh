@@ -117,9 +117,7 @@ hub policy set --data "$DATA" "$TMP/policy.hujson"
 say "$SENSOR: enrols with a token of group sensor (its key in a file it makes)"
 token=$(hub token create --data "$DATA" --group sensor)
 # Its site behind it: 192.168.1.0/24, where 192.168.1.10 answers.
-ip -n "$NS_S" link add site0 type dummy
-ip -n "$NS_S" addr add 192.168.1.10/24 dev site0
-ip -n "$NS_S" link set site0 up
+ip -n "$NS_S" addr add 192.168.1.10/32 dev lo
 in_ns "$NS_S" "$FERROWG" enroll "$token" --iface "$IF_S" --name "$SENSOR" --config-dir "$TMP/sensor" \
   --advertise-routes 192.168.1.0/24
 
@@ -136,9 +134,7 @@ if command -v softhsm2-util >/dev/null && [ -e /usr/lib/softhsm/libsofthsm2.so ]
   echo "(its key is made inside a SoftHSM2 token and never leaves it)"
 fi
 # The same site prefix as the sensor's (off-the-shelf routers), where 192.168.1.20 answers.
-ip -n "$NS_C" link add site0 type dummy
-ip -n "$NS_C" addr add 192.168.1.20/24 dev site0
-ip -n "$NS_C" link set site0 up
+ip -n "$NS_C" addr add 192.168.1.20/32 dev lo
 in_ns "$NS_C" "$FERROWG" enroll "$token" --iface "$IF_C" --name "$COLLECTOR" "${key_arg[@]}" --config-dir "$TMP/collector" \
   --advertise-routes 192.168.1.0/24
 
