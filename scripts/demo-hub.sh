@@ -175,6 +175,11 @@ fi
 
 say "policy: denied traffic does not flow"
 refuse "$COLLECTOR cannot ping $SENSOR (the grant is one-directional)" in_ns "$NS_C" ping -c 2 -W 1 "$S_ADDR"
+# A listener on TCP 22, so that only the policy can make the connection fail.
+in_ns "$NS_C" timeout 20 socat -u TCP-LISTEN:22,reuseaddr,fork OPEN:/dev/null &
+pids+=($!)
+sleep 0.3
+check "$OPS reaches TCP 22 on $COLLECTOR (the listener answers)" in_ns "$NS_O" timeout 3 socat -u /dev/null "TCP:$C_ADDR:22,connect-timeout=2"
 refuse "$SENSOR cannot reach TCP 22 on $COLLECTOR" in_ns "$NS_S" timeout 3 socat -u /dev/null "TCP:$C_ADDR:22,connect-timeout=2"
 refuse "$SENSOR cannot ping $OPS" in_ns "$NS_S" ping -c 2 -W 1 "$O_ADDR"
 
