@@ -319,7 +319,11 @@ async fn policy_checks_and_auto_approval() {
         .set_route_approval("gw-1", &site, true, Some(&mapped))
         .await
         .unwrap();
-    let r = d.routes.iter().find(|r| r.prefix == "192.168.1.0/24").unwrap();
+    let r = d
+        .routes
+        .iter()
+        .find(|r| r.prefix == "192.168.1.0/24")
+        .unwrap();
     assert_eq!(r.mapped.as_deref(), Some("10.201.1.0/24"));
     let req = AddDeviceRequest {
         name: "phone-2".into(),
@@ -338,6 +342,10 @@ async fn policy_checks_and_auto_approval() {
         assert!(r.is_err(), "{bad}");
     }
     let d = admin.device("gw-1").await.unwrap();
-    let r = d.routes.iter().find(|r| r.prefix == "192.168.1.0/24").unwrap();
+    let r = d
+        .routes
+        .iter()
+        .find(|r| r.prefix == "192.168.1.0/24")
+        .unwrap();
     assert_eq!(r.mapped.as_deref(), Some("10.201.1.0/24"));
 }

@@ -19,7 +19,14 @@ fn demo_hub_script_passes_every_check() {
     if !require_root() {
         return;
     }
-    for tool in ["wireguard-go", "wg", "wg-quick", "socat", "ping", "softhsm2-util"] {
+    for tool in [
+        "wireguard-go",
+        "wg",
+        "wg-quick",
+        "socat",
+        "ping",
+        "softhsm2-util",
+    ] {
         require_tool(tool);
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/demo-hub.sh");
@@ -45,7 +52,9 @@ fn demo_hub_script_passes_every_check() {
         "cut off within 1 s",
     ] {
         assert!(
-            stdout.lines().any(|l| l.starts_with("ok: ") && l.contains(what)),
+            stdout
+                .lines()
+                .any(|l| l.starts_with("ok: ") && l.contains(what)),
             "no passed check mentions {what:?}"
         );
     }
