@@ -19,7 +19,7 @@ use ferrowg_keys::key::{PrivateKey, PublicKey};
 use ferrowg_keys::pkcs11::{manage, Pkcs11Error, Pkcs11Key};
 use zeroize::Zeroizing;
 
-use super::key::{parse_uri_arg, rotated_uri};
+use super::key::{parse_uri_arg, rotated_uri, running_key};
 use super::{client, quick, unix_now, CliError};
 use ferrowg_conf::uapi::{InterfaceOp, SetRequest};
 use ferrowg_keys::pkcs11::Pkcs11Uri;
@@ -210,8 +210,41 @@ pub(crate) fn run_async<F: std::future::Future>(f: F) -> Result<F::Output, CliEr
 }
 
 /// Whether `conf` is a configuration made by `ferrowg enroll` (it names a hub's device API).
-pub fn is_enrolled(conf: &Path) -> bool {
+fn is_enrolled(conf: &Path) -> bool {
     std::fs::read_to_string(conf).is_ok_and(|t| hub_api(&t).is_some())
+}
+
+/// Whether `ferrowg key rotate IFACE OPTS` is for an enrolled device: no options and an
+/// enrolled `/etc/wireguard/IFACE.conf`, or `--config-dir DIR`.
+pub fn handles_rotation(iface: &str, opts: &[&str]) -> bool {
+    match opts {
+        [] => is_enrolled(&Path::new("/etc/wireguard").join(format!("{iface}.conf"))),
+        ["--config-dir", _] => true,
+        _ => false,
+    }
+}
+
+/// `ferrowg key rotate IFACE [--config-dir DIR]` on an enrolled device (see
+/// [`handles_rotation`]): [`rotate`] with its configuration.
+pub fn rotate_command(iface: &str, opts: &[&str]) -> Result<(), CliError> {
+    let dir = match opts {
+        ["--config-dir", dir] => Path::new(*dir),
+        _ => Path::new("/etc/wireguard"),
+    };
+    let conf = dir.join(format!("{iface}.conf"));
+    if !is_enrolled(&conf) {
+        return Err(CliError::new(format!(
+            "{}: not a configuration made by `ferrowg enroll`",
+            conf.display()
+        )));
+    }
+    if !running_key(iface)?.keeps_sessions {
+        return Err(CliError::new(format!(
+            "{iface}: its daemon cannot switch keys without dropping the sessions (it is not \
+             ferrowg)"
+        )));
+    }
+    rotate(iface, &conf)
 }
 
 /// The device API a configuration names.
@@ -225,7 +258,7 @@ fn hub_api(text: &str) -> Option<&str> {
 /// the kind it has (in memory, or in the same token under a new label), announced to the hub
 /// through the tunnel (which then accepts both keys until the new one's first handshake), then
 /// switched to on the running interface keeping its sessions, and written to `conf`.
-pub fn rotate(iface: &str, conf: &Path) -> Result<(), CliError> {
+fn rotate(iface: &str, conf: &Path) -> Result<(), CliError> {
     let text = Zeroizing::new(
         std::fs::read_to_string(conf)
             .map_err(|e| CliError::new(format!("{}: {e}", conf.display())))?,

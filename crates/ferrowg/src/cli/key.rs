@@ -257,9 +257,7 @@ struct NewKey {
 /// labelled `<object>-r<unix time>`; the old key stays in the token. An interface with a key
 /// in memory needs `--file` (where to keep the new key) or `--pkcs11`.
 ///
-/// An interface made by `ferrowg enroll` (its configuration in `/etc/wireguard`, or in
-/// `--config-dir DIR`) gets a new key of the kind it has, announced to its hub first
-/// ([`super::enroll::rotate`]).
+/// (An interface made by `ferrowg enroll` is rotated by [`super::enroll::rotate_command`].)
 pub fn rotate(iface: &str, opts: &[&str]) -> Result<(), CliError> {
     let running = running_key(iface)?;
     if !running.keeps_sessions {
@@ -267,24 +265,6 @@ pub fn rotate(iface: &str, opts: &[&str]) -> Result<(), CliError> {
             "{iface}: its daemon cannot switch keys without dropping the sessions (it is not \
              ferrowg); use `wg set {iface} private-key FILE` instead"
         )));
-    }
-    let dir = match opts {
-        ["--config-dir", dir] => Some(Path::new(*dir)),
-        _ => None,
-    };
-    if opts.is_empty() || dir.is_some() {
-        let conf = dir
-            .unwrap_or(Path::new("/etc/wireguard"))
-            .join(format!("{iface}.conf"));
-        if super::enroll::is_enrolled(&conf) {
-            return super::enroll::rotate(iface, &conf);
-        }
-        if dir.is_some() {
-            return Err(CliError::new(format!(
-                "{}: not a configuration made by `ferrowg enroll`",
-                conf.display()
-            )));
-        }
     }
     let new = match rotation_target(iface, opts, &running)? {
         Target::Token(uri) => {

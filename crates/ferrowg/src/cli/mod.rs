@@ -107,6 +107,9 @@ fn dispatch(args: &[String]) -> Result<(), CliError> {
         [cmd @ ("showconf" | "set" | "setconf" | "addconf" | "syncconf"), rest @ ..] => {
             wg::command(cmd, rest)
         }
+        ["key", "rotate", iface, rest @ ..] if enroll::handles_rotation(iface, rest) => {
+            enroll::rotate_command(iface, rest)
+        }
         [cmd @ ("genkey" | "genpsk" | "pubkey" | "key"), rest @ ..] => key::command(cmd, rest),
         [cmd @ ("strip" | "up" | "down"), rest @ ..] => quick::command(cmd, rest),
         ["daemon", rest @ ..] => daemon::command(rest),
