@@ -17,11 +17,10 @@ use std::sync::Arc;
 use ferrowg_hub_dataplane::{HubKey, InterfaceSpec, Sync, View};
 use ferrowg_hub_store::HubSettings;
 use ferrowg_keys::pkcs11::Pkcs11Uri;
-use tokio::net::TcpListener;
 
 use crate::device_api;
 use crate::paths::DataDir;
-use crate::serve::{load, serve_api, ServeError};
+use crate::serve::{bind, load, serve_api, ServeError};
 
 /// The interface name when `--iface` is not given.
 pub const DEFAULT_IFACE: &str = "fwhub0";
@@ -59,13 +58,7 @@ pub async fn run(
     let sync = Sync::new(state.store.clone(), handle.clone(), view);
     let sync_task = tokio::spawn(sync.run(state.changed.clone()));
 
-    let addr = listen.unwrap_or(default_listen);
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Listen { addr, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| ServeError::Listen { addr, source })?;
+    let (listener, bound) = bind(listen.unwrap_or(default_listen)).await?;
     let devices = device_api::listen(iface, settings.pools.hub_v4().into()).map_err(|source| {
         ServeError::Listen {
             addr: SocketAddr::new(settings.pools.hub_v4().into(), device_api::PORT),

@@ -99,16 +99,21 @@ pub async fn run_api(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (state, tls, default_listen) = load(dir).await?;
-    let addr = listen.unwrap_or(default_listen);
+    let (listener, bound) = bind(listen.unwrap_or(default_listen)).await?;
+    on_listening(bound);
+    serve_api(state, listener, tls, shutdown).await;
+    Ok(())
+}
+
+/// A listener on `addr`, and the address it is bound to (the port, when `addr`'s is 0).
+pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServeError> {
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Listen { addr, source })?;
     let bound = listener
         .local_addr()
         .map_err(|source| ServeError::Listen { addr, source })?;
-    on_listening(bound);
-    serve_api(state, listener, tls, shutdown).await;
-    Ok(())
+    Ok((listener, bound))
 }
 
 /// Serves the API on `listener` with TLS `tls` until `shutdown` completes; connections in

@@ -101,7 +101,8 @@ pub async fn add_device(
     let device = state.store.add_device(&new, now).await?;
     state.poke();
     log::info!("added device {} (group {})", device.name, device.group);
-    let config = crate::wgconf::render(&device_config(state.store.as_ref(), &device).await?);
+    let config = crate::wgconf::render(&device_config(state.store.as_ref(), &device).await?, None)
+        .to_string();
     let response = AddDeviceResponse {
         device: convert::device_info(&device, now),
         config,

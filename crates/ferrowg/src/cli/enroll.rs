@@ -5,16 +5,17 @@
 //! key and the routes it got; `PrivateKey` is the key itself or the `pkcs11:` URI. Then it
 //! brings the interface up as `ferrowg up` does (not with `--no-up`).
 //!
-//! The configuration also names the hub's device API inside the tunnel (a `# ferrowg-hub:`
-//! comment, which wg-quick ignores), where `ferrowg key rotate` announces a new key.
+//! The configuration also names the hub's device API inside the tunnel (a comment, which
+//! wg-quick ignores: `ferrowg_hub::wgconf`), where `ferrowg key rotate` announces a new key.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use ferrowg_hub::api::types::{EnrollRequest, EnrollResponse};
+use ferrowg_hub::api::types::EnrollRequest;
 use ferrowg_hub::client::Client;
+use ferrowg_hub::wgconf::{render, HUB_API_COMMENT};
 use ferrowg_keys::key::{PrivateKey, PublicKey};
 use ferrowg_keys::pkcs11::{manage, Pkcs11Error, Pkcs11Key};
 use zeroize::Zeroizing;
@@ -23,9 +24,6 @@ use super::key::{parse_uri_arg, rotated_uri, running_key};
 use super::{client, quick, unix_now, CliError};
 use ferrowg_conf::uapi::{InterfaceOp, SetRequest};
 use ferrowg_keys::pkcs11::Pkcs11Uri;
-
-/// The comment line of an enrolled device's configuration that names the hub's device API.
-pub const HUB_API_COMMENT: &str = "# ferrowg-hub-device-api: ";
 
 /// `ferrowg enroll`'s arguments.
 #[derive(Debug, Parser)]
@@ -108,7 +106,7 @@ pub fn command(args: &[&str]) -> Result<(), CliError> {
             "the hub answered with a WireGuard key other than the one in the token: refusing",
         ));
     }
-    write_conf(&conf, &render(&resp, &key))?;
+    write_conf(&conf, &render(&resp, Some(&key.private_key_line)))?;
     eprintln!(
         "enrolled as {} ({}), configuration in {}",
         resp.device,
@@ -150,30 +148,6 @@ fn make_key(args: &Args) -> Result<DeviceKey, CliError> {
         private_key_line: Zeroizing::new(key.to_base64()),
         public: key.public_key(),
     })
-}
-
-/// The wg-quick configuration of the enrolled device.
-fn render(r: &EnrollResponse, key: &DeviceKey) -> Zeroizing<String> {
-    let mut s = Zeroizing::new(String::new());
-    s.push_str(&format!(
-        "# ferrowg hub device {}; made by `ferrowg enroll`.\n",
-        r.device
-    ));
-    if let Some(api) = &r.device_api {
-        s.push_str(&format!("{HUB_API_COMMENT}{api}\n"));
-    }
-    s.push_str("[Interface]\n");
-    s.push_str(&format!("PrivateKey = {}\n", &*key.private_key_line));
-    s.push_str(&format!("Address = {}\n", r.addresses.join(", ")));
-    s.push_str("\n[Peer]\n");
-    s.push_str(&format!("PublicKey = {}\n", r.hub_public_key));
-    s.push_str(&format!("Endpoint = {}\n", r.endpoint));
-    s.push_str(&format!("AllowedIPs = {}\n", r.allowed_ips.join(", ")));
-    s.push_str(&format!(
-        "PersistentKeepalive = {}\n",
-        r.persistent_keepalive
-    ));
-    s
 }
 
 /// Writes the configuration, readable by root only, creating its directory.
