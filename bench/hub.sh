@@ -6,12 +6,18 @@
 #      same two devices talking directly (a ferrowg tunnel A <-> B), interleaved, ROUNDS times
 #      each; medians, and the hub's CPU during the runs through it;
 #   2. enrolments per second: N `ferrowg enroll --no-up` runs (each: a new key, the TLS
-#      handshake with the pinned API, one store transaction) with 1 and with 4 at a time.
+#      handshake with the pinned API, one store transaction) with 1 and with 4 at a time;
+#   3. handshakes per second the hub sustains: `wg-flood storm`, STORM_PEERS admitted peers
+#      (real keys) in device A's namespace on STORM_SOURCES addresses, handshaking again as soon
+#      as each session is up (and 35 ms have passed), cookies answered, for BENCH_SECONDS; the
+#      hub's CPU and the load generator's meanwhile. Under load the hub limits handshakes per
+#      source address (as the kernel does), so the figure depends on STORM_SOURCES.
 #
 #   NS_HUB: hub, bridge 10.99.K.1/24 ---- NS_A: device a (10.99.K.11), NS_B: device b (10.99.K.12)
 #   hub pool 10.64.0.0/16; direct tunnel 10.250.K.0/24 between A and B over the same bridge.
 #
-# Usage: bench/hub.sh [--write]      (root; BENCH_ROUNDS=3 BENCH_SECONDS=10 BENCH_ENROL=100)
+# Usage: bench/hub.sh [--write]  (root; BENCH_ROUNDS=3 BENCH_SECONDS=10 BENCH_ENROL=100
+#                                 BENCH_STORM_PEERS=200 BENCH_STORM_SOURCES=50; WG_FLOOD=...)
 # --write replaces the hub section of bench/RESULTS.md. Everything it makes is removed at exit.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -20,10 +26,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ROUNDS=${BENCH_ROUNDS:-3}
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 ENROL=${BENCH_ENROL:-100}
+STORM_PEERS=${BENCH_STORM_PEERS:-200}
+STORM_SOURCES=${BENCH_STORM_SOURCES:-50} # source addresses of the storm, at most 100
+WG_FLOOD=${WG_FLOOD:+$(realpath -ms -- "$WG_FLOOD")}
+WG_FLOOD=${WG_FLOOD:-$REPO_DIR/target/release/wg-flood}
 WRITE=0
 [[ ${1:-} == --write ]] && WRITE=1
 bench_init
 [[ -x $FERROWG ]] || (cd "$REPO_DIR" && cargo build --release -q -p ferrowg)
+[[ -x $WG_FLOOD ]] || (cd "$REPO_DIR" && cargo build --release -q -p ferrowg-flood)
 
 K=$(($$ % 200 + 20))
 NS_H=fbh$$ NS_A=fba$$ NS_B=fbb$$
@@ -129,6 +140,32 @@ enrol_rate() {
 log "enrolments: $ENROL one at a time, then $ENROL four at a time"
 enrol1=$(enrol_rate 1)
 enrol4=$(enrol_rate 4)
+log "handshake storm: $STORM_PEERS admitted peers from $STORM_SOURCES addresses for $SECONDS_PER_RUN s"
+((STORM_SOURCES >= 1 && STORM_SOURCES <= 100)) || die "BENCH_STORM_SOURCES must be 1..100"
+for ((j = 0; j < STORM_SOURCES; j++)); do
+	ip -n "$NS_A" addr add "10.99.$K.$((100 + j))/24" dev eth0
+done
+HUB_KEY=$(sed -n 's/^PublicKey = //p' "$BENCH_TMP/a/$IF_A.conf")
+storm_opts=(--target "10.99.$K.1:51820" --target-key "$HUB_KEY" --peers "$STORM_PEERS" --seed "$$")
+n=0
+while read -r key; do
+	n=$((n + 1))
+	hub device add --data "$DATA" "storm-$n" --public-key "$key" --group storm >/dev/null ||
+		die "cannot admit storm peer $n"
+done < <("$WG_FLOOD" storm-keys "${storm_opts[@]}")
+sleep 2 # one sync round: every peer is on the interface
+t0=$(cpu_ticks "$HUB_PID") w0=$(now)
+# bash's `time` gives the load generator's own CPU (user and system seconds) on fd 3.
+TIMEFORMAT='%U %S'
+{ time timeout $((SECONDS_PER_RUN + 30)) ip netns exec "$NS_A" "$WG_FLOOD" storm "${storm_opts[@]}" \
+	--duration "$SECONDS_PER_RUN" --bind "10.99.$K.100" --sources "$STORM_SOURCES" >"$BENCH_TMP/storm.out"; } 2>"$BENCH_TMP/storm.time" ||
+	die "storm failed: $(cat "$BENCH_TMP/storm.out")"
+t1=$(cpu_ticks "$HUB_PID") w1=$(now)
+storm=$(cat "$BENCH_TMP/storm.out")
+storm_cpu=$(fcalc "100 * ($t1 - $t0) / $CLK_TCK / ($w1 - $w0)" %.0f)
+gen_cpu=$(awk -v w="$(fcalc "$w1 - $w0")" '{ printf "%.0f", 100 * ($1 + $2) / w }' "$BENCH_TMP/storm.time")
+log "$storm (hub CPU $storm_cpu %, load generator CPU $gen_cpu %)"
+field() { tr ' ' '\n' <<<"$storm" | sed -n "s/^$1=//p"; }
 devices=$(hub device list --data "$DATA" --json | grep -o '"name"' | wc -l)
 
 report=$BENCH_TMP/report.md
@@ -149,9 +186,12 @@ report=$BENCH_TMP/report.md
 	printf 'hub CPU while forwarding (%% of one core)\t%s\t%s\n' "$med_cpu" "${hubcpu[*]}"
 	printf 'enrolments per second, one at a time\t%s\t\n' "$enrol1"
 	printf 'enrolments per second, four at a time\t%s\t\n' "$enrol4"
+	printf 'handshakes per second the hub completed (%s peers, %s addresses)\t%s\t\n' "$STORM_PEERS" "$STORM_SOURCES" "$(field handshakes_per_s)"
+	printf 'cookie replies during the storm / initiations\t%s / %s\t\n' "$(field cookie_replies)" "$(field initiations)"
+	printf 'hub CPU during the storm (%% of one core)\t%s\t\n' "$storm_cpu"
+	printf 'load generator CPU during the storm (%% of one core)\t%s\t\n' "$gen_cpu"
 	printf 'devices in the hub at the end\t%s\t\n' "$devices"
 } | md_table >>"$report"
-printf '\nNot measured yet: handshakes per second the hub sustains.\n' >>"$report"
 cat "$report"
 if ((WRITE)); then
 	write_section "$BENCH_DIR/RESULTS.md" hub "$report"

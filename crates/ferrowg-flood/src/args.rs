@@ -11,6 +11,8 @@ use ferrowg_keys::key::PublicKey;
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 /// The highest rate accepted, initiations per second.
 pub const MAX_RATE: u32 = 2_000_000;
+/// The most peers of one storm.
+pub const MAX_STORM_PEERS: u32 = 10_000;
 /// The most source sockets (ports) of one flood.
 pub const MAX_SOURCES: u16 = 256;
 
@@ -20,6 +22,8 @@ usage: wg-flood valid-mac1|junk --target ADDR:PORT --target-key BASE64 [--rate N
                 [--count N] [--bind IP] [--src-port P] [--sources N] [--stop-file PATH]
        wg-flood legit --target ADDR:PORT --target-key BASE64 --key-file PATH [--bind IP[:PORT]]
                 [--timeout S]
+       wg-flood storm|storm-keys --target ADDR:PORT --target-key BASE64 [--peers N] [--seed S]
+                [--duration S] [--bind IP]
 
 valid-mac1  handshake initiations (148 bytes, type 1) with random sender index, ephemeral and
             encrypted fields and a correct mac1 for --target-key; mac2 zero
@@ -27,6 +31,9 @@ junk        the same with a random mac1
 legit       a real peer (private key in --key-file, mode 0600) that handshakes with the target
             and reports the time from its first initiation to the session; a cookie reply is
             answered at once (no REKEY_TIMEOUT wait)
+storm       --peers real peers (keys from --seed) handshaking again as soon as each session is
+            up, for --duration; prints the handshakes per second completed
+storm-keys  prints the public keys of those peers, one per line (for the target to admit)
 
 --rate N        initiations per second, sent in batches every millisecond (default 20000)
 --duration S    seconds to flood (default 10, at most 3600; decimals allowed)
@@ -36,6 +43,8 @@ legit       a real peer (private key in --key-file, mode 0600) that handshakes w
 --sources N     source sockets, used in turn (default 1, at most 256)
 --stop-file P   stop early once file P exists (looked at every millisecond)
 --timeout S     legit: give up after S seconds (default 10, at most 3600)
+--peers N       storm: peers (default 100, at most 10000)
+--seed S        storm: the seed their keys are made from (default 1)
 
 Prints one line of key=value figures on standard output.";
 
@@ -48,6 +57,10 @@ pub enum Mode {
     Junk,
     /// One timed handshake as a real peer.
     Legit,
+    /// Many real peers handshaking as fast as the target answers.
+    Storm,
+    /// The public keys of the storm's peers.
+    StormKeys,
 }
 
 impl Mode {
@@ -57,6 +70,8 @@ impl Mode {
             Mode::ValidMac1 => "valid-mac1",
             Mode::Junk => "junk",
             Mode::Legit => "legit",
+            Mode::Storm => "storm",
+            Mode::StormKeys => "storm-keys",
         }
     }
 }
@@ -86,6 +101,10 @@ pub struct Options {
     pub stop_file: Option<PathBuf>,
     /// How long the legitimate peer waits for its session.
     pub timeout: Duration,
+    /// Peers of a storm.
+    pub peers: u32,
+    /// The seed of the storm's keys.
+    pub seed: u64,
 }
 
 /// Parses `args` (without the program name).
@@ -94,6 +113,8 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         Some("valid-mac1") => Mode::ValidMac1,
         Some("junk") => Mode::Junk,
         Some("legit") => Mode::Legit,
+        Some("storm") => Mode::Storm,
+        Some("storm-keys") => Mode::StormKeys,
         Some(other) => return Err(format!("unknown mode `{other}`")),
         None => return Err("no mode given".into()),
     };
@@ -111,6 +132,8 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         key_file: None,
         stop_file: None,
         timeout: Duration::from_secs(10),
+        peers: 100,
+        seed: 1,
     };
     let mut bind = None;
     let mut src_port = 0u16;
@@ -136,6 +159,10 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
                 o.sources = bounded(value, 1, MAX_SOURCES.into()).map_err(|e| bad(&e))? as u16
             }
             "--key-file" => o.key_file = Some(PathBuf::from(value)),
+            "--peers" => {
+                o.peers = bounded(value, 1, MAX_STORM_PEERS.into()).map_err(|e| bad(&e))? as u32
+            }
+            "--seed" => o.seed = bounded(value, 0, u64::MAX).map_err(|e| bad(&e))?,
             "--stop-file" => o.stop_file = Some(PathBuf::from(value)),
             _ => return Err(format!("unknown option {name}")),
         }

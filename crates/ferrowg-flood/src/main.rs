@@ -4,6 +4,8 @@
 //!   endpoint ([`flood`]).
 //! - `legit`: one real handshake, timed, through a cookie round trip when the target asks for
 //!   one ([`legit`]).
+//! - `storm` / `storm-keys`: many real peers handshaking as fast as the target answers, for the
+//!   handshakes per second a hub sustains (bench/hub.sh), and their public keys ([`storm`]).
 //!
 //! Each run is bounded (duration, count, timeout) and prints one line of `key=value` figures.
 //! Only for networks you own: this is a load generator.
@@ -11,6 +13,7 @@
 mod args;
 mod flood;
 mod legit;
+mod storm;
 
 use std::process::ExitCode;
 
@@ -30,6 +33,8 @@ fn main() -> ExitCode {
     let res = match o.mode {
         args::Mode::ValidMac1 | args::Mode::Junk => flood::run(&o).map(|r| (r.line(&o), true)),
         args::Mode::Legit => legit::run(&o).map(|r| (r.line(&o), r.total.is_some())),
+        args::Mode::Storm => storm::run(&o).map(|r| (r.line(&o), r.handshakes > 0)),
+        args::Mode::StormKeys => Ok((storm::public_keys(&o).trim_end().to_string(), true)),
     };
     match res {
         Ok((line, ok)) => {
