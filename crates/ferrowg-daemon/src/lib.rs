@@ -174,6 +174,11 @@ impl Handle {
         self.0.lock().snapshot()
     }
 
+    /// Whether the interface has the peer with public key `key`.
+    pub fn has_peer(&self, key: &[u8; 32]) -> bool {
+        self.0.lock().device.peer_by_key(key).is_some()
+    }
+
     /// Makes the peer with key `new` the successor of the peer with key `old`: at its first
     /// handshake it takes over the allowed IPs of `old` (a device's key rotation without loss,
     /// [`ferrowg_proto::Device::set_successor`]). Fails if either peer is missing.

@@ -48,7 +48,8 @@ impl HubForwarding {
 
 impl Forwarding for HubForwarding {
     fn allow(&self, from: &[u8; 32], to: &[u8; 32], packet: &mut [u8]) -> bool {
-        let Some(policy) = self.view.policy() else {
+        let policy = self.view.policy();
+        let Some(policy) = policy.as_ref() else {
             return false;
         };
         let directory = self.view.directory();
@@ -59,30 +60,24 @@ impl Forwarding for HubForwarding {
         else {
             return false;
         };
-        let (a_tag, b_tag) = (tag_of(a), tag_of(b));
-        let src_side = side(a, src, &a_tag);
-        let dst_side = side(b, dst, &b_tag);
+        let (a_tag, b_tag) = (a.tag.as_deref(), b.tag.as_deref());
+        let src_side = side(a, src, a_tag.as_slice());
+        let dst_side = side(b, dst, b_tag.as_slice());
         let now = self.start.elapsed().as_secs();
         let mut filter = self.lock();
-        if !Arc::ptr_eq(filter.policy(), &policy) {
-            filter.set_policy(policy);
+        if !Arc::ptr_eq(filter.policy(), policy) {
+            filter.set_policy(policy.clone());
         }
         filter.check(now, packet, &src_side, &dst_side) == Verdict::Forward
     }
 }
 
-/// The tags of `m`, as the filter takes them: one, or none while pending.
-fn tag_of(m: &Member) -> [&str; 1] {
-    [m.tag.as_deref().unwrap_or("")]
-}
-
-/// The end of a packet at address `addr` of device `m`: the device when the address is its
-/// own, a site behind it otherwise.
-fn side<'a>(m: &'a Member, addr: std::net::IpAddr, tag: &'a [&'a str; 1]) -> Side<'a> {
+/// The end of a packet at address `addr` of device `m` with `tags` (its tag, or none while
+/// pending): the device when the address is its own, a site behind it otherwise.
+fn side<'a>(m: &'a Member, addr: std::net::IpAddr, tags: &'a [&'a str]) -> Side<'a> {
     if !m.owns(addr) {
         return Side::default();
     }
-    let tags: &[&str] = if tag[0].is_empty() { &[] } else { &tag[..] };
     Side {
         device: Some(&m.name),
         tags,

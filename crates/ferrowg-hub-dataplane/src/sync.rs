@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use ferrowg_conf::uapi::PeerState;
 use ferrowg_daemon::Handle;
 use ferrowg_hub_store::{Device, DeviceState, DeviceStats, HubStore, StoreError, UnixTime};
 use ferrowg_proto::netmap::Netmap;
@@ -48,6 +49,8 @@ pub struct Sync {
     policy_version: Option<i64>,
     handshakes: HashMap<[u8; 32], u64>,
     netmaps: HashMap<[u8; 32], Vec<Netmap>>,
+    /// Current key → next key, as last given to the interface.
+    successors: HashMap<[u8; 32], [u8; 32]>,
     rounds: u32,
 }
 
@@ -62,6 +65,7 @@ impl Sync {
             policy_version: None,
             handshakes: HashMap::new(),
             netmaps: HashMap::new(),
+            successors: HashMap::new(),
             rounds: 0,
         }
     }
@@ -108,18 +112,21 @@ impl Sync {
             self.applied = want;
         }
         self.link(&devices)?;
-        let again = self.record_handshakes().await?;
+        // One reading of the interface serves the handshakes and the counters.
+        let peers = self.handle.get().peers;
+        let again = self.record_handshakes(&peers).await?;
         self.rounds = self.rounds.wrapping_add(1);
         if self.rounds.is_multiple_of(STATS_EVERY) {
-            self.store.record_stats(&self.stats()).await?;
+            self.store.record_stats(&stats(&peers)).await?;
         }
         Ok(again)
     }
 
     /// Gives each device's peers their prefix translations, and a rotating device's next key
-    /// the current key as the peer it succeeds.
+    /// the current key as the peer it succeeds; each only when it changed.
     fn link(&mut self, devices: &[Device]) -> Result<(), SyncError> {
         let mut maps = HashMap::new();
+        let mut successors = HashMap::new();
         for d in devices.iter().filter(|d| d.state != DeviceState::Revoked) {
             let m = peers::netmaps(d);
             for key in std::iter::once(d.public_key).chain(d.next_public_key) {
@@ -131,51 +138,55 @@ impl Sync {
                 maps.insert(key, m.clone());
             }
             if let Some(next) = d.next_public_key {
-                self.handle
-                    .set_successor(&d.public_key, &next)
-                    .map_err(SyncError::Interface)?;
+                if self.successors.get(&d.public_key) != Some(&next) {
+                    self.handle
+                        .set_successor(&d.public_key, &next)
+                        .map_err(SyncError::Interface)?;
+                }
+                successors.insert(d.public_key, next);
             }
         }
         self.netmaps = maps;
+        self.successors = successors;
         Ok(())
     }
 
-    /// Records the handshakes completed since the last round; whether one activated a device
-    /// or completed a rotation.
-    async fn record_handshakes(&mut self) -> Result<bool, SyncError> {
+    /// Records the handshakes among `peers` completed since the last round (and forgets the
+    /// peers that are gone); whether one activated a device or completed a rotation.
+    async fn record_handshakes(&mut self, peers: &[PeerState]) -> Result<bool, SyncError> {
         let mut again = false;
-        for p in self.handle.get().peers {
+        let mut seen = HashMap::with_capacity(peers.len());
+        for p in peers {
             let key = *p.public_key.as_bytes();
             let at = p.last_handshake_time_sec;
-            if at == 0 || self.handshakes.get(&key) == Some(&at) {
-                continue;
+            if at != 0 && self.handshakes.get(&key) != Some(&at) {
+                let when = UnixTime(i64::try_from(at).unwrap_or(i64::MAX));
+                match self.store.record_handshake(&key, when, p.endpoint).await {
+                    Ok(outcome) => again |= outcome.activated || outcome.rotated,
+                    // A peer whose device was deleted or revoked meanwhile: the next plan
+                    // removes it.
+                    Err(StoreError::NotFound(_)) | Err(StoreError::Conflict(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
-            let when = UnixTime(i64::try_from(at).unwrap_or(i64::MAX));
-            match self.store.record_handshake(&key, when, p.endpoint).await {
-                Ok(outcome) => again |= outcome.activated || outcome.rotated,
-                // A peer whose device was deleted or revoked meanwhile: the next plan removes it.
-                Err(StoreError::NotFound(_)) | Err(StoreError::Conflict(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-            self.handshakes.insert(key, at);
+            seen.insert(key, at);
         }
+        self.handshakes = seen;
         Ok(again)
     }
+}
 
-    /// The interface's counters per peer.
-    fn stats(&self) -> Vec<DeviceStats> {
-        self.handle
-            .get()
-            .peers
-            .into_iter()
-            .map(|p| DeviceStats {
-                public_key: *p.public_key.as_bytes(),
-                last_handshake: (p.last_handshake_time_sec > 0)
-                    .then(|| UnixTime(i64::try_from(p.last_handshake_time_sec).unwrap_or(0))),
-                endpoint: p.endpoint,
-                rx_bytes: p.rx_bytes,
-                tx_bytes: p.tx_bytes,
-            })
-            .collect()
-    }
+/// The counters of `peers`, as the store takes them.
+fn stats(peers: &[PeerState]) -> Vec<DeviceStats> {
+    peers
+        .iter()
+        .map(|p| DeviceStats {
+            public_key: *p.public_key.as_bytes(),
+            last_handshake: (p.last_handshake_time_sec > 0)
+                .then(|| UnixTime(i64::try_from(p.last_handshake_time_sec).unwrap_or(0))),
+            endpoint: p.endpoint,
+            rx_bytes: p.rx_bytes,
+            tx_bytes: p.tx_bytes,
+        })
+        .collect()
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, Guard};
 use ferrowg_policy::Compiled;
 
 use crate::directory::Directory;
@@ -17,9 +17,9 @@ pub struct View {
 }
 
 impl View {
-    /// The directory in force.
-    pub fn directory(&self) -> Arc<Directory> {
-        self.directory.load_full()
+    /// The directory in force (a guard: no reference count is taken on the data path).
+    pub fn directory(&self) -> Guard<Arc<Directory>> {
+        self.directory.load()
     }
 
     /// Replaces the directory (if it changed).
@@ -29,9 +29,9 @@ impl View {
         }
     }
 
-    /// The policy in force.
-    pub fn policy(&self) -> Option<Arc<Compiled>> {
-        (**self.policy.load()).clone()
+    /// The policy in force (a guard, as [`View::directory`]).
+    pub fn policy(&self) -> Guard<Arc<Option<Arc<Compiled>>>> {
+        self.policy.load()
     }
 
     /// Replaces the policy.

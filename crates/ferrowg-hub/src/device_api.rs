@@ -113,7 +113,7 @@ async fn rotate(
     api.changed.notify_one();
     let deadline = Instant::now() + APPLY_LIMIT;
     while Instant::now() < deadline {
-        if api.handle.get().peers.iter().any(|p| p.public_key == key) {
+        if api.handle.has_peer(key.as_bytes()) {
             log::info!("device {name} rotates to {}", key.to_base64());
             return Ok(Json(RotateResponse { device: name }));
         }
