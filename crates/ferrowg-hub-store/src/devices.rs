@@ -72,6 +72,8 @@ pub struct Device {
     pub token_id: Option<String>,
     /// When it was enrolled or added.
     pub created_at: UnixTime,
+    /// Since when its current key has been known to the hub (its age counts from here).
+    pub key_since: UnixTime,
     /// When it was revoked.
     pub revoked_at: Option<UnixTime>,
     /// Its latest handshake with the hub.
@@ -111,7 +113,8 @@ impl NewDevice {
 /// The columns every device read selects, joined with its keys.
 const SELECT_DEVICE: &str = "SELECT d.id, d.name, d.device_group, d.ipv4_host, d.ipv6_host,
         d.state, d.token_id, d.created_at, d.revoked_at, d.last_handshake, d.endpoint,
-        d.rx_bytes, d.tx_bytes, kc.public_key AS public_key, kn.public_key AS next_public_key
+        d.rx_bytes, d.tx_bytes, kc.public_key AS public_key, kc.added_at AS key_since,
+        kn.public_key AS next_public_key
     FROM devices d
     JOIN device_keys kc ON kc.device_id = d.id AND kc.role = 'current'
     LEFT JOIN device_keys kn ON kn.device_id = d.id AND kn.role = 'next'";
@@ -132,6 +135,7 @@ struct DeviceRow {
     rx_bytes: i64,
     tx_bytes: i64,
     public_key: Vec<u8>,
+    key_since: i64,
     next_public_key: Option<Vec<u8>>,
 }
 
@@ -154,6 +158,7 @@ impl DeviceRow {
             state: DeviceState::parse(&self.state)?,
             token_id: self.token_id,
             created_at: UnixTime(self.created_at),
+            key_since: UnixTime(self.key_since),
             revoked_at: self.revoked_at.map(UnixTime),
             last_handshake: self.last_handshake.map(UnixTime),
             endpoint,

@@ -127,6 +127,8 @@ pub enum Field {
     TokenId,
     /// A count limit of a listing.
     Limit,
+    /// The key-rotation schedule.
+    RotateAfter,
 }
 
 /// Rules an input can break, for [`StoreError::Invalid`].
@@ -220,6 +222,7 @@ impl fmt::Display for Field {
             Self::Expiry => "expiry",
             Self::TokenId => "token identifier",
             Self::Limit => "limit",
+            Self::RotateAfter => "rotate_after",
         })
     }
 }

@@ -41,10 +41,12 @@ pub enum EventKind {
     AdminTokenRevoked,
     /// A new policy version was stored (subject: the version number).
     PolicySet,
+    /// A setting changed (subject: its name).
+    SettingsChanged,
 }
 
 impl EventKind {
-    const ALL: [(Self, &'static str); 13] = [
+    const ALL: [(Self, &'static str); 14] = [
         (Self::HubInitialised, "hub_initialised"),
         (Self::DeviceAdded, "device_added"),
         (Self::DeviceActivated, "device_activated"),
@@ -58,6 +60,7 @@ impl EventKind {
         (Self::AdminTokenCreated, "admin_token_created"),
         (Self::AdminTokenRevoked, "admin_token_revoked"),
         (Self::PolicySet, "policy_set"),
+        (Self::SettingsChanged, "settings_changed"),
     ];
 
     /// The name stored in the database.

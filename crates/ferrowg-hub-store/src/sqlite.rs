@@ -155,6 +155,14 @@ impl HubStore for SqliteStore {
         read_tx!(self, |c| settings::load(c))
     }
 
+    async fn set_rotate_after(
+        &self,
+        rotate_after: Option<u64>,
+        now: UnixTime,
+    ) -> Result<HubSettings> {
+        write_tx!(self, |c| settings::set_rotate_after(c, rotate_after, now))
+    }
+
     async fn create_token(
         &self,
         new: &NewToken,

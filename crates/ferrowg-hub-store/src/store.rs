@@ -28,6 +28,12 @@ pub trait HubStore: Send + Sync {
     async fn init(&self, settings: &HubSettings) -> Result<()>;
     /// The hub settings.
     async fn settings(&self) -> Result<HubSettings>;
+    /// Sets the key-rotation schedule (`None`: none); returns the settings.
+    async fn set_rotate_after(
+        &self,
+        rotate_after: Option<u64>,
+        now: UnixTime,
+    ) -> Result<HubSettings>;
 
     /// Creates an enrolment token; the credential is returned only here.
     async fn create_token(

@@ -15,7 +15,8 @@ use zeroize::Zeroizing;
 
 use crate::api::types::{
     AddDeviceRequest, AddDeviceResponse, CreateTokenRequest, CreateTokenResponse, DeviceInfo,
-    EnrollRequest, EnrollResponse, PolicyInfo, Problem, RouteApproval, TokenInfo,
+    EnrollRequest, EnrollResponse, PolicyInfo, Problem, RouteApproval, SettingsInfo,
+    SettingsUpdate, TokenInfo,
 };
 use crate::tls::{self, Pin, PinMismatch};
 use crate::token::EnrolToken;
@@ -190,6 +191,16 @@ impl Client {
     /// `GET /api/v1/policy`.
     pub async fn policy(&self) -> Result<PolicyInfo, ClientError> {
         self.call(Method::GET, &["policy"], None::<&()>).await
+    }
+
+    /// `GET /api/v1/settings`.
+    pub async fn settings(&self) -> Result<SettingsInfo, ClientError> {
+        self.call(Method::GET, &["settings"], None::<&()>).await
+    }
+
+    /// `PATCH /api/v1/settings`.
+    pub async fn update_settings(&self, req: &SettingsUpdate) -> Result<SettingsInfo, ClientError> {
+        self.call(Method::PATCH, &["settings"], Some(req)).await
     }
 
     /// `GET /openapi.json`.

@@ -38,6 +38,9 @@ pub struct InitOptions {
     pub pkcs11: Option<String>,
     /// The API's listening address; default `0.0.0.0:8443`.
     pub api: Option<SocketAddr>,
+    /// How old a device's key may grow, in seconds, before the device rotates it; `None`: no
+    /// schedule.
+    pub rotate_after: Option<u64>,
     /// The API URL tokens carry; default `https://` + the endpoint's host + the API port.
     pub api_url: Option<String>,
     /// More names or addresses for the certificate.
@@ -118,6 +121,7 @@ pub async fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
         pools,
         public_key: *public.as_bytes(),
         created_at: now,
+        rotate_after: opts.rotate_after,
     };
     store.init(&settings).await?;
     let (_, credential) = store

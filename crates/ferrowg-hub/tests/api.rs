@@ -1,12 +1,15 @@
 //! The API end to end over real HTTPS on loopback: init, tokens, enrolment, listing,
 //! revocation, token exhaustion, admin authentication and scopes, the pin, the policy's checks
-//! and auto-approval, admin-added devices, problem documents and body limits.
+//! and auto-approval, admin-added devices, the rotation schedule, problem documents and body
+//! limits.
 
 mod support;
 
 use std::time::Duration;
 
-use ferrowg_hub::api::types::{AddDeviceRequest, CreateTokenRequest, DeviceState, Expiry};
+use ferrowg_hub::api::types::{
+    AddDeviceRequest, CreateTokenRequest, DeviceState, Expiry, SettingsUpdate,
+};
 use ferrowg_hub::tls::{self, Pin};
 use ferrowg_hub::{client, token, Client, ClientError};
 use ferrowg_hub_store::{Scope, UnixTime};
@@ -348,4 +351,71 @@ async fn policy_checks_and_auto_approval() {
         .find(|r| r.prefix == "192.168.1.0/24")
         .unwrap();
     assert_eq!(r.mapped.as_deref(), Some("10.201.1.0/24"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotation_schedule_is_a_setting_and_marks_devices_due() {
+    let hub = Hub::start().await;
+    let admin = hub.admin();
+    let s = admin.settings().await.unwrap();
+    assert_eq!(s.rotate_after, Some(90 * 24 * 3600));
+    assert_eq!(s.pool4, "10.64.0.0/16");
+    let added = admin
+        .add_device(&AddDeviceRequest {
+            name: "meter".into(),
+            public_key: ferrowg_keys::key::PublicKey::from_bytes(random_key()).to_base64(),
+            group: "sensor".into(),
+            routes: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(!added.device.rotation_due);
+    assert!(added.device.key_since <= UnixTime::now().0);
+
+    // Values out of range or not durations: 422, nothing changed.
+    for bad in [
+        Expiry::Seconds(0),
+        Expiry::Text("soon".into()),
+        Expiry::Text("101000d".into()),
+    ] {
+        let req = SettingsUpdate {
+            rotate_after: Some(bad),
+        };
+        let p = problem(admin.update_settings(&req).await);
+        assert_eq!(p.status, 422, "{p:?}");
+        assert!(p.detail.contains("rotate_after"), "{p:?}");
+        assert_eq!(admin.settings().await.unwrap(), s);
+    }
+    // A read-scope token cannot change it.
+    let (_, read) = hub
+        .store()
+        .create_admin_token(Scope::Read, "ci", None, UnixTime::now())
+        .await
+        .unwrap();
+    let one_second = SettingsUpdate {
+        rotate_after: Some(Expiry::Seconds(1)),
+    };
+    let reader = hub.client_with(&read.to_string());
+    assert_eq!(
+        problem(reader.update_settings(&one_second).await).status,
+        403
+    );
+    assert_eq!(reader.settings().await.unwrap(), s);
+
+    // One second: the device is due a moment later, and still listed as it was otherwise.
+    let changed = admin.update_settings(&one_second).await.unwrap();
+    assert_eq!(changed.rotate_after, Some(1));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let d = admin.device("meter").await.unwrap();
+    assert!(d.rotation_due);
+    assert_eq!(d.state, DeviceState::Pending);
+    // `never`: no schedule, never due.
+    let never = SettingsUpdate {
+        rotate_after: Some(Expiry::Text("never".into())),
+    };
+    assert_eq!(
+        admin.update_settings(&never).await.unwrap().rotate_after,
+        None
+    );
+    assert!(!admin.device("meter").await.unwrap().rotation_due);
 }

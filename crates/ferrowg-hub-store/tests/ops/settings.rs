@@ -127,3 +127,56 @@ async fn values_changed_behind_the_store_are_corrupt_not_panics() {
 fn corrupt<T>(r: Result<T, StoreError>) -> bool {
     matches!(r, Err(StoreError::Corrupt(_)))
 }
+
+#[tokio::test]
+async fn rotation_schedule_changes_and_counts_from_the_current_key() {
+    let t = support::store().await;
+    let day = 24 * 3600;
+    let new = NewDevice {
+        name: "a".into(),
+        group: "g".into(),
+        public_key: key(1),
+        routes: vec![],
+    };
+    let d = t.store.add_device(&new, T0).await.unwrap();
+    assert_eq!(d.key_since, T0);
+    let s = t.store.settings().await.unwrap();
+    assert_eq!(s.rotate_after, Some(90 * day));
+    let later = |secs: u64| ferrowg_hub_store::UnixTime(T0.0 + secs as i64);
+    assert!(!s.rotation_due(d.key_since, later(90 * day - 1)));
+    assert!(s.rotation_due(d.key_since, later(90 * day)));
+
+    let seq = t.store.event_seq().await.unwrap();
+    let s = t.store.set_rotate_after(Some(60), T0).await.unwrap();
+    assert_eq!(s.rotate_after, Some(60));
+    assert_eq!(t.store.settings().await.unwrap(), s);
+    assert!(t.store.event_seq().await.unwrap() > seq);
+    assert!(s.rotation_due(d.key_since, later(60)));
+
+    // A completed rotation restarts the count at the moment the next key was announced.
+    let t1 = later(100);
+    t.store.begin_rotation("a", &key(2), t1).await.unwrap();
+    t.store
+        .record_handshake(&key(2), later(101), None)
+        .await
+        .unwrap();
+    let d = t.store.device("a").await.unwrap();
+    assert_eq!((d.public_key, d.key_since), (key(2), t1));
+    assert!(!s.rotation_due(d.key_since, later(159)));
+
+    // No schedule: never due. Out of range: refused, nothing changed.
+    let s = t.store.set_rotate_after(None, T0).await.unwrap();
+    assert!(!s.rotation_due(d.key_since, later(100 * 365 * day)));
+    for bad in [Some(0), Some(100 * 365 * day + 1), Some(u64::MAX)] {
+        let seq = t.store.event_seq().await.unwrap();
+        assert!(matches!(
+            t.store.set_rotate_after(bad, T0).await,
+            Err(StoreError::Invalid {
+                field: Field::RotateAfter,
+                reason: Reason::OutOfRange
+            })
+        ));
+        assert_eq!(t.store.settings().await.unwrap().rotate_after, None);
+        assert_eq!(t.store.event_seq().await.unwrap(), seq);
+    }
+}

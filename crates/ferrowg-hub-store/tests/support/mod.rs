@@ -24,6 +24,7 @@ pub fn settings(pool4: &str, pool6: Option<&str>) -> HubSettings {
         pools: Pools::new(pool4.parse().unwrap(), pool6.map(|p| p.parse().unwrap())).unwrap(),
         public_key: [7; 32],
         created_at: T0,
+        rotate_after: Some(ferrowg_hub_store::settings::DEFAULT_ROTATE_AFTER),
     }
 }
 

@@ -7,7 +7,7 @@ use ferrowg_hub_store::{Device, EnrolmentToken, HubSettings, PolicyVersion, Unix
 use ferrowg_keys::key::PublicKey;
 
 use super::problem::Problem;
-use super::types::{DeviceInfo, DeviceState, PolicyInfo, RouteInfo, TokenInfo};
+use super::types::{DeviceInfo, DeviceState, Expiry, PolicyInfo, RouteInfo, TokenInfo};
 use super::ONLINE_WITHIN;
 
 /// A WireGuard public key from base64 (not all zero), or a 422 naming `field`.
@@ -69,8 +69,8 @@ pub fn routes(device: &Device) -> Vec<RouteInfo> {
         .collect()
 }
 
-/// A device as the API shows it at time `now`.
-pub fn device_info(device: &Device, now: UnixTime) -> DeviceInfo {
+/// A device as the API shows it at time `now`, its rotation due by `settings`' schedule.
+pub fn device_info(device: &Device, settings: &HubSettings, now: UnixTime) -> DeviceInfo {
     let online = device.last_handshake.is_some_and(|t| {
         now.0.saturating_sub(t.0) <= ONLINE_WITHIN
             && device.state != ferrowg_hub_store::DeviceState::Revoked
@@ -91,8 +91,55 @@ pub fn device_info(device: &Device, now: UnixTime) -> DeviceInfo {
         tx_bytes: device.tx_bytes,
         routes: routes(device),
         created_at: device.created_at.0,
+        key_since: device.key_since.0,
+        rotation_due: device.state != ferrowg_hub_store::DeviceState::Revoked
+            && settings.rotation_due(device.key_since, now),
         revoked_at: device.revoked_at.map(|t| t.0),
         token_id: device.token_id.clone(),
+    }
+}
+
+/// Longest duration accepted (token expiry, rotation schedule): 100 years, in seconds.
+pub const MAX_EXPIRY: u64 = 100 * 365 * 24 * 3600;
+
+/// Seconds from `90s`, `30m`, `12h`, `7d`, `4w`, a bare number of seconds, or `None` for
+/// `never`; at least 1 second, at most [`MAX_EXPIRY`].
+pub fn parse_duration(text: &str) -> Result<Option<u64>, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("never") {
+        return Ok(None);
+    }
+    let bad = || format!("{text:?} is not a duration (like 3600, 90m, 12h, 7d, 4w or never)");
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 24 * 3600,
+        "w" => 7 * 24 * 3600,
+        _ => return Err(bad()),
+    };
+    let secs = n
+        .checked_mul(scale)
+        .filter(|s| (1..=MAX_EXPIRY).contains(s));
+    secs.map(Some)
+        .ok_or_else(|| format!("{text:?}: a duration from 1 second to 100 years"))
+}
+
+/// A duration from a request: `Some(seconds)`, or `None` for `never`; from 1 second to 100
+/// years, else a 422 naming `field`.
+pub fn duration(field: &str, value: &Expiry) -> Result<Option<u64>, Problem> {
+    match value {
+        Expiry::Seconds(0) => Err(Problem::invalid(format!("{field}: at least 1 second"))),
+        Expiry::Seconds(n) if *n > MAX_EXPIRY => {
+            Err(Problem::invalid(format!("{field}: at most 100 years")))
+        }
+        Expiry::Seconds(n) => Ok(Some(*n)),
+        Expiry::Text(t) => parse_duration(t).map_err(|e| Problem::invalid(format!("{field}: {e}"))),
     }
 }
 

@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use ferrowg_hub_store::{NewDevice, Route, UnixTime};
+use ferrowg_hub_store::{Device, NewDevice, Route, UnixTime};
 
 use super::auth::{ReadAccess, WriteAccess};
 use super::convert;
@@ -37,11 +37,12 @@ pub async fn list_devices(
     State(state): State<ApiState>,
 ) -> Result<Json<Vec<DeviceInfo>>, Problem> {
     let now = UnixTime::now();
+    let settings = state.store.settings().await?;
     let devices = state.store.list_devices().await?;
     Ok(Json(
         devices
             .iter()
-            .map(|d| convert::device_info(d, now))
+            .map(|d| convert::device_info(d, &settings, now))
             .collect(),
     ))
 }
@@ -64,7 +65,7 @@ pub async fn get_device(
     name: ApiPath<String>,
 ) -> Result<Json<DeviceInfo>, Problem> {
     let device = state.store.device(&path(name)?).await?;
-    Ok(Json(convert::device_info(&device, UnixTime::now())))
+    info(&state, &device, UnixTime::now()).await
 }
 
 /// Admits a device that made its own key; its routes are approved. Returns a wg-quick
@@ -104,7 +105,7 @@ pub async fn add_device(
     let config = crate::wgconf::render(&device_config(state.store.as_ref(), &device).await?, None)
         .to_string();
     let response = AddDeviceResponse {
-        device: convert::device_info(&device, now),
+        device: info(&state, &device, now).await?.0,
         config,
     };
     Ok((StatusCode::CREATED, Json(response)))
@@ -132,7 +133,7 @@ pub async fn revoke_device(
     let device = state.store.revoke_device(&path(name)?, now).await?;
     state.poke();
     log::info!("revoked device {}", device.name);
-    Ok(Json(convert::device_info(&device, now)))
+    info(&state, &device, now).await
 }
 
 /// Deletes a device; its name, addresses and keys become free.
@@ -199,5 +200,15 @@ pub async fn set_route_approval(
         .set_route_approval(&name, prefix, req.approved, now)
         .await?;
     state.poke();
-    Ok(Json(convert::device_info(&device, now)))
+    info(&state, &device, now).await
+}
+
+/// The API's view of `device` at `now` (its rotation is due by the hub's schedule).
+async fn info(
+    state: &ApiState,
+    device: &Device,
+    now: UnixTime,
+) -> Result<Json<DeviceInfo>, Problem> {
+    let settings = state.store.settings().await?;
+    Ok(Json(convert::device_info(device, &settings, now)))
 }

@@ -9,6 +9,7 @@
 //! | `POST /api/v1/devices/{name}/routes` | write | approve or unapprove an advertised route |
 //! | `POST /api/v1/tokens`, `GET /api/v1/tokens`, `DELETE /api/v1/tokens/{id}` | write / read / write | enrolment tokens |
 //! | `PUT /api/v1/policy`, `GET /api/v1/policy` | write / read | the access policy |
+//! | `GET /api/v1/settings`, `PATCH /api/v1/settings` | read / write | the settings; the key-rotation schedule |
 //!
 //! Admin endpoints take `Authorization: Bearer ID.SECRET` ([`auth`]). Errors are
 //! `application/problem+json` ([`problem`]). Bodies are limited to [`MAX_BODY`] bytes (the
@@ -21,6 +22,7 @@ pub mod devices;
 pub mod enroll;
 pub mod policy;
 pub mod problem;
+pub mod settings;
 pub mod tokens;
 pub mod types;
 
@@ -109,6 +111,7 @@ pub struct ApiJson<T>(pub T);
         (name = "devices", description = "Devices and their status"),
         (name = "tokens", description = "Enrolment tokens"),
         (name = "policy", description = "The access policy"),
+        (name = "settings", description = "The hub's settings"),
     )
 )]
 struct ApiDoc;
@@ -144,6 +147,7 @@ fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(devices::set_route_approval))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
+        .routes(routes!(settings::get_settings, settings::patch_settings))
         .merge(policy)
 }
 

@@ -22,49 +22,10 @@ use crate::token::EnrolToken;
 /// The expiry of a token created without one: 7 days, in seconds.
 pub const DEFAULT_EXPIRY: u64 = 7 * 24 * 3600;
 
-/// Longest expiry accepted: 100 years, in seconds.
-pub const MAX_EXPIRY: u64 = 100 * 365 * 24 * 3600;
-
-/// Seconds from `90s`, `30m`, `12h`, `7d`, `4w`, a bare number of seconds, or `None` for
-/// `never`; at least 1 second, at most [`MAX_EXPIRY`].
-pub fn parse_duration(text: &str) -> Result<Option<u64>, String> {
-    let text = text.trim();
-    if text.eq_ignore_ascii_case("never") {
-        return Ok(None);
-    }
-    let bad = || format!("{text:?} is not a duration (like 3600, 90m, 12h, 7d, 4w or never)");
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (digits, unit) = text.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let scale = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 24 * 3600,
-        "w" => 7 * 24 * 3600,
-        _ => return Err(bad()),
-    };
-    let secs = n
-        .checked_mul(scale)
-        .filter(|s| (1..=MAX_EXPIRY).contains(s));
-    secs.map(Some)
-        .ok_or_else(|| format!("{text:?}: a duration from 1 second to 100 years"))
-}
-
 fn expiry_secs(expires: Option<&Expiry>) -> Result<Option<u64>, Problem> {
-    match expires {
-        None => Ok(Some(DEFAULT_EXPIRY)),
-        Some(Expiry::Seconds(0)) => Err(Problem::invalid("expires: at least 1 second")),
-        Some(Expiry::Seconds(n)) if *n > MAX_EXPIRY => {
-            Err(Problem::invalid("expires: at most 100 years"))
-        }
-        Some(Expiry::Seconds(n)) => Ok(Some(*n)),
-        Some(Expiry::Text(t)) => {
-            parse_duration(t).map_err(|e| Problem::invalid(format!("expires: {e}")))
-        }
-    }
+    expires.map_or(Ok(Some(DEFAULT_EXPIRY)), |e| {
+        convert::duration("expires", e)
+    })
 }
 
 /// Creates an enrolment token; the response is the only place its secret appears.
@@ -155,6 +116,7 @@ pub async fn revoke_token(
 
 #[cfg(test)]
 mod tests {
+    use super::convert::parse_duration;
     use super::*;
 
     #[test]

@@ -102,6 +102,12 @@ pub struct DeviceInfo {
     pub routes: Vec<RouteInfo>,
     /// When it was enrolled or added (Unix seconds).
     pub created_at: i64,
+    /// Since when its current key has been known to the hub (Unix seconds): its key's age
+    /// counts from here.
+    pub key_since: i64,
+    /// Whether its key is older than the hub's rotation schedule (`rotate_after`). The device
+    /// rotates it with `ferrowg key rotate IFACE --if-due`; an overdue device stays connected.
+    pub rotation_due: bool,
     /// When it was revoked (Unix seconds).
     pub revoked_at: Option<i64>,
     /// The enrolment token it used; `null` when an admin added it.
@@ -152,7 +158,7 @@ pub struct RouteApproval {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum Expiry {
-    /// Seconds from now.
+    /// Seconds.
     Seconds(u64),
     /// A duration with a unit, or `never`.
     Text(String),
@@ -255,3 +261,43 @@ impl std::fmt::Display for Problem {
 }
 
 impl std::error::Error for Problem {}
+
+/// The hub's settings, `GET /api/v1/settings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SettingsInfo {
+    /// Where devices reach the hub's WireGuard (`HOST:PORT`).
+    pub endpoint: String,
+    /// The IPv4 address pool.
+    pub pool4: String,
+    /// The IPv6 address pool, if any.
+    pub pool6: Option<String>,
+    /// The hub's WireGuard public key (base64).
+    pub public_key: String,
+    /// How old a device's key may grow, in seconds, before the device rotates it
+    /// (`ferrowg key rotate IFACE --if-due`); `null`: no schedule. Nothing ever disconnects a
+    /// device whose key is older.
+    pub rotate_after: Option<u64>,
+}
+
+/// `PATCH /api/v1/settings`: the settings an admin may change; absent fields stay as they are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsUpdate {
+    /// The key-rotation schedule: seconds or text (`90d`), `never` for none.
+    #[serde(default)]
+    pub rotate_after: Option<Expiry>,
+}
+
+/// `GET /device/v1/rotation` on the device API (inside the tunnel): the asking device's key age
+/// against the hub's schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RotationStatus {
+    /// The device's name.
+    pub device: String,
+    /// Seconds since its current key became known to the hub.
+    pub key_age: u64,
+    /// The hub's schedule in seconds; `null`: none.
+    pub rotate_after: Option<u64>,
+    /// Whether the key is due for rotation.
+    pub due: bool,
+}

@@ -227,6 +227,12 @@ fn show(d: &DeviceInfo, json: bool) -> Result<(), CliError> {
         s.push_str(&format!("  routes: {}\n", routes.join(", ")));
     }
     s.push_str(&format!("  created: {} UTC\n", time(d.created_at)));
+    let due = if d.rotation_due {
+        " (rotation due)"
+    } else {
+        ""
+    };
+    s.push_str(&format!("  key since: {} UTC{due}\n", time(d.key_since)));
     if let Some(t) = d.revoked_at {
         s.push_str(&format!("  revoked: {} UTC\n", time(t)));
     }

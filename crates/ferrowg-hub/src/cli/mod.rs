@@ -6,6 +6,7 @@
 //! ferrowg hub token create|list|revoke …
 //! ferrowg hub device add|list|show|revoke|delete|approve-route …
 //! ferrowg hub policy set|show|test …
+//! ferrowg hub settings [--rotate-after DURATION]
 //! ```
 //!
 //! Admin commands talk to the running hub's API: with `--data DIR` they read `DIR/hub.json`
@@ -16,6 +17,7 @@
 mod conn;
 mod devices;
 mod policy;
+mod settings;
 mod setup;
 mod table;
 mod tokens;
@@ -63,6 +65,8 @@ enum Command {
     /// The access policy.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// The hub's settings; `--rotate-after` changes the key-rotation schedule.
+    Settings(settings::SettingsArgs),
 }
 
 /// Runs `ferrowg hub` with `args` (the arguments after `hub`) and returns the exit status.
@@ -105,6 +109,7 @@ async fn dispatch(command: Command) -> Result<(), CliError> {
         Command::Token(c) => tokens::run(c).await,
         Command::Device(c) => devices::run(c).await,
         Command::Policy(c) => policy::run(c).await,
+        Command::Settings(a) => settings::run(a).await,
     }
 }
 

@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 use ferrowg_hub_store::ipnet::{Ipv4Net, Ipv6Net};
+use ferrowg_hub_store::settings::DEFAULT_ROTATE_AFTER;
 
 use super::{out, CliError};
+use crate::api::convert::parse_duration;
 use crate::init::{init as run_init, InitOptions};
 use crate::node;
 use crate::paths::DataDir;
@@ -39,10 +41,19 @@ pub struct InitArgs {
     /// Another name or address for the API's certificate (repeatable).
     #[arg(long, value_name = "NAME")]
     api_san: Vec<String>,
+    /// How old a device's key may grow before the device rotates it (`ferrowg key rotate
+    /// IFACE --if-due`): 3600, 12h, 90d or never [default: 90d]. Nothing disconnects an
+    /// overdue device.
+    #[arg(long, value_name = "DURATION")]
+    rotate_after: Option<String>,
 }
 
 /// `ferrowg hub init`: prints what it made and how to go on.
 pub async fn init(a: InitArgs) -> Result<(), CliError> {
+    let rotate_after = match &a.rotate_after {
+        None => Some(DEFAULT_ROTATE_AFTER),
+        Some(text) => parse_duration(text).map_err(|e| CliError(format!("--rotate-after: {e}")))?,
+    };
     let opts = InitOptions {
         data: a.data,
         endpoint: a.endpoint,
@@ -52,6 +63,7 @@ pub async fn init(a: InitArgs) -> Result<(), CliError> {
         api: a.api,
         api_url: a.api_url,
         api_sans: a.api_san,
+        rotate_after,
     };
     let report = run_init(&opts).await?;
     let dir = DataDir::new(&report.data);

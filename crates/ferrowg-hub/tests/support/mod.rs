@@ -40,6 +40,7 @@ impl Hub {
             api: Some(addr),
             api_url: None,
             api_sans: vec![],
+            rotate_after: Some(ferrowg_hub_store::settings::DEFAULT_ROTATE_AFTER),
         };
         init(&opts).await.expect("init");
         let (state, tls, listen) = load(&data).await.expect("load");

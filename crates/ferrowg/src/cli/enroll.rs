@@ -7,6 +7,9 @@
 //!
 //! The configuration also names the hub's device API inside the tunnel (a comment, which
 //! wg-quick ignores: `ferrowg_hub::wgconf`), where `ferrowg key rotate` announces a new key.
+//! `ferrowg key rotate IFACE --if-due` first asks the hub whether the key is older than the
+//! hub's schedule (`rotate_after`) and rotates only then: run it from a timer (the systemd
+//! units in `contrib/systemd/`) and devices rotate on schedule.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -188,29 +191,65 @@ fn is_enrolled(conf: &Path) -> bool {
     std::fs::read_to_string(conf).is_ok_and(|t| hub_api(&t).is_some())
 }
 
-/// Whether `ferrowg key rotate IFACE OPTS` is for an enrolled device: no options and an
-/// enrolled `/etc/wireguard/IFACE.conf`, or `--config-dir DIR`.
-pub fn handles_rotation(iface: &str, opts: &[&str]) -> bool {
-    match opts {
-        [] => is_enrolled(&Path::new("/etc/wireguard").join(format!("{iface}.conf"))),
-        ["--config-dir", _] => true,
-        _ => false,
+/// The options of `ferrowg key rotate IFACE` on an enrolled device.
+struct RotateOpts<'a> {
+    /// `--config-dir DIR`.
+    dir: Option<&'a str>,
+    /// `--if-due`: rotate only when the hub's schedule says the key is due.
+    if_due: bool,
+}
+
+/// `[--config-dir DIR] [--if-due]` in any order, or `None` for anything else.
+fn rotate_opts<'a>(opts: &[&'a str]) -> Option<RotateOpts<'a>> {
+    let mut out = RotateOpts {
+        dir: None,
+        if_due: false,
+    };
+    let mut rest = opts;
+    loop {
+        match rest {
+            [] => return Some(out),
+            ["--config-dir", dir, tail @ ..] if out.dir.is_none() => {
+                out.dir = Some(dir);
+                rest = tail;
+            }
+            ["--if-due", tail @ ..] if !out.if_due => {
+                out.if_due = true;
+                rest = tail;
+            }
+            _ => return None,
+        }
     }
 }
 
-/// `ferrowg key rotate IFACE [--config-dir DIR]` on an enrolled device (see
-/// [`handles_rotation`]): [`rotate`] with its configuration.
+/// Whether `ferrowg key rotate IFACE OPTS` is the rotation of an enrolled device: with
+/// `--config-dir` or `--if-due` (options only it has), or when `/etc/wireguard/IFACE.conf` was
+/// written by `ferrowg enroll`.
+pub fn handles_rotation(iface: &str, opts: &[&str]) -> bool {
+    match rotate_opts(opts) {
+        None => false,
+        Some(o) if o.dir.is_some() || o.if_due => true,
+        Some(_) => is_enrolled(&Path::new("/etc/wireguard").join(format!("{iface}.conf"))),
+    }
+}
+
+/// `ferrowg key rotate IFACE [--config-dir DIR] [--if-due]` on an enrolled device (see
+/// [`handles_rotation`]): [`rotate`] with its configuration; with `--if-due` only when the hub
+/// says the key is older than its schedule (otherwise it says so and changes nothing).
 pub fn rotate_command(iface: &str, opts: &[&str]) -> Result<(), CliError> {
-    let dir = match opts {
-        ["--config-dir", dir] => Path::new(*dir),
-        _ => Path::new("/etc/wireguard"),
-    };
+    let o = rotate_opts(opts).ok_or_else(|| {
+        CliError::new("usage: ferrowg key rotate IFACE [--config-dir DIR] [--if-due]")
+    })?;
+    let dir = Path::new(o.dir.unwrap_or("/etc/wireguard"));
     let conf = dir.join(format!("{iface}.conf"));
     if !is_enrolled(&conf) {
         return Err(CliError::new(format!(
             "{}: not a configuration made by `ferrowg enroll`",
             conf.display()
         )));
+    }
+    if o.if_due && !due(iface, &conf)? {
+        return Ok(());
     }
     if !running_key(iface)?.keeps_sessions {
         return Err(CliError::new(format!(
@@ -219,6 +258,27 @@ pub fn rotate_command(iface: &str, opts: &[&str]) -> Result<(), CliError> {
         )));
     }
     rotate(iface, &conf)
+}
+
+/// Asks the hub named in `conf` whether this device's key is due; says on standard error what
+/// it found.
+fn due(iface: &str, conf: &Path) -> Result<bool, CliError> {
+    let text = std::fs::read_to_string(conf)
+        .map_err(|e| CliError::new(format!("{}: {e}", conf.display())))?;
+    let api = hub_api(&text).unwrap_or_default().to_string();
+    let status = run_async(ferrowg_hub::device_api::rotation_status(&api))?
+        .map_err(|e| CliError::new(format!("asking the hub about the key's age: {e}")))?;
+    let schedule = status
+        .rotate_after
+        .map_or("no rotation schedule".to_owned(), |s| {
+            format!("the hub's schedule is {s} s")
+        });
+    let verdict = if status.due { "rotating" } else { "not due" };
+    eprintln!(
+        "{iface}: the key of device {} is {} s old and {schedule}: {verdict}",
+        status.device, status.key_age
+    );
+    Ok(status.due)
 }
 
 /// The device API a configuration names.

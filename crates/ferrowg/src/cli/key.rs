@@ -27,8 +27,8 @@ use ferrowg_keys::keyfile::{read_private_key, write_private_key};
 use ferrowg_keys::pkcs11::{manage, Pkcs11Error, Pkcs11Key, Pkcs11Uri};
 
 /// Usage of `ferrowg key`.
-pub const KEY_USAGE: &str =
-    "Usage: ferrowg key rotate <interface> [--pkcs11 <URI> | --file <path> | --config-dir <dir>]
+pub const KEY_USAGE: &str = "Usage: ferrowg key rotate <interface> [--pkcs11 <URI> | --file <path>]
+       ferrowg key rotate <interface> [--config-dir <dir>] [--if-due]   (a device enrolled in a hub)
        ferrowg key import --pkcs11 <URI> < <private key file>
        ferrowg key info --pkcs11 <URI>";
 
