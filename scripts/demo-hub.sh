@@ -22,13 +22,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "demo-hub.sh: run as root (it creates network namespaces and TUN devices)" >&2
-  exit 2
-fi
-for tool in ip wg wg-quick wireguard-go socat ping sha256sum; do
-  command -v "$tool" >/dev/null || { echo "demo-hub.sh: $tool is not installed" >&2; exit 2; }
-done
+failures=0
+# shellcheck source=scripts/hub-lib.sh
+. scripts/hub-lib.sh
+require_root_and demo-hub.sh ip wg wg-quick wireguard-go socat ping sha256sum
 if [ -z "${FERROWG:-}" ]; then
   cargo build --release -q -p ferrowg
   FERROWG=$PWD/target/release/ferrowg
@@ -40,7 +37,6 @@ IF_HUB=fh$id IF_S=fs$id IF_C=fc$id IF_O=fo$id
 SENSOR=sensor-$id COLLECTOR=collector-$id OPS=ops-$id
 TMP=$(mktemp -d -t ferrowg-demo-hub.XXXXXX)
 DATA=$TMP/hub
-failures=0
 pids=()
 
 cleanup() {
@@ -59,20 +55,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-say() { printf '\n== %s\n' "$*"; }
-ok() { printf 'ok: %s\n' "$*"; }
-fail() { printf 'FAIL: %s\n' "$*"; failures=$((failures + 1)); }
-# check WHAT CMD...: CMD must succeed.
-check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then ok "$what"; else fail "$what"; fi; }
-# refuse WHAT CMD...: CMD must fail.
-refuse() { local what=$1; shift; if "$@" >/dev/null 2>&1; then fail "$what"; else ok "$what"; fi; }
-# wait_until SECONDS CMD...: runs CMD every 0.2 s until it succeeds; fails after SECONDS.
-wait_until() {
-  local limit=$(( $1 * 5 )); shift
-  for _ in $(seq "$limit"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
-  return 1
-}
 hub() { in_ns "$NS_HUB" "$FERROWG" hub "$@"; }
 
 say "network: a bridge in the hub's namespace, one veth per device"
@@ -124,13 +106,9 @@ in_ns "$NS_S" "$FERROWG" enroll "$token" --iface "$IF_S" --name "$SENSOR" --conf
 say "$COLLECTOR: enrols with a token of group collector"
 token=$(hub token create --data "$DATA" --group collector)
 key_arg=(--key-file "$TMP/collector/key")
-if command -v softhsm2-util >/dev/null && [ -e /usr/lib/softhsm/libsofthsm2.so ]; then
-  mkdir -p "$TMP/softhsm/tokens"
-  printf 'directories.tokendir = %s\nobjectstore.backend = file\n' "$TMP/softhsm/tokens" >"$TMP/softhsm/softhsm2.conf"
-  export SOFTHSM2_CONF=$TMP/softhsm/softhsm2.conf
-  softhsm2-util --init-token --free --label "demo$id" --pin 1234 --so-pin 5678 >/dev/null
-  (umask 077; printf '1234' >"$TMP/softhsm/pin")
-  key_arg=(--pkcs11 "pkcs11:token=demo$id;object=wg?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:$TMP/softhsm/pin")
+if softhsm_available; then
+  softhsm_token "$TMP/softhsm" "demo$id"
+  key_arg=(--pkcs11 "pkcs11:token=demo$id;object=wg$SOFTHSM_QUERY")
   echo "(its key is made inside a SoftHSM2 token and never leaves it)"
 fi
 # The same site prefix as the sensor's (off-the-shelf routers), where 192.168.1.20 answers.
