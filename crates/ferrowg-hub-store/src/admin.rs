@@ -141,8 +141,7 @@ pub(crate) async fn authenticate(
             .bind(credential.id())
             .fetch_optional(&mut *conn)
             .await?;
-    let (hash,) = row.ok_or(StoreError::TokenInvalid)?;
-    if !credential.matches(Purpose::Admin, &hash) {
+    if !credential.matches(Purpose::Admin, row.as_ref().map(|(h,)| h.as_slice())) {
         return Err(StoreError::TokenInvalid);
     }
     let token = get(conn, credential.id()).await?;

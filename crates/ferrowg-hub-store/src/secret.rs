@@ -67,12 +67,16 @@ impl Credential {
         h.finalize().into()
     }
 
-    /// Whether this secret's hash equals `stored`, in constant time.
-    pub(crate) fn matches(&self, purpose: Purpose, stored: &[u8]) -> bool {
+    /// Whether this secret's hash equals `stored`, in constant time. `None` (no token with
+    /// this identifier) does the same work and fails, so the time taken does not tell whether
+    /// an identifier exists.
+    pub(crate) fn matches(&self, purpose: Purpose, stored: Option<&[u8]>) -> bool {
+        let found = stored.is_some();
+        let stored = stored.unwrap_or(&[0; 32]);
         let mut hash = self.hash(purpose);
-        let equal = hash.as_slice().ct_eq(stored).into();
+        let equal: bool = hash.as_slice().ct_eq(stored).into();
         hash.zeroize();
-        equal
+        std::hint::black_box(equal) && found
     }
 }
 
@@ -185,10 +189,11 @@ mod tests {
     fn hashes_are_per_purpose_and_compared_exactly() {
         let c = Credential::generate();
         let stored = c.hash(Purpose::Enrolment);
-        assert!(c.matches(Purpose::Enrolment, &stored));
-        assert!(!c.matches(Purpose::Admin, &stored));
-        assert!(!c.matches(Purpose::Enrolment, &stored[..31]));
+        assert!(c.matches(Purpose::Enrolment, Some(&stored)));
+        assert!(!c.matches(Purpose::Admin, Some(&stored)));
+        assert!(!c.matches(Purpose::Enrolment, Some(&stored[..31])));
         let other = Credential::generate();
-        assert!(!other.matches(Purpose::Enrolment, &stored));
+        assert!(!other.matches(Purpose::Enrolment, Some(&stored)));
+        assert!(!c.matches(Purpose::Enrolment, None));
     }
 }

@@ -170,8 +170,12 @@ pub(crate) async fn redeem(
     .bind(credential.id())
     .fetch_optional(&mut *conn)
     .await?;
-    let (group, hash, uses_left, expires_at, revoked_at) = row.ok_or(StoreError::TokenInvalid)?;
-    if !credential.matches(Purpose::Enrolment, &hash) || revoked_at.is_some() {
+    let hash = row.as_ref().map(|r| r.1.as_slice());
+    if !credential.matches(Purpose::Enrolment, hash) {
+        return Err(StoreError::TokenInvalid);
+    }
+    let (group, _, uses_left, expires_at, revoked_at) = row.ok_or(StoreError::TokenInvalid)?;
+    if revoked_at.is_some() {
         return Err(StoreError::TokenInvalid);
     }
     if expires_at.is_some_and(|t| t <= now.0) {
