@@ -6,6 +6,7 @@
 #   - `kill -9` of the hub during a burst of concurrent enrolments loses nothing it
 #     acknowledged: after a restart every device that received its configuration is listed,
 #     with the address in that configuration, and no address is given twice;
+#   - the hub's metrics count the devices known and online, and name peers after devices;
 #   - the key-rotation schedule: `ferrowg key rotate IFACE --if-due` changes nothing before the
 #     key is due; an overdue device stays connected; when due, it rotates, the hub moves the
 #     device to its new key, and traffic continues; a bad schedule is refused and changes
@@ -133,6 +134,21 @@ check "$name pings the hub's tunnel address through a handshake with the token's
   wait_until 10 in_ns "$NS_D" ping -c 1 -W 1 10.65.0.1
 online() { hub device show "$name" --data "$DATA" --json | grep -q '"online": *true'; }
 check "$name is online" wait_until 10 online
+
+say "the hub's metrics (hub serve --metrics, default 127.0.0.1:9586)"
+scrape() {
+  in_ns "$NS_HUB" bash -c 'exec 3<>/dev/tcp/127.0.0.1/9586 &&
+    printf "GET /metrics HTTP/1.1\r\nHost: hub\r\nConnection: close\r\n\r\n" >&3 && timeout 5 cat <&3'
+}
+scrape >"$TMP/metrics.txt" || true
+check "devices online: 1" grep -qx 'ferrowg_hub_devices_online 1' "$TMP/metrics.txt"
+check "devices: $listed, as listed" grep -qx "ferrowg_hub_devices $listed" "$TMP/metrics.txt"
+for metric in $(grep -o 'ferrowg_hub_[a-z_]*' dist/grafana/ferrowg-dashboard.json | sort -u); do
+  base=${metric%_total}
+  check "the dashboard's $metric is exported" grep -Eq "^$base(_total)?[ {]" "$TMP/metrics.txt"
+done
+check "$name's latest handshake, under its device name" \
+  grep -Eq "^wireguard_latest_handshake_seconds\{.*friendly_name=\"$name\".*\} [1-9]" "$TMP/metrics.txt"
 
 say "rotation schedule: not due, overdue, due"
 old_pub=$(field "$name" public_key)

@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod datapath;
 mod error;
 pub mod names;
+pub mod observe;
 pub mod offload;
 mod panics;
 pub mod resolve;
@@ -202,6 +203,11 @@ impl Handle {
             return Err(Errno::EINVAL);
         };
         st.device.set_netmaps(id, maps).map_err(|_| Errno::EINVAL)
+    }
+
+    /// The interface's peers and counters, for monitoring.
+    pub fn observe(&self) -> observe::Observation {
+        observe::observe(&self.0.lock(), &self.0.stats)
     }
 
     /// Packets the forwarding policy refused, and packets forwarded, so far.

@@ -57,6 +57,14 @@ impl Directory {
         self.members.get(key)
     }
 
+    /// How many devices it knows (a device rotating its key is one device under two keys).
+    pub fn devices(&self) -> usize {
+        let mut names: Vec<&str> = self.members.values().map(|m| m.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names.len()
+    }
+
     /// How many keys it knows.
     pub fn len(&self) -> usize {
         self.members.len()

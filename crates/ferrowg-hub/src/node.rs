@@ -5,7 +5,8 @@
 //!   the pools, forwarding between devices under the policy;
 //! - the sync loop ([`ferrowg_hub_dataplane::Sync`]), woken by every change the API makes;
 //! - the HTTPS API ([`crate::serve::serve_api`]);
-//! - the device API inside the tunnel ([`crate::device_api`]), on the hub's tunnel address.
+//! - the device API inside the tunnel ([`crate::device_api`]), on the hub's tunnel address;
+//! - the metrics listener ([`crate::metrics`]), unless turned off.
 //!
 //! It ends on the shutdown future (SIGINT/SIGTERM), when the interface goes away, or when a
 //! part fails; the interface is removed on the way out.
@@ -27,16 +28,26 @@ pub const DEFAULT_IFACE: &str = "fwhub0";
 /// The MTU of the hub's interface (wg-quick's default for a 1500-byte underlay).
 pub const MTU: u32 = 1420;
 
-/// Runs a hub node on data directory `dir` with interface `iface`: the API on `listen` (or
-/// the address in `hub.json`) until `shutdown` completes. `on_listening` is told the API's
-/// bound address once everything runs.
+/// How a node runs, besides its data directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeOptions {
+    /// The API's listening address; `None`: the one in `hub.json`.
+    pub listen: Option<SocketAddr>,
+    /// The WireGuard interface's name.
+    pub iface: String,
+    /// The metrics listener; `None`: no metrics.
+    pub metrics: Option<SocketAddr>,
+}
+
+/// Runs a hub node on data directory `dir` as `opts` say until `shutdown` completes.
+/// `on_listening` is told the API's bound address once everything runs.
 pub async fn run(
     dir: &DataDir,
-    listen: Option<SocketAddr>,
-    iface: &str,
+    opts: &NodeOptions,
     on_listening: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
+    let (listen, iface) = (opts.listen, opts.iface.as_str());
     let (state, tls, default_listen) = load(dir).await?;
     let settings = state
         .store
@@ -55,6 +66,20 @@ pub async fn run(
             .map_err(|e| ServeError::DataPlane(e.to_string()))?
             .map_err(|e| ServeError::DataPlane(e.to_string()))?;
     let mut daemon = tokio::task::spawn_blocking(move || running.wait());
+    let metrics_task = match opts.metrics {
+        Some(addr) => {
+            let registry = crate::metrics::registry(iface, &handle, &view, &state.counters);
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::Listen { addr, source })?;
+            log::info!("metrics at http://{addr}/metrics");
+            Some(tokio::spawn(ferrowg_metrics::serve::serve(
+                listener,
+                Arc::new(registry),
+            )))
+        }
+        None => None,
+    };
     let sync = Sync::new(state.store.clone(), handle.clone(), view);
     let sync_task = tokio::spawn(sync.run(state.changed.clone()));
 
@@ -82,6 +107,9 @@ pub async fn run(
     };
     sync_task.abort();
     device_task.abort();
+    if let Some(t) = metrics_task {
+        t.abort();
+    }
     handle.stop("the hub is stopping");
     if outcome.is_ok() {
         let _ = daemon.await;

@@ -184,6 +184,8 @@ pub struct End {
     pub port: u16,
     /// The daemon's pid, once started.
     pub pid: Option<u32>,
+    /// More options for `ferrowg daemon` (before the interface name).
+    pub daemon_args: Vec<String>,
 }
 
 impl End {
@@ -197,11 +199,10 @@ impl End {
                 // FERROWG_E2E_LOG=debug (or trace) for more detail in the logs of failed tests.
                 let level = std::env::var("FERROWG_E2E_LOG").unwrap_or_else(|_| "info".into());
                 let bin = fwg();
-                self.ns.spawn(
-                    &bin,
-                    &["daemon", "--foreground", &iface],
-                    &[("RUST_LOG", &level)],
-                )
+                let mut argv = vec!["daemon", "--foreground"];
+                argv.extend(self.daemon_args.iter().map(String::as_str));
+                argv.push(&iface);
+                self.ns.spawn(&bin, &argv, &[("RUST_LOG", &level)])
             }
             Impl::WireguardGo => {
                 require_tool("wireguard-go");
@@ -334,6 +335,11 @@ impl Pair {
 
     /// [`Pair::new`], the tunnel running over the IPv6 underlay when `via_v6`.
     pub fn build(a_imp: Impl, b_imp: Impl, via_v6: bool) -> Pair {
+        Pair::build_with(a_imp, b_imp, via_v6, &[])
+    }
+
+    /// [`Pair::build`], A's `ferrowg daemon` given the options `a_args` too.
+    pub fn build_with(a_imp: Impl, b_imp: Impl, via_v6: bool, a_args: &[&str]) -> Pair {
         let link = Link::new();
         let n = link.n;
         let Link {
@@ -356,8 +362,10 @@ impl Pair {
             tunnel_v6: format!("fd00:{n}::{host}"),
             port: 51000 + u16::from(host),
             pid: None,
+            daemon_args: Vec::new(),
         };
         let mut a = mk(ns_a, a_imp, "a", 1, veth_a);
+        a.daemon_args = a_args.iter().map(|s| (*s).to_owned()).collect();
         let mut b = mk(ns_b, b_imp, "b", 2, veth_b);
         a.start_daemon();
         b.start_daemon();

@@ -61,7 +61,7 @@ fn free_port() -> u16 {
 /// Starts `ferrowg hub serve --data DIR` and waits (at most 30 s) for its "listening" line.
 fn serve(data: &Path) -> Server {
     let child = Command::new(BIN)
-        .args(["hub", "serve", "--data"])
+        .args(["hub", "serve", "--metrics", "off", "--data"])
         .arg(data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

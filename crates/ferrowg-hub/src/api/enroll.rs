@@ -63,6 +63,7 @@ pub async fn enroll(
     };
     let device = state.store.redeem(&credential, &enrolment, now).await?;
     state.poke();
+    state.counters.enrolments.inc();
     log::info!(
         "enrolled device {} (group {}, token {}, {})",
         device.name,

@@ -33,6 +33,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use axum::Router;
 use ferrowg_hub_store::HubStore;
+use ferrowg_metrics::prometheus_client::metrics::counter::Counter;
 use tokio::sync::Notify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -58,6 +59,13 @@ pub const ONLINE_WITHIN: i64 = 180;
 /// The persistent keepalive handed to devices, in seconds.
 pub const PERSISTENT_KEEPALIVE: u16 = 25;
 
+/// What the API counts, for the hub's metrics ([`crate::metrics`]).
+#[derive(Debug, Clone, Default)]
+pub struct ApiCounters {
+    /// Devices enrolled with a token.
+    pub enrolments: Counter,
+}
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct ApiState {
@@ -71,6 +79,8 @@ pub struct ApiState {
     pub public_api: Arc<str>,
     /// The pin of the API's certificate, for enrolment tokens.
     pub pin: Pin,
+    /// What the API counts for the metrics.
+    pub counters: ApiCounters,
 }
 
 impl ApiState {
@@ -81,6 +91,7 @@ impl ApiState {
             changed: Arc::new(Notify::new()),
             public_api: Arc::from(public_api),
             pin,
+            counters: Default::default(),
         }
     }
 

@@ -98,6 +98,9 @@ pub struct ServeArgs {
     /// The hub's WireGuard interface name.
     #[arg(long, value_name = "NAME")]
     iface: Option<String>,
+    /// Prometheus metrics at http://ADDR:PORT/metrics, or `off`.
+    #[arg(long, value_name = "ADDR:PORT|off", default_value = crate::metrics::DEFAULT_METRICS)]
+    metrics: String,
 }
 
 /// `ferrowg hub serve`: the hub's interface and its APIs until SIGINT or SIGTERM. Prints `API
@@ -106,12 +109,24 @@ pub async fn serve(a: ServeArgs) -> Result<(), CliError> {
     let env = env_logger::Env::default().default_filter_or("info");
     let _ = env_logger::Builder::from_env(env).try_init();
     let iface = a.iface.as_deref().unwrap_or(node::DEFAULT_IFACE);
+    let metrics = match a.metrics.as_str() {
+        "off" => None,
+        text => Some(
+            text.parse()
+                .map_err(|_| CliError(format!("--metrics: {text:?} is not ADDR:PORT or off")))?,
+        ),
+    };
+    let opts = node::NodeOptions {
+        listen: a.api,
+        iface: iface.to_owned(),
+        metrics,
+    };
     let dir = DataDir::new(&a.data);
     let on_listening = |addr: SocketAddr| {
         let _ = out(&format!("API listening on {addr}\n"));
         log::info!("API listening on https://{addr}; WireGuard on interface {iface}");
     };
-    node::run(&dir, a.api, iface, on_listening, shutdown_signal()).await?;
+    node::run(&dir, &opts, on_listening, shutdown_signal()).await?;
     log::info!("shutting down");
     Ok(())
 }

@@ -125,6 +125,10 @@ pub struct DeviceStats {
     pub initiations_sent: u64,
     /// Handshake responses sent.
     pub responses_sent: u64,
+    /// Handshakes completed, as initiator or responder.
+    pub handshakes_completed: u64,
+    /// Handshakes given up after REKEY_ATTEMPT_TIME without an answer.
+    pub handshakes_gave_up: u64,
 }
 
 /// Most datagrams kept for `poll_transmit`.
@@ -278,6 +282,11 @@ impl Device {
 
     /// Queues an event for `poll_event`, dropping the oldest when the queue is full.
     pub(super) fn push_event(&mut self, e: Event) {
+        match &e {
+            Event::HandshakeCompleted { .. } => self.stats.handshakes_completed += 1,
+            Event::HandshakeGaveUp { .. } => self.stats.handshakes_gave_up += 1,
+            _ => {}
+        }
         if self.events.len() >= MAX_QUEUED_EVENTS {
             self.events.pop_front();
         }

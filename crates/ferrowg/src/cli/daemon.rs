@@ -6,17 +6,22 @@
 //! removed) and non-zero after a failure, a panic in any of the daemon's threads included, so
 //! a supervisor restarts it.
 
+use std::net::SocketAddr;
 use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferrowg_conf::uapi::{socket_path, valid_iface_name};
 use ferrowg_daemon::{Aead, Tuning};
+use ferrowg_metrics::interface::InterfaceCollector;
+use ferrowg_metrics::prometheus_client::registry::Registry;
+use ferrowg_metrics::serve::spawn_thread;
 
 use super::{usage, CliError};
 
 /// `ferrowg daemon --help`.
-const USAGE: &str = "Usage: ferrowg daemon [--foreground] [--aead=ring] [--no-offload] INTERFACE
+const USAGE: &str = "Usage: ferrowg daemon [--foreground] [--aead=ring] [--no-offload] [--metrics=ADDR:PORT] INTERFACE
 
 Creates the WireGuard interface INTERFACE and serves its UAPI socket
 /var/run/wireguard/INTERFACE.sock, like wireguard-go; configure it with `ferrowg set',
@@ -28,7 +33,10 @@ Options:
                     batch code (default --aead=auto: batches in AVX-512 lanes where the
                     CPU has AVX-512F and IFMA)
   --no-offload      no TSO/USO/GRO offloads on the TUN device: one plain IP packet per
-                    read and write";
+                    read and write
+  --metrics=ADDR:PORT  Prometheus metrics at http://ADDR:PORT/metrics (per-peer bytes and
+                    handshakes as prometheus_wireguard_exporter names them, handshakes,
+                    cookies, drops by reason); e.g. --metrics=127.0.0.1:9586";
 
 /// `--aead=ring`: ring for every datagram.
 const AEAD_RING: &str = "--aead=ring";
@@ -36,19 +44,23 @@ const AEAD_RING: &str = "--aead=ring";
 const AEAD_AUTO: &str = "--aead=auto";
 /// `--no-offload`: a plain TUN device.
 const NO_OFFLOAD: &str = "--no-offload";
+/// `--metrics=ADDR:PORT`: the Prometheus listener.
+const METRICS: &str = "--metrics=";
 
 /// What the command line asks of the daemon.
 struct DaemonArgs<'a> {
     iface: &'a str,
     foreground: bool,
     tuning: Tuning,
+    metrics: Option<SocketAddr>,
 }
 
-/// Parses `[--foreground|-f] [--aead=ring|auto] [--no-offload] IFACE` (options in any order);
-/// `None` for `--help`.
+/// Parses `[--foreground|-f] [--aead=ring|auto] [--no-offload] [--metrics=ADDR:PORT] IFACE`
+/// (options in any order); `None` for `--help`.
 fn parse<'a>(args: &[&'a str]) -> Result<Option<DaemonArgs<'a>>, CliError> {
     let mut foreground = false;
     let mut tuning = Tuning::default();
+    let mut metrics = None;
     let mut names = Vec::new();
     for &arg in args {
         match arg {
@@ -57,6 +69,14 @@ fn parse<'a>(args: &[&'a str]) -> Result<Option<DaemonArgs<'a>>, CliError> {
             AEAD_RING => tuning.aead = Aead::Ring,
             AEAD_AUTO => tuning.aead = Aead::Auto,
             NO_OFFLOAD => tuning.offload = false,
+            _ if arg.starts_with(METRICS) => {
+                let addr = &arg[METRICS.len()..];
+                metrics = Some(addr.parse().map_err(|_| {
+                    usage(&format!(
+                        "--metrics: `{addr}' is not ADDR:PORT (e.g. 127.0.0.1:9586)\n{USAGE}"
+                    ))
+                })?);
+            }
             _ if arg.starts_with('-') => {
                 return Err(usage(&format!("Unknown option `{arg}'\n{USAGE}")));
             }
@@ -70,6 +90,7 @@ fn parse<'a>(args: &[&'a str]) -> Result<Option<DaemonArgs<'a>>, CliError> {
         iface,
         foreground,
         tuning,
+        metrics,
     }))
 }
 
@@ -91,6 +112,7 @@ pub fn command(args: &[&str]) -> Result<(), CliError> {
         iface,
         foreground,
         tuning,
+        metrics,
     }) = parse(args)?
     else {
         println!("{USAGE}");
@@ -110,16 +132,31 @@ pub fn command(args: &[&str]) -> Result<(), CliError> {
         let _ = env_logger::Builder::from_env(env)
             .format_target(false)
             .try_init();
-        ferrowg_daemon::run(iface, &tuning).map_err(|e| CliError::new(format!("ferrowg: {e}")))
+        run(iface, &tuning, metrics)
     } else {
-        start_detached(iface, &tuning)
+        start_detached(iface, &tuning, metrics)
     }
+}
+
+/// Runs the daemon in this process, with its metrics listener when `metrics` names one.
+fn run(iface: &str, tuning: &Tuning, metrics: Option<SocketAddr>) -> Result<(), CliError> {
+    let failed = |e: &dyn std::fmt::Display| CliError::new(format!("ferrowg: {e}"));
+    let running = ferrowg_daemon::start(iface, tuning, None).map_err(|e| failed(&e))?;
+    if let Some(addr) = metrics {
+        let mut registry = Registry::default();
+        let collector = InterfaceCollector::new(iface, running.handle(), None);
+        registry.register_collector(Box::new(collector));
+        let bound = spawn_thread(addr, Arc::new(registry))
+            .map_err(|e| failed(&format!("metrics listener {addr}: {e}")))?;
+        log::info!("{iface}: metrics at http://{bound}/metrics");
+    }
+    running.wait().map_err(|e| failed(&e))
 }
 
 /// Starts the daemon for `iface` in the background, untuned, and returns once the UAPI socket
 /// is up (see [`start_detached`]).
 pub(super) fn spawn_detached(iface: &str) -> Result<(), CliError> {
-    start_detached(iface, &Tuning::default())
+    start_detached(iface, &Tuning::default(), None)
 }
 
 /// Starts the daemon in the background and returns once the UAPI socket is up.
@@ -130,12 +167,17 @@ pub(super) fn spawn_detached(iface: &str) -> Result<(), CliError> {
 /// to ours while we wait, so start-up errors are still shown; once we return, the pipe closes
 /// and later messages are dropped (as wireguard-go drops them unless LOG_LEVEL is set). Run
 /// `daemon --foreground` to keep the log. The detached daemon gets the same `tuning`.
-fn start_detached(iface: &str, tuning: &Tuning) -> Result<(), CliError> {
+fn start_detached(
+    iface: &str,
+    tuning: &Tuning,
+    metrics: Option<SocketAddr>,
+) -> Result<(), CliError> {
     let exe = std::env::current_exe()
         .map_err(|e| CliError::new(format!("ferrowg: cannot find own executable: {e}")))?;
     let mut child = Command::new(exe)
         .args(["daemon", "--foreground"])
         .args(tuning_args(tuning))
+        .args(metrics.map(|m| format!("{METRICS}{m}")))
         .arg(iface)
         .env("FERROWG_DETACHED", "1")
         .stdin(Stdio::null())
@@ -185,6 +227,22 @@ mod tests {
     fn parsed(args: &[&str]) -> (String, bool, Tuning) {
         let a = parse(args).unwrap().unwrap();
         (a.iface.to_string(), a.foreground, a.tuning)
+    }
+
+    #[test]
+    fn metrics_option() {
+        let a = parse(&["--metrics=127.0.0.1:9586", "wg0"])
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.metrics, Some("127.0.0.1:9586".parse().unwrap()));
+        assert!(parse(&["wg0"]).unwrap().unwrap().metrics.is_none());
+        for bad in [
+            "--metrics=",
+            "--metrics=localhost:9586",
+            "--metrics=127.0.0.1",
+        ] {
+            assert!(parse(&[bad, "wg0"]).is_err(), "{bad}");
+        }
     }
 
     #[test]

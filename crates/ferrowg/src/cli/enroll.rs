@@ -9,7 +9,7 @@
 //! wg-quick ignores: `ferrowg_hub::wgconf`), where `ferrowg key rotate` announces a new key.
 //! `ferrowg key rotate IFACE --if-due` first asks the hub whether the key is older than the
 //! hub's schedule (`rotate_after`) and rotates only then: run it from a timer (the systemd
-//! units in `contrib/systemd/`) and devices rotate on schedule.
+//! units in `dist/systemd/`) and devices rotate on schedule.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
