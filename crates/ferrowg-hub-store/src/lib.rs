@@ -2,10 +2,11 @@
 //! admin tokens, its devices and their addresses, and its access policy, behind one repository
 //! trait ([`HubStore`]).
 //!
-//! - [`SqliteStore`]: an SQLite file in the hub's data directory (WAL, `synchronous=FULL`,
-//!   foreign keys on), schema migrations embedded from `migrations/sqlite/`. The query modules
-//!   use only SQL that PostgreSQL shares, through sqlx's runtime-checked `query`/`query_as`
-//!   (no database at build time).
+//! - [`SqlStore`]: an SQLite file in the hub's data directory (WAL, `synchronous=FULL`,
+//!   foreign keys on), or a PostgreSQL database several hub nodes share; schema migrations
+//!   embedded from `migrations/sqlite/` and `migrations/postgres/`. The query modules use only
+//!   SQL both share, through sqlx's `Any` driver and runtime-checked `query`/`query_as` (no
+//!   database at build time).
 //! - One concern per module: [`settings`], [`tokens`] (enrolment tokens and redemption),
 //!   [`devices`], [`addresses`] (pools and the allocator), [`routes`], [`rotation`] (keys and
 //!   handshakes), [`stats`], [`admin`] (admin tokens), [`policy`], [`events`] (the change
@@ -28,7 +29,7 @@ pub mod routes;
 mod schema;
 pub mod secret;
 pub mod settings;
-mod sqlite;
+mod sql;
 pub mod stats;
 mod store;
 pub mod time;
@@ -43,10 +44,10 @@ pub use events::{Event, EventKind};
 pub use policy::PolicyVersion;
 pub use rotation::HandshakeOutcome;
 pub use routes::Route;
-pub use schema::DB_FILE;
+pub use schema::{Backend, DB_FILE};
 pub use secret::Credential;
 pub use settings::HubSettings;
-pub use sqlite::SqliteStore;
+pub use sql::SqlStore;
 pub use stats::DeviceStats;
 pub use store::HubStore;
 pub use time::UnixTime;

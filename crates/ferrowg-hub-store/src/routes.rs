@@ -56,12 +56,17 @@ impl Route {
 }
 
 /// A stored route row: prefix, approval, mapped prefix.
-type RouteRow = (String, bool, Option<String>);
+/// A route's columns: prefix, approved (as 0 or 1: sqlx's `Any` driver reads no SQLite
+/// booleans, so they are read through [`APPROVED`]), mapped prefix.
+type RouteRow = (String, i64, Option<String>);
+
+/// `approved` as an integer on every backend.
+const APPROVED: &str = "CASE WHEN approved THEN 1 ELSE 0 END AS approved";
 
 fn to_route((prefix, approved, mapped): &RouteRow) -> Result<Route> {
     Ok(Route {
         prefix: parse_stored(prefix, "route prefix")?,
-        approved: *approved,
+        approved: *approved != 0,
         mapped: mapped
             .as_deref()
             .map(|m| parse_stored(m, "mapped prefix"))
@@ -71,12 +76,11 @@ fn to_route((prefix, approved, mapped): &RouteRow) -> Result<Route> {
 
 /// The routes of device `id`, ordered by prefix text.
 pub(crate) async fn of_device(conn: &mut Conn, id: i64) -> Result<Vec<Route>> {
-    let rows: Vec<RouteRow> = sqlx::query_as(
-        "SELECT prefix, approved, mapped FROM device_routes WHERE device_id = $1 ORDER BY prefix",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await?;
+    let sql = format!(
+        "SELECT prefix, {APPROVED}, mapped FROM device_routes WHERE device_id = $1 \
+         ORDER BY prefix"
+    );
+    let rows: Vec<RouteRow> = sqlx::query_as(&sql).bind(id).fetch_all(&mut *conn).await?;
     let mut routes = rows.iter().map(to_route).collect::<Result<Vec<_>>>()?;
     sort(&mut routes);
     Ok(routes)
@@ -89,11 +93,12 @@ pub(crate) fn sort(routes: &mut [Route]) {
 
 /// Every device's routes, by device id.
 pub(crate) async fn all(conn: &mut Conn) -> Result<HashMap<i64, Vec<Route>>> {
-    let rows: Vec<(i64, String, bool, Option<String>)> = sqlx::query_as(
-        "SELECT device_id, prefix, approved, mapped FROM device_routes ORDER BY device_id, prefix",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let sql = format!(
+        "SELECT device_id, prefix, {APPROVED}, mapped FROM device_routes \
+         ORDER BY device_id, prefix"
+    );
+    let rows: Vec<(i64, String, i64, Option<String>)> =
+        sqlx::query_as(&sql).fetch_all(&mut *conn).await?;
     let mut map: HashMap<i64, Vec<Route>> = HashMap::new();
     for (id, prefix, approved, mapped) in rows {
         map.entry(id)

@@ -1,5 +1,5 @@
 //! The repository trait: every operation the hub performs on its storage, independent of the
-//! database behind it. [`crate::SqliteStore`] implements it; a PostgreSQL store is to follow
+//! database behind it. [`crate::SqlStore`] implements it; a PostgreSQL store is to follow
 //! with the same statements. Every operation that changes configuration is one transaction and
 //! takes the next event sequence number (see [`crate::events`]); the current time comes from
 //! the caller.

@@ -26,7 +26,7 @@ async fn two_hundred_concurrent_enrolments_get_distinct_addresses() {
     let (tok, cred) = t.store.create_token(&token, T0).await.unwrap();
     let mut handles = vec![];
     for _ in 0..HANDLES {
-        handles.push(Arc::new(support::reopen(&t.path()).await));
+        handles.push(Arc::new(t.reopen().await));
     }
     let cred = Arc::new(cred);
     let start = Arc::new(tokio::sync::Barrier::new(ENROLMENTS as usize));

@@ -15,11 +15,13 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use ferrowg_hub_store::{Enrolment, HubStore, NewToken, SqliteStore};
+use ferrowg_hub_store::{Enrolment, HubStore, NewToken, SqlStore};
 
 use support::{key, T0};
 
 const CHILD_ENV: &str = "FERROWG_KILL9_CHILD";
+/// The PostgreSQL database the child uses (absent: the SQLite file in the directory).
+const URL_ENV: &str = "FERROWG_KILL9_DATABASE";
 /// Acknowledgements the parent waits for before it kills the child.
 const KILL_AFTER: usize = 40;
 /// The child stops by itself after this many enrolments.
@@ -33,7 +35,10 @@ async fn child() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else {
         return; // Only runs as the parent's child.
     };
-    let store = SqliteStore::open(Path::new(&dir)).await.unwrap();
+    let url = std::env::var(URL_ENV).ok();
+    let store = SqlStore::open_in(Path::new(&dir), url.as_deref())
+        .await
+        .unwrap();
     let (_, cred) = store
         .create_token(
             &NewToken {
@@ -61,9 +66,12 @@ async fn child() {
 #[tokio::test]
 async fn kill_9_during_enrolments_loses_nothing_acknowledged() {
     let t = support::store().await;
-    let path = t.path();
     t.store.close().await;
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    if let Some(url) = &t.url {
+        child.env(URL_ENV, url);
+    }
+    let mut child = child
         .args(["--exact", "child", "--nocapture", "--test-threads=1"])
         .env(CHILD_ENV, t.dir.path())
         .stdin(Stdio::null())
@@ -100,7 +108,7 @@ async fn kill_9_during_enrolments_loses_nothing_acknowledged() {
     reader.join().unwrap();
     acked.extend(rx.try_iter());
 
-    let store = support::reopen(&path).await;
+    let store = t.reopen().await;
     assert!(store.integrity_ok().await.unwrap());
     let stored = store.list_devices().await.unwrap();
     let stored: HashSet<String> = stored

@@ -13,7 +13,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use ferrowg_hub_store::ipnet::{Ipv4Net, Ipv6Net};
-use ferrowg_hub_store::{HubSettings, HubStore, Pools, Scope, SqliteStore, UnixTime};
+use ferrowg_hub_store::{HubSettings, HubStore, Pools, Scope, SqlStore, UnixTime};
 use ferrowg_keys::key::{PrivateKey, PublicKey};
 use ferrowg_keys::keyfile::{write_private_file, write_private_key};
 use ferrowg_keys::pkcs11::{Pkcs11Key, Pkcs11Uri};
@@ -114,7 +114,7 @@ pub async fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
         pin: pin.to_string(),
         ..hub_file
     };
-    let store = SqliteStore::open(dir.root()).await?;
+    let store = SqlStore::open(dir.root()).await?;
     let now = UnixTime::now();
     let settings = HubSettings {
         endpoint: opts.endpoint.clone(),

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferrowg_hub_store::{HubStore, SqliteStore};
+use ferrowg_hub_store::{HubStore, SqlStore};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
@@ -79,7 +79,7 @@ pub async fn load(
         );
         return Err(ServeError::HubFile(msg));
     }
-    let store = SqliteStore::open(dir.root())
+    let store = SqlStore::open(dir.root())
         .await
         .map_err(|source| ServeError::Store {
             dir: dir.root().to_owned(),

@@ -13,12 +13,15 @@
 //!   end run by ferrowg or a reference peer (wireguard-go, boringtun-cli).
 //! - [`transfer`]: checked TCP transfers through a tunnel.
 //! - [`handshake`]: an in-process handshake between two protocol devices.
+//! - [`postgres`]: a private PostgreSQL server for the hub's tests, and the switch that runs
+//!   them on it (not re-exported at the top).
 //!
 //! Every item is re-exported at the top, so a test file says `use ferrowg_testkit::*;`.
 
 pub mod fake_daemon;
 pub mod handshake;
 pub mod netns;
+pub mod postgres;
 pub mod process;
 pub mod root;
 pub mod tempdir;

@@ -1,7 +1,7 @@
 //! Hub settings, the database file's settings, and what happens before `init`.
 
 use ferrowg_hub_store::{
-    Conflict, Entity, Field, HubStore, NewDevice, Reason, SqliteStore, StoreError,
+    Conflict, Entity, Field, HubStore, NewDevice, Reason, SqlStore, StoreError,
 };
 
 use crate::support::{self, key, settings, T0};
@@ -18,15 +18,18 @@ async fn init_once_and_read_back() {
         Err(StoreError::Conflict(Conflict::AlreadyInitialised))
     ));
     // Reopening the file (migrations already applied) keeps everything.
-    let path = t.path();
     t.store.close().await;
-    let reopened = support::reopen(&path).await;
+    let reopened = t.reopen().await;
     assert_eq!(reopened.settings().await.unwrap(), s);
 }
 
 #[tokio::test]
 async fn file_is_wal_full_sync_with_foreign_keys() {
     let t = support::store().await;
+    if !support::on_sqlite() {
+        assert!(t.store.integrity_ok().await.unwrap());
+        return; // SQLite's settings.
+    }
     let (journal, sync, fk) = t.store.pragmas().await.unwrap();
     assert_eq!(journal, "wal");
     assert_eq!(sync, 2, "synchronous=FULL");
@@ -36,8 +39,8 @@ async fn file_is_wal_full_sync_with_foreign_keys() {
 
 #[tokio::test]
 async fn before_init_settings_are_not_found() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let t = support::empty().await;
+    let store = &t.store;
     assert!(matches!(
         store.settings().await,
         Err(StoreError::NotFound(Entity::Settings))
@@ -57,8 +60,8 @@ async fn before_init_settings_are_not_found() {
 
 #[tokio::test]
 async fn bad_endpoint_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let t = support::empty().await;
+    let store = &t.store;
     let mut s = settings("10.64.0.0/16", None);
     s.endpoint = "no-port".into();
     assert!(matches!(
@@ -76,7 +79,7 @@ async fn missing_directory_is_a_database_error() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("absent");
     assert!(matches!(
-        SqliteStore::open(&missing).await,
+        SqlStore::open(&missing).await,
         Err(StoreError::Database(_))
     ));
 }
@@ -91,9 +94,12 @@ async fn values_changed_behind_the_store_are_corrupt_not_panics() {
         routes: vec![],
     };
     t.store.add_device(&new, T0).await.unwrap();
-    let raw = sqlx::SqlitePool::connect(&format!("sqlite://{}", t.path().display()))
-        .await
-        .unwrap();
+    sqlx::any::install_default_drivers();
+    let url = match &t.url {
+        Some(url) => url.clone(),
+        None => format!("sqlite://{}", t.path().display()),
+    };
+    let raw = sqlx::AnyPool::connect(&url).await.unwrap();
     // The hub's own address is not a device address.
     sqlx::query("UPDATE devices SET ipv4_host = 70000")
         .execute(&raw)

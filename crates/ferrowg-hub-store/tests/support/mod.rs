@@ -1,11 +1,14 @@
-//! Shared by the store's integration tests: a store on a fresh file in a temporary directory,
-//! initialised with the pools the examples use, and keys that differ per index.
+//! Shared by the store's integration tests: a store on a fresh database of the backend
+//! `FERROWG_TEST_DATABASE` selects (an SQLite file in a temporary directory, or a new database
+//! on the test process's PostgreSQL server), initialised with the pools the examples
+//! use, and keys that differ per index.
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use ferrowg_hub_store::{HubSettings, HubStore, Pools, SqliteStore, UnixTime};
+use ferrowg_hub_store::{HubSettings, HubStore, Pools, SqlStore, UnixTime};
+use ferrowg_testkit::postgres::{self, TestBackend};
 
 /// The time tests start at.
 pub const T0: UnixTime = UnixTime(1_800_000_000);
@@ -28,17 +31,39 @@ pub fn settings(pool4: &str, pool6: Option<&str>) -> HubSettings {
     }
 }
 
-/// A temporary directory and a store in it, initialised with `settings`.
+/// A temporary directory and a store on a fresh database, initialised with `settings`.
 pub struct TestStore {
     pub dir: tempfile::TempDir,
-    pub store: SqliteStore,
+    pub store: SqlStore,
+    /// The PostgreSQL database's URL; `None` for SQLite (the file in `dir`).
+    pub url: Option<String>,
 }
 
 impl TestStore {
-    /// The database file.
+    /// The SQLite database file (SQLite only).
     pub fn path(&self) -> PathBuf {
         self.dir.path().join(ferrowg_hub_store::DB_FILE)
     }
+
+    /// Another handle on the same database.
+    pub async fn reopen(&self) -> SqlStore {
+        SqlStore::open_in(self.dir.path(), self.url.as_deref())
+            .await
+            .unwrap()
+    }
+}
+
+/// Whether the tests run on SQLite (some check SQLite's file and settings).
+pub fn on_sqlite() -> bool {
+    postgres::backend() == TestBackend::Sqlite
+}
+
+/// A fresh, uninitialised store on the selected backend.
+pub async fn empty() -> TestStore {
+    let dir = tempfile::tempdir().unwrap();
+    let url = (!on_sqlite()).then(postgres::database_url);
+    let store = SqlStore::open_in(dir.path(), url.as_deref()).await.unwrap();
+    TestStore { dir, store, url }
 }
 
 /// A new store with pools `10.64.0.0/16` and `fd64::/64`.
@@ -48,13 +73,7 @@ pub async fn store() -> TestStore {
 
 /// A new store initialised with `settings`.
 pub async fn store_with(settings: HubSettings) -> TestStore {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path()).await.unwrap();
-    store.init(&settings).await.unwrap();
-    TestStore { dir, store }
-}
-
-/// Opens another handle on an existing file.
-pub async fn reopen(path: &Path) -> SqliteStore {
-    SqliteStore::open_file(path).await.unwrap()
+    let t = empty().await;
+    t.store.init(&settings).await.unwrap();
+    t
 }

@@ -1,22 +1,27 @@
-//! [`SqliteStore`]: the [`HubStore`] on an SQLite file in the hub's data directory.
+//! [`SqlStore`]: the [`HubStore`] on an SQLite file in the hub's data directory, or on a
+//! PostgreSQL database that several hub nodes share.
 //!
 //! Writes: the writers of one store queue on an in-process mutex (fair, so 200 concurrent
 //! enrolments are served in turn instead of spinning on SQLite's busy handler), then run in a
-//! `BEGIN IMMEDIATE` transaction, which takes SQLite's write lock before the first read, so
-//! what a transaction reads (the lowest free address, uses left) cannot change under it, also
-//! against another process on the same file. The transaction commits before the operation
-//! returns, and with `synchronous=FULL` a returned operation survives `kill -9` and power loss.
-//! Device insertions are retried when the database reports a uniqueness violation (which the
-//! write lock makes impossible on SQLite; it is the safety net for backends that lock less).
+//! transaction that takes the database's write lock before its first read, so what a
+//! transaction reads (the lowest free address, uses left) cannot change under it, also against
+//! another process or hub node: SQLite's `BEGIN IMMEDIATE`; on PostgreSQL, the row lock of the
+//! change counter (`SELECT … FOR UPDATE`), which every write takes. The transaction commits
+//! before the operation returns: SQLite with `synchronous=FULL`, PostgreSQL with its default
+//! `synchronous_commit`, so a returned operation survives `kill -9` and power loss. Device
+//! insertions are retried when the database reports a uniqueness violation (which the write
+//! lock makes impossible; it is the safety net).
 //!
-//! Reads run in a deferred transaction: one consistent snapshot (WAL), beside the writer.
+//! Reads run in one snapshot beside the writer: a deferred transaction on SQLite (WAL),
+//! `REPEATABLE READ READ ONLY` on PostgreSQL.
 
 use std::net::SocketAddr;
 use std::path::Path;
 
 use async_trait::async_trait;
 use ipnet::IpNet;
-use sqlx::sqlite::{Sqlite, SqlitePool};
+use sqlx::any::Any;
+use sqlx::AnyPool;
 use sqlx::Transaction;
 use tokio::sync::Mutex;
 
@@ -26,7 +31,7 @@ use crate::error::{Conflict, Result, StoreError};
 use crate::events::{self, Event};
 use crate::policy::{self, PolicyVersion};
 use crate::rotation::{self, HandshakeOutcome};
-use crate::schema::{self, Conn};
+use crate::schema::{self, Backend, Conn};
 use crate::secret::Credential;
 use crate::settings::{self, HubSettings};
 use crate::stats::{self, DeviceStats};
@@ -38,10 +43,11 @@ use crate::validate;
 /// How often a device insertion is tried when the database reports a uniqueness violation.
 const INSERT_ATTEMPTS: u32 = 8;
 
-/// The hub's store on an SQLite file.
+/// The hub's store on SQLite or PostgreSQL.
 #[derive(Debug)]
-pub struct SqliteStore {
-    pool: SqlitePool,
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
     writer: Mutex<()>,
 }
 
@@ -85,7 +91,7 @@ macro_rules! insert_tx {
 /// Runs `$body` in a read transaction (one snapshot).
 macro_rules! read_tx {
     ($store:expr, |$conn:ident| $body:expr) => {{
-        let mut tx = $store.pool.begin().await?;
+        let mut tx = $store.begin_read().await?;
         let result = {
             let $conn: &mut Conn = &mut tx;
             $body.await
@@ -96,7 +102,7 @@ macro_rules! read_tx {
 
 /// Commits on success, rolls back on failure (a failed rollback closes the connection, which
 /// rolls back too).
-async fn finish<T>(tx: Transaction<'static, Sqlite>, result: Result<T>) -> Result<T> {
+async fn finish<T>(tx: Transaction<'static, Any>, result: Result<T>) -> Result<T> {
     match result {
         Ok(value) => {
             tx.commit().await?;
@@ -109,28 +115,65 @@ async fn finish<T>(tx: Transaction<'static, Sqlite>, result: Result<T>) -> Resul
     }
 }
 
-impl SqliteStore {
-    /// Opens the store in the hub's data directory (the file [`schema::DB_FILE`], created if
-    /// missing; the directory must exist), applying pending migrations.
+impl SqlStore {
+    /// Opens the store in the hub's data directory (the SQLite file [`schema::DB_FILE`],
+    /// created if missing; the directory must exist), applying pending migrations.
     pub async fn open(data_dir: &Path) -> Result<Self> {
         Self::open_file(&schema::db_path(data_dir)).await
     }
 
-    /// Opens the store in the database file at `path` (created if missing).
+    /// Opens the store in the SQLite file at `path` (created if missing).
     pub async fn open_file(path: &Path) -> Result<Self> {
-        Ok(Self {
-            pool: schema::open(path).await?,
+        Ok(Self::new(schema::open_sqlite(path).await?, Backend::Sqlite))
+    }
+
+    /// Connects to the PostgreSQL database at `url` (`postgres://USER@HOST:PORT/DB`),
+    /// applying pending migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Ok(Self::new(
+            schema::open_postgres(url).await?,
+            Backend::Postgres,
+        ))
+    }
+
+    /// The store named by `database` (a `postgres://` or `postgresql://` URL), or else the
+    /// SQLite file in `data_dir`.
+    pub async fn open_in(data_dir: &Path, database: Option<&str>) -> Result<Self> {
+        match database {
+            Some(url) => Self::connect(url).await,
+            None => Self::open(data_dir).await,
+        }
+    }
+
+    fn new(pool: AnyPool, backend: Backend) -> Self {
+        Self {
+            pool,
+            backend,
             writer: Mutex::new(()),
-        })
+        }
     }
 
-    /// Whether SQLite's `PRAGMA integrity_check` finds the file sound.
+    /// The database it runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database finds itself sound: SQLite's `PRAGMA integrity_check`; on
+    /// PostgreSQL, whether it answers.
     pub async fn integrity_ok(&self) -> Result<bool> {
-        schema::integrity_ok(&self.pool).await
+        match self.backend {
+            Backend::Sqlite => schema::integrity_ok(&self.pool).await,
+            Backend::Postgres => {
+                let (one,): (i64,) = sqlx::query_as("SELECT CAST(1 AS BIGINT)")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(one == 1)
+            }
+        }
     }
 
-    /// The connection settings in force: journal mode, `synchronous` (2 is FULL) and whether
-    /// foreign keys are enforced.
+    /// The SQLite connection settings in force: journal mode, `synchronous` (2 is FULL) and
+    /// whether foreign keys are enforced. SQLite only.
     pub async fn pragmas(&self) -> Result<(String, i64, bool)> {
         schema::pragmas(&self.pool).await
     }
@@ -140,13 +183,36 @@ impl SqliteStore {
         self.pool.close().await;
     }
 
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                let locked = sqlx::query("SELECT seq FROM event_counter WHERE id = 1 FOR UPDATE")
+                    .execute(&mut *tx)
+                    .await;
+                match locked {
+                    Ok(_) => Ok(tx),
+                    Err(e) => {
+                        let _ = tx.rollback().await;
+                        Err(e.into())
+                    }
+                }
+            }
+        }
+    }
+
+    async fn begin_read(&self) -> Result<Transaction<'static, Any>> {
+        let statement = match self.backend {
+            Backend::Sqlite => "BEGIN",
+            Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        };
+        Ok(self.pool.begin_with(statement).await?)
     }
 }
 
 #[async_trait]
-impl HubStore for SqliteStore {
+impl HubStore for SqlStore {
     async fn init(&self, settings: &HubSettings) -> Result<()> {
         write_tx!(self, |c| settings::init(c, settings))
     }
