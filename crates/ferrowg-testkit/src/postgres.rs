@@ -208,13 +208,13 @@ fn watch(dir: &Path, data: &str) {
         stop = stop_command(data),
         dir = dir.display(),
     );
-    Command::new("sh")
-        .args(["-c", &script])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+    // Started in the background by a shell that exits at once: the watcher is nobody's child
+    // to wait for, and outlives this process.
+    let started = Command::new("sh")
+        .args(["-c", &format!("( {script} ) </dev/null >/dev/null 2>&1 &")])
+        .status()
         .expect("start the server's watcher");
+    assert!(started.success(), "start the server's watcher");
 }
 
 /// The shell command that stops the server at once.
