@@ -9,3 +9,6 @@ cargo build --release --manifest-path nostd-check/Cargo.toml
 
 echo "== all workspace tests (benches run once each, in test mode)"
 cargo test --workspace --all-targets
+
+echo "== the hub's store and API tests again, on PostgreSQL (a private server per test process)"
+FERROWG_TEST_DATABASE=postgres cargo test -p ferrowg-hub-store -p ferrowg-hub

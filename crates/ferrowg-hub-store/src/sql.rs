@@ -48,8 +48,16 @@ const INSERT_ATTEMPTS: u32 = 8;
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// The PostgreSQL database's URL (for its change notifications).
+    url: Option<String>,
     writer: Mutex<()>,
 }
+
+/// The PostgreSQL channel every recorded change is announced on (`migrations/postgres/0004`).
+const CHANGES_CHANNEL: &str = "ferrowg_hub_events";
+
+/// How long [`SqlStore::forward_changes`] waits before listening again after a failure.
+const LISTEN_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs `$body` (an expression using `$conn: &mut Conn` that yields a future of a `Result`) in
 /// a write transaction, committed if it succeeds and rolled back if not.
@@ -124,16 +132,18 @@ impl SqlStore {
 
     /// Opens the store in the SQLite file at `path` (created if missing).
     pub async fn open_file(path: &Path) -> Result<Self> {
-        Ok(Self::new(schema::open_sqlite(path).await?, Backend::Sqlite))
+        Ok(Self::new(
+            schema::open_sqlite(path).await?,
+            Backend::Sqlite,
+            None,
+        ))
     }
 
     /// Connects to the PostgreSQL database at `url` (`postgres://USER@HOST:PORT/DB`),
     /// applying pending migrations.
     pub async fn connect(url: &str) -> Result<Self> {
-        Ok(Self::new(
-            schema::open_postgres(url).await?,
-            Backend::Postgres,
-        ))
+        let pool = schema::open_postgres(url).await?;
+        Ok(Self::new(pool, Backend::Postgres, Some(url.to_owned())))
     }
 
     /// The store named by `database` (a `postgres://` or `postgresql://` URL), or else the
@@ -145,10 +155,11 @@ impl SqlStore {
         }
     }
 
-    fn new(pool: AnyPool, backend: Backend) -> Self {
+    fn new(pool: AnyPool, backend: Backend, url: Option<String>) -> Self {
         Self {
             pool,
             backend,
+            url,
             writer: Mutex::new(()),
         }
     }
@@ -211,8 +222,42 @@ impl SqlStore {
     }
 }
 
+/// Listens on [`CHANGES_CHANNEL`] and pokes `changed` for every notification, until the
+/// connection fails.
+async fn listen(url: &str, changed: &tokio::sync::Notify) -> Result<()> {
+    let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+    listener.listen(CHANGES_CHANNEL).await?;
+    changed.notify_one();
+    loop {
+        match listener.try_recv().await? {
+            Some(_) => changed.notify_one(),
+            None => return Ok(()), // The connection was lost.
+        }
+    }
+}
+
 #[async_trait]
 impl HubStore for SqlStore {
+    /// On PostgreSQL, a task that pokes `changed` (`notify_one`) whenever any hub node records
+    /// a change, and once after every reconnection (notifications sent while the connection
+    /// was down are lost, so the caller reads the events again); `None` on SQLite, where every
+    /// writer is in this process.
+    fn forward_changes(
+        &self,
+        changed: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let url = self.url.clone()?;
+        Some(tokio::spawn(async move {
+            loop {
+                if let Err(e) = listen(&url, &changed).await {
+                    log::warn!("listening for the hub's changes: {e}");
+                }
+                changed.notify_one();
+                tokio::time::sleep(LISTEN_RETRY).await;
+            }
+        }))
+    }
+
     async fn init(&self, settings: &HubSettings) -> Result<()> {
         write_tx!(self, |c| settings::init(c, settings))
     }

@@ -28,6 +28,16 @@ pub trait HubStore: Send + Sync {
     async fn init(&self, settings: &HubSettings) -> Result<()>;
     /// The hub settings.
     async fn settings(&self) -> Result<HubSettings>;
+    /// A task that pokes `changed` whenever another process (another hub node) records a
+    /// change, where the database can tell (PostgreSQL); `None` where every writer is in this
+    /// process.
+    fn forward_changes(
+        &self,
+        changed: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let _ = changed;
+        None
+    }
     /// Sets the key-rotation schedule (`None`: none); returns the settings.
     async fn set_rotate_after(
         &self,

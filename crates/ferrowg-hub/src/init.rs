@@ -41,6 +41,9 @@ pub struct InitOptions {
     /// How old a device's key may grow, in seconds, before the device rotates it; `None`: no
     /// schedule.
     pub rotate_after: Option<u64>,
+    /// The PostgreSQL database (`postgres://…`) to keep the store in, recorded in the data
+    /// directory; `None`: SQLite in the data directory.
+    pub database: Option<String>,
     /// The API URL tokens carry; default `https://` + the endpoint's host + the API port.
     pub api_url: Option<String>,
     /// More names or addresses for the certificate.
@@ -97,6 +100,13 @@ enum HubKey {
 pub async fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
     ferrowg_hub_store::validate::endpoint(&opts.endpoint)
         .map_err(|e| InitError::Invalid(format!("--endpoint {:?}: {e}", opts.endpoint)))?;
+    if let Some(url) = &opts.database {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(InitError::Invalid(
+                "--database: a postgres:// URL (without it the store is DIR/hub.db)".into(),
+            ));
+        }
+    }
     let pools = Pools::new(opts.pool4, opts.pool6)
         .map_err(|e| InitError::Invalid(format!("--pool/--pool6: {e}")))?;
     let hub_file = hub_file_for(opts)?;
@@ -114,7 +124,10 @@ pub async fn init(opts: &InitOptions) -> Result<InitReport, InitError> {
         pin: pin.to_string(),
         ..hub_file
     };
-    let store = SqlStore::open(dir.root()).await?;
+    if let Some(url) = &opts.database {
+        write_secret(&dir.database_file(), format!("{url}\n").as_bytes())?;
+    }
+    let store = SqlStore::open_in(dir.root(), opts.database.as_deref()).await?;
     let now = UnixTime::now();
     let settings = HubSettings {
         endpoint: opts.endpoint.clone(),

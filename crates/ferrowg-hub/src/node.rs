@@ -37,6 +37,8 @@ pub struct NodeOptions {
     pub iface: String,
     /// The metrics listener; `None`: no metrics.
     pub metrics: Option<SocketAddr>,
+    /// The PostgreSQL database (`postgres://…`); `None`: the one `init` recorded, or SQLite.
+    pub database: Option<String>,
 }
 
 /// Runs a hub node on data directory `dir` as `opts` say until `shutdown` completes.
@@ -48,7 +50,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (listen, iface) = (opts.listen, opts.iface.as_str());
-    let (state, tls, default_listen) = load(dir).await?;
+    let (state, tls, default_listen) = load(dir, opts.database.as_deref()).await?;
     let settings = state
         .store
         .settings()
@@ -80,6 +82,8 @@ pub async fn run(
         }
         None => None,
     };
+    // Changes other hub nodes make (PostgreSQL) wake the sync loop as this node's API does.
+    let changes_task = state.store.forward_changes(state.changed.clone());
     let sync = Sync::new(state.store.clone(), handle.clone(), view);
     let sync_task = tokio::spawn(sync.run(state.changed.clone()));
 
@@ -108,6 +112,9 @@ pub async fn run(
     sync_task.abort();
     device_task.abort();
     if let Some(t) = metrics_task {
+        t.abort();
+    }
+    if let Some(t) = changes_task {
         t.abort();
     }
     handle.stop("the hub is stopping");

@@ -72,6 +72,23 @@ impl DataDir {
         self.root.join("admin.token")
     }
 
+    /// The URL of the PostgreSQL database the hub uses (readable by root only: it may hold a
+    /// password); absent when the hub uses the SQLite file in this directory.
+    pub fn database_file(&self) -> PathBuf {
+        self.root.join("database.url")
+    }
+
+    /// The PostgreSQL database `init --database` recorded, if any.
+    pub fn database_url(&self) -> Result<Option<String>, String> {
+        let path = self.database_file();
+        if !path.exists() {
+            return Ok(None);
+        }
+        let text =
+            read_bounded(&path, MAX_HUB_FILE).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Some(text.trim().to_owned()))
+    }
+
     /// The non-secret settings ([`HubFile`]).
     pub fn hub_file(&self) -> PathBuf {
         self.root.join("hub.json")

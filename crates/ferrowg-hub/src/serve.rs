@@ -63,10 +63,12 @@ pub enum ServeError {
     },
 }
 
-/// The API's state and TLS configuration from a data directory: the store, the public API
-/// URL and the pin from `hub.json`, the certificate and key files.
+/// The API's state and TLS configuration from a data directory: the store (the PostgreSQL
+/// database `database` names, else the one `init --database` recorded, else the SQLite file),
+/// the public API URL and the pin from `hub.json`, the certificate and key files.
 pub async fn load(
     dir: &DataDir,
+    database: Option<&str>,
 ) -> Result<(ApiState, Arc<rustls::ServerConfig>, SocketAddr), ServeError> {
     let file = dir.read_hub_file().map_err(ServeError::HubFile)?;
     let pin = file.pin().map_err(ServeError::HubFile)?;
@@ -79,7 +81,9 @@ pub async fn load(
         );
         return Err(ServeError::HubFile(msg));
     }
-    let store = SqlStore::open(dir.root())
+    let recorded = dir.database_url().map_err(ServeError::HubFile)?;
+    let database = database.map(str::to_owned).or(recorded);
+    let store = SqlStore::open_in(dir.root(), database.as_deref())
         .await
         .map_err(|source| ServeError::Store {
             dir: dir.root().to_owned(),
@@ -98,7 +102,7 @@ pub async fn run_api(
     on_listening: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let (state, tls, default_listen) = load(dir).await?;
+    let (state, tls, default_listen) = load(dir, None).await?;
     let (listener, bound) = bind(listen.unwrap_or(default_listen)).await?;
     on_listening(bound);
     serve_api(state, listener, tls, shutdown).await;

@@ -91,3 +91,28 @@ async fn every_change_advances_the_sequence_and_names_what_changed() {
     t.store.set_policy("{}", T0).await.unwrap();
     assert_eq!(t.store.event_seq().await.unwrap(), 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_by_another_node_are_announced_within_a_second() {
+    let t = support::store().await;
+    let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let Some(task) = t.store.forward_changes(changed.clone()) else {
+        assert!(support::on_sqlite(), "PostgreSQL announces changes");
+        return; // One SQLite file, one hub node: its writers are in this process.
+    };
+    // The first poke says the listener is up.
+    tokio::time::timeout(std::time::Duration::from_secs(10), changed.notified())
+        .await
+        .expect("the listener starts");
+    let other = t.reopen().await;
+    for round in 0..3 {
+        let text = format!("{{ \"grants\": [] }} // {round}");
+        let written = std::time::Instant::now();
+        other.set_policy(&text, T0).await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(1), changed.notified())
+            .await
+            .expect("announced within 1 s");
+        assert!(written.elapsed() < std::time::Duration::from_secs(1));
+    }
+    task.abort();
+}

@@ -41,6 +41,10 @@ pub struct InitArgs {
     /// Another name or address for the API's certificate (repeatable).
     #[arg(long, value_name = "NAME")]
     api_san: Vec<String>,
+    /// Keep the hub's store in this PostgreSQL database (postgres://USER@HOST:PORT/DB), which
+    /// several hub nodes may share, instead of DIR/hub.db.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
     /// How old a device's key may grow before the device rotates it (`ferrowg key rotate
     /// IFACE --if-due`): 3600, 12h, 90d or never [default: 90d]. Nothing disconnects an
     /// overdue device.
@@ -64,6 +68,7 @@ pub async fn init(a: InitArgs) -> Result<(), CliError> {
         api_url: a.api_url,
         api_sans: a.api_san,
         rotate_after,
+        database: a.database,
     };
     let report = run_init(&opts).await?;
     let dir = DataDir::new(&report.data);
@@ -98,6 +103,10 @@ pub struct ServeArgs {
     /// The hub's WireGuard interface name.
     #[arg(long, value_name = "NAME")]
     iface: Option<String>,
+    /// The PostgreSQL database several hub nodes share (postgres://USER@HOST:PORT/DB)
+    /// [default: the one `init --database` recorded, else DIR/hub.db].
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
     /// Prometheus metrics at http://ADDR:PORT/metrics, or `off`.
     #[arg(long, value_name = "ADDR:PORT|off", default_value = crate::metrics::DEFAULT_METRICS)]
     metrics: String,
@@ -120,6 +129,7 @@ pub async fn serve(a: ServeArgs) -> Result<(), CliError> {
         listen: a.api,
         iface: iface.to_owned(),
         metrics,
+        database: a.database,
     };
     let dir = DataDir::new(&a.data);
     let on_listening = |addr: SocketAddr| {

@@ -1,4 +1,5 @@
-//! A hub for the API tests: `init` in a temporary directory, the API served over HTTPS on an
+//! A hub for the API tests, on the database backend `FERROWG_TEST_DATABASE` selects: `init` in
+//! a temporary directory, the API served over HTTPS on an
 //! ephemeral loopback port, an admin client from the directory's `hub.json` and `admin.token`.
 //! The server stops when the [`Hub`] is dropped.
 
@@ -11,6 +12,7 @@ use ferrowg_hub::api::ApiState;
 use ferrowg_hub::init::{init, InitOptions};
 use ferrowg_hub::serve::{load, serve_api};
 use ferrowg_hub::{Client, DataDir};
+use ferrowg_testkit::postgres::{self, TestBackend};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -41,9 +43,13 @@ impl Hub {
             api_url: None,
             api_sans: vec![],
             rotate_after: Some(ferrowg_hub_store::settings::DEFAULT_ROTATE_AFTER),
+            database: match postgres::backend() {
+                TestBackend::Postgres => Some(postgres::database_url()),
+                TestBackend::Sqlite => None,
+            },
         };
         init(&opts).await.expect("init");
-        let (state, tls, listen) = load(&data).await.expect("load");
+        let (state, tls, listen) = load(&data, None).await.expect("load");
         assert_eq!(listen, addr);
         let (stop, stopped) = oneshot::channel::<()>();
         let serving = state.clone();
