@@ -210,6 +210,24 @@ impl Handle {
         observe::observe(&self.0.lock(), &self.0.stats)
     }
 
+    /// Sets the endpoint of the peer with key `key` to `endpoint` and starts a handshake with
+    /// it now (a hub node that took over its devices from another one). Fails if the peer is
+    /// missing.
+    pub fn initiate(&self, key: &[u8; 32], endpoint: std::net::SocketAddr) -> Result<(), Errno> {
+        let mut st = self.0.lock();
+        let Some(id) = st.device.peer_by_key(key) else {
+            return Err(Errno::EINVAL);
+        };
+        st.device
+            .set_endpoint(id, Some(endpoint))
+            .map_err(|_| Errno::EINVAL)?;
+        st.device.initiate_handshake(id, state::now());
+        self.0.nudge(&st);
+        drop(st);
+        self.0.timer_wake.notify_one();
+        Ok(())
+    }
+
     /// Packets the forwarding policy refused, and packets forwarded, so far.
     pub fn forwarding_counts(&self) -> (u64, u64) {
         let s = &self.0.stats;

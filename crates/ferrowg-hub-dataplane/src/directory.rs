@@ -3,7 +3,7 @@
 //! loop from the store and swapped in whole; the data path only reads it.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ferrowg_hub_store::{Device, DeviceState};
 
@@ -30,13 +30,19 @@ impl Member {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Directory {
     members: HashMap<[u8; 32], Member>,
+    /// The current key of the device last heard from at each endpoint.
+    endpoints: HashMap<SocketAddr, [u8; 32]>,
 }
 
 impl Directory {
     /// The directory of `devices` (revoked ones are left out).
     pub fn new(devices: &[Device]) -> Directory {
         let mut members = HashMap::new();
+        let mut endpoints = HashMap::new();
         for d in devices.iter().filter(|d| d.state != DeviceState::Revoked) {
+            if let Some(e) = d.endpoint {
+                endpoints.insert(e, d.public_key);
+            }
             let m = Member {
                 name: d.name.clone(),
                 tag: (d.state == DeviceState::Active).then(|| format!("tag:{}", d.group)),
@@ -49,7 +55,12 @@ impl Directory {
             }
             members.insert(d.public_key, m);
         }
-        Directory { members }
+        Directory { members, endpoints }
+    }
+
+    /// The current key of the device the hub last heard from at `endpoint`.
+    pub fn key_at(&self, endpoint: SocketAddr) -> Option<[u8; 32]> {
+        self.endpoints.get(&endpoint).copied()
     }
 
     /// The member holding `key`.

@@ -6,6 +6,8 @@
 //! An end of the packet is the device itself, with its tag, when the packet's address is the
 //! device's own; otherwise it is a site behind the device, which the policy names by prefix.
 
+use std::net::SocketAddr;
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -20,6 +22,8 @@ use crate::view::View;
 /// The forwarding decision of the hub's interface.
 pub struct HubForwarding {
     view: Arc<View>,
+    /// Where the senders of datagrams for unknown sessions go ([`crate::takeover`]).
+    takeover: SyncSender<SocketAddr>,
     /// The flow table and the policy it was last given.
     filter: Mutex<Filter>,
     /// The clock of the flow table (seconds since this value was made).
@@ -27,10 +31,12 @@ pub struct HubForwarding {
 }
 
 impl HubForwarding {
-    /// Decides with what `view` holds.
-    pub fn new(view: Arc<View>) -> HubForwarding {
+    /// Decides with what `view` holds; senders of datagrams for sessions the interface does
+    /// not have go to `takeover`.
+    pub(crate) fn new(view: Arc<View>, takeover: SyncSender<SocketAddr>) -> HubForwarding {
         HubForwarding {
             view,
+            takeover,
             filter: Mutex::new(Filter::new(Arc::new(Compiled::default()))),
             start: Instant::now(),
         }
@@ -47,6 +53,11 @@ impl HubForwarding {
 }
 
 impl Forwarding for HubForwarding {
+    fn unknown_session(&self, from: SocketAddr) {
+        // Full: dropped; the device sends again.
+        let _ = self.takeover.try_send(from);
+    }
+
     fn allow(&self, from: &[u8; 32], to: &[u8; 32], packet: &mut [u8]) -> bool {
         let policy = self.view.policy();
         let Some(policy) = policy.as_ref() else {

@@ -4,18 +4,22 @@
 //! - packets between devices forwarded inside the process under the policy
 //!   (`forwarding.rs`, reading the [`View`] the sync loop publishes): the kernel's `ip_forward`
 //!   plays no part;
-//! - packets for the hub host and beyond written to the interface as on any ferrowg interface.
+//! - packets for the hub host and beyond written to the interface as on any ferrowg interface;
+//! - devices that had their sessions with another hub node handshaken with at once
+//!   (`takeover.rs`).
 
 mod directory;
 mod forwarding;
 mod peers;
 mod sync;
+mod takeover;
 mod view;
 
 pub use directory::{Directory, Member};
 pub use forwarding::HubForwarding;
 pub use peers::{allowed_ips, plan, wanted, PeerTable};
 pub use sync::{Sync, SyncError, ROUND, STATS_EVERY};
+pub use takeover::Takeover;
 pub use view::View;
 
 use std::net::IpAddr;
@@ -70,9 +74,13 @@ pub enum StartError {
 
 /// Starts the hub's interface: the daemon with the hub's forwarding policy reading `view`, its
 /// key and port set, its addresses added and the link up. The caller runs [`Sync`] on the
-/// returned handle and waits on the [`Running`] daemon.
-pub fn start(spec: &InterfaceSpec, view: Arc<View>) -> Result<(Running, Handle), StartError> {
-    let forwarding = Arc::new(HubForwarding::new(view));
+/// returned handle, spawns the [`Takeover`], and waits on the [`Running`] daemon.
+pub fn start(
+    spec: &InterfaceSpec,
+    view: Arc<View>,
+) -> Result<(Running, Handle, Takeover), StartError> {
+    let (to_takeover, takeover) = takeover::channel();
+    let forwarding = Arc::new(HubForwarding::new(view, to_takeover));
     let running = ferrowg_daemon::start(&spec.iface, &Tuning::default(), Some(forwarding))?;
     let handle = running.handle();
     let key = match &spec.key {
@@ -85,7 +93,7 @@ pub fn start(spec: &InterfaceSpec, view: Arc<View>) -> Result<(Running, Handle),
     };
     handle.set(&req).map_err(StartError::Refused)?;
     link_up(spec)?;
-    Ok((running, handle))
+    Ok((running, handle, takeover))
 }
 
 /// Adds the interface's addresses, sets its MTU and brings it up (with `ip(8)`, as wg-quick).

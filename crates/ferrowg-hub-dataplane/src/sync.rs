@@ -178,8 +178,11 @@ impl Sync {
 
 /// The counters of `peers`, as the store takes them.
 fn stats(peers: &[PeerState]) -> Vec<DeviceStats> {
+    // Only peers this node has had a session with: a standby node (several nodes on one
+    // database) must not overwrite the active node's counters with its zeros.
     peers
         .iter()
+        .filter(|p| p.last_handshake_time_sec > 0)
         .map(|p| DeviceStats {
             public_key: *p.public_key.as_bytes(),
             last_handshake: (p.last_handshake_time_sec > 0)

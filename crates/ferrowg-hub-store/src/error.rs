@@ -158,6 +158,27 @@ impl StoreError {
         Self::Invalid { field, reason }
     }
 
+    /// Whether the database could not be reached (no connection, connection lost, server
+    /// shutting down): the operation did nothing, and may succeed once the database is back.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Database(
+                sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            // SQLSTATE classes 08 (connection exception) and 57 (operator intervention:
+            // shutdown, crash).
+            Self::Database(e) => e
+                .as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57")),
+            _ => false,
+        }
+    }
+
     /// Whether this is a uniqueness violation reported by the database itself.
     pub(crate) fn is_unique_violation(&self) -> bool {
         match self {

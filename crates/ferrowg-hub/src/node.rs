@@ -62,12 +62,15 @@ pub async fn run(
     let spec = interface_spec(dir, iface, &settings)?;
     let view = Arc::new(View::default());
     let start_view = view.clone();
-    let (running, handle) =
+    let (running, handle, takeover) =
         tokio::task::spawn_blocking(move || ferrowg_hub_dataplane::start(&spec, start_view))
             .await
             .map_err(|e| ServeError::DataPlane(e.to_string()))?
             .map_err(|e| ServeError::DataPlane(e.to_string()))?;
     let mut daemon = tokio::task::spawn_blocking(move || running.wait());
+    takeover
+        .spawn(handle.clone(), view.clone())
+        .map_err(|e| ServeError::DataPlane(format!("the takeover thread: {e}")))?;
     let metrics_task = match opts.metrics {
         Some(addr) => {
             let registry = crate::metrics::registry(iface, &handle, &view, &state.counters);

@@ -24,6 +24,14 @@ pub trait Forwarding: Send + Sync {
     /// routed to the peer whose public key is `to`, may be sent on to `to`. It may rewrite the
     /// packet in place (addresses, checksums), keeping its length.
     fn allow(&self, from: &[u8; 32], to: &[u8; 32], packet: &mut [u8]) -> bool;
+
+    /// A transport datagram came from `from` for a session this interface does not have (a
+    /// hub node that just took over from another one gets its devices' traffic this way). The
+    /// call is made under the state lock, for every such datagram: it must return at once
+    /// (hand the address on, e.g. through a bounded channel, and decide elsewhere).
+    fn unknown_session(&self, from: std::net::SocketAddr) {
+        let _ = from;
+    }
 }
 
 /// A decrypted packet bound for another peer, waiting for the policy's decision.

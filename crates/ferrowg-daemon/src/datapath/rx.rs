@@ -16,7 +16,7 @@ use std::io::IoSlice;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
-use ferrowg_proto::{open_batch, Begin, Incoming, OpenJob, TRANSPORT_HEADER_SIZE};
+use ferrowg_proto::{open_batch, Begin, DropReason, Incoming, OpenJob, TRANSPORT_HEADER_SIZE};
 use ferrowg_sys::{Offload, PageBuf, Poller, RecvMeta, TunQueue, UdpSocket};
 
 use super::forward::{self, Hop};
@@ -393,6 +393,11 @@ fn begin(
                     }
                 }
                 Begin::Done(Incoming::Dropped(r)) => {
+                    if r == DropReason::UnknownIndex {
+                        if let Some(f) = &shared.forwarding {
+                            f.unknown_session(m.src);
+                        }
+                    }
                     log::trace!("datagram from {} dropped: {r}", m.src)
                 }
                 Begin::Done(_) => {}

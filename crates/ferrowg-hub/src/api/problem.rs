@@ -108,6 +108,17 @@ impl From<StoreError> for Problem {
                 let status = StatusCode::INSUFFICIENT_STORAGE;
                 Problem::new(status, "pool-exhausted", "Address pool exhausted", detail)
             }
+            other if other.is_unavailable() => {
+                log::warn!("store: {other}");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database-unavailable",
+                    "Database unavailable",
+                    "the hub's database cannot be reached; devices keep their connections and \
+                     the hub keeps forwarding on its last configuration; try again later"
+                        .to_owned(),
+                )
+            }
             other => {
                 log::error!("store: {other}");
                 Problem::internal()
