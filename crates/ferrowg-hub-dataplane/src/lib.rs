@@ -17,7 +17,7 @@ mod view;
 
 pub use directory::{Directory, Member};
 pub use forwarding::HubForwarding;
-pub use peers::{allowed_ips, plan, wanted, PeerTable};
+pub use peers::{allowed_ips, endpoints, plan, wanted, PeerTable};
 pub use sync::{Sync, SyncError, ROUND, STATS_EVERY};
 pub use takeover::Takeover;
 pub use view::View;

@@ -8,11 +8,11 @@
 //! goes), while the old key's peer keeps carrying the traffic until then. A revoked device has
 //! no peer: removing it drops its sessions and keys.
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
 
 use ferrowg_conf::addr::AllowedIp;
-use ferrowg_conf::uapi::{PeerOp, PeerSet, SetRequest};
+use ferrowg_conf::uapi::{PeerOp, PeerSet, PeerState, SetRequest};
 use ferrowg_hub_store::ipnet::IpNet;
 use ferrowg_hub_store::{Device, DeviceState};
 use ferrowg_keys::key::PublicKey;
@@ -91,6 +91,29 @@ pub fn plan(have: &PeerTable, want: &PeerTable) -> SetRequest {
     req
 }
 
+/// The `set` request that gives each peer without an endpoint the endpoint the store last
+/// recorded for its device: a node that never talked to the device (a standby sharing the
+/// database) can then reach it, e.g. to forward a packet to it after taking over. Peers with
+/// an endpoint keep theirs (the interface knows better than the store). Empty when there is
+/// nothing to give.
+pub fn endpoints(have: &[PeerState], devices: &[Device]) -> SetRequest {
+    let recorded: HashMap<[u8; 32], SocketAddr> = devices
+        .iter()
+        .filter(|d| d.state != DeviceState::Revoked)
+        .filter_map(|d| Some((d.public_key, d.endpoint?)))
+        .collect();
+    let mut req = SetRequest::default();
+    for p in have.iter().filter(|p| p.endpoint.is_none()) {
+        if let Some(e) = recorded.get(p.public_key.as_bytes()) {
+            req.peers.push(PeerSet {
+                public_key: p.public_key,
+                ops: vec![PeerOp::Endpoint(*e)],
+            });
+        }
+    }
+    req
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +138,51 @@ mod tests {
         assert_eq!(keys, [(2, true), (3, false), (4, false)]);
         assert_eq!(req.peers[1].ops.len(), 2, "replace, then the one address");
         assert!(plan(&want, &want).peers.is_empty());
+    }
+
+    fn device(key: u8, endpoint: Option<&str>, state: DeviceState) -> Device {
+        Device {
+            name: format!("d{key}"),
+            group: "g".into(),
+            public_key: [key; 32],
+            next_public_key: None,
+            ipv4: std::net::Ipv4Addr::new(10, 64, 0, key),
+            ipv6: None,
+            state,
+            token_id: None,
+            created_at: ferrowg_hub_store::UnixTime(0),
+            key_since: ferrowg_hub_store::UnixTime(0),
+            revoked_at: None,
+            last_handshake: None,
+            endpoint: endpoint.map(|e| e.parse().unwrap()),
+            rx_bytes: 0,
+            tx_bytes: 0,
+            routes: vec![],
+        }
+    }
+
+    #[test]
+    fn endpoints_fill_only_peers_without_one() {
+        let mut with = PeerState::new(PublicKey::from_bytes([1; 32]));
+        with.endpoint = Some("192.0.2.1:1000".parse().unwrap());
+        let have = [
+            with,
+            PeerState::new(PublicKey::from_bytes([2; 32])),
+            PeerState::new(PublicKey::from_bytes([3; 32])),
+            PeerState::new(PublicKey::from_bytes([4; 32])),
+        ];
+        let devices = [
+            device(1, Some("192.0.2.9:9"), DeviceState::Active),
+            device(2, Some("192.0.2.2:2000"), DeviceState::Active),
+            device(3, None, DeviceState::Active),
+            device(4, Some("192.0.2.4:4"), DeviceState::Revoked),
+        ];
+        let req = endpoints(&have, &devices);
+        assert_eq!(req.peers.len(), 1, "only the peer without one, known, not revoked");
+        assert_eq!(req.peers[0].public_key.as_bytes(), &[2; 32]);
+        assert_eq!(
+            req.peers[0].ops,
+            [PeerOp::Endpoint("192.0.2.2:2000".parse().unwrap())]
+        );
     }
 }

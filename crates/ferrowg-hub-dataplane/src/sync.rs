@@ -114,6 +114,10 @@ impl Sync {
         self.link(&devices)?;
         // One reading of the interface serves the handshakes and the counters.
         let peers = self.handle.get().peers;
+        let fill = peers::endpoints(&peers, &devices);
+        if !fill.peers.is_empty() {
+            self.handle.set(&fill).map_err(SyncError::Interface)?;
+        }
         let again = self.record_handshakes(&peers).await?;
         self.rounds = self.rounds.wrapping_add(1);
         if self.rounds.is_multiple_of(STATS_EVERY) {
