@@ -24,6 +24,8 @@ usage: wg-flood valid-mac1|junk --target ADDR:PORT --target-key BASE64 [--rate N
                 [--timeout S]
        wg-flood storm|storm-keys --target ADDR:PORT --target-key BASE64 [--peers N] [--seed S]
                 [--duration S] [--bind IP]
+       wg-flood fleet --target ADDR:PORT --target-key BASE64 --addresses FILE [--peers N]
+                [--seed S] [--rate N] [--duration S] [--timeout S] [--bind IP] [--sources N]
 
 valid-mac1  handshake initiations (148 bytes, type 1) with random sender index, ephemeral and
             encrypted fields and a correct mac1 for --target-key; mac2 zero
@@ -34,6 +36,10 @@ legit       a real peer (private key in --key-file, mode 0600) that handshakes w
 storm       --peers real peers (keys from --seed) handshaking again as soon as each session is
             up, for --duration; prints the handshakes per second completed
 storm-keys  prints the public keys of those peers, one per line (for the target to admit)
+fleet       --peers devices (keys from --seed, admitted by the hub; IPv4 addresses, line i for
+            device i, in --addresses FILE) all handshake at once (time until all are up, within
+            --timeout), then send --rate UDP packets per second to each other at random through
+            the hub for --duration; prints the packets delivered per second
 
 --rate N        initiations per second, sent in batches every millisecond (default 20000)
 --duration S    seconds to flood (default 10, at most 3600; decimals allowed)
@@ -45,6 +51,7 @@ storm-keys  prints the public keys of those peers, one per line (for the target 
 --timeout S     legit: give up after S seconds (default 10, at most 3600)
 --peers N       storm: peers (default 100, at most 10000)
 --seed S        storm: the seed their keys are made from (default 1)
+--addresses F   fleet: the devices' addresses
 
 Prints one line of key=value figures on standard output.";
 
@@ -61,6 +68,8 @@ pub enum Mode {
     Storm,
     /// The public keys of the storm's peers.
     StormKeys,
+    /// Many simulated devices talking to each other through a hub.
+    Fleet,
 }
 
 impl Mode {
@@ -72,6 +81,7 @@ impl Mode {
             Mode::Legit => "legit",
             Mode::Storm => "storm",
             Mode::StormKeys => "storm-keys",
+            Mode::Fleet => "fleet",
         }
     }
 }
@@ -105,6 +115,8 @@ pub struct Options {
     pub peers: u32,
     /// The seed of the storm's keys.
     pub seed: u64,
+    /// Fleet: the file of the devices' addresses, one per line.
+    pub addresses: Option<PathBuf>,
 }
 
 /// Parses `args` (without the program name).
@@ -115,6 +127,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         Some("legit") => Mode::Legit,
         Some("storm") => Mode::Storm,
         Some("storm-keys") => Mode::StormKeys,
+        Some("fleet") => Mode::Fleet,
         Some(other) => return Err(format!("unknown mode `{other}`")),
         None => return Err("no mode given".into()),
     };
@@ -134,6 +147,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
         timeout: Duration::from_secs(10),
         peers: 100,
         seed: 1,
+        addresses: None,
     };
     let mut bind = None;
     let mut src_port = 0u16;
@@ -164,6 +178,7 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
             }
             "--seed" => o.seed = bounded(value, 0, u64::MAX).map_err(|e| bad(&e))?,
             "--stop-file" => o.stop_file = Some(PathBuf::from(value)),
+            "--addresses" => o.addresses = Some(PathBuf::from(value)),
             _ => return Err(format!("unknown option {name}")),
         }
     }
@@ -185,6 +200,9 @@ pub fn parse(args: &[String]) -> Result<Options, String> {
     }
     if o.bind.is_ipv4() != o.target.is_ipv4() {
         return Err("--bind and --target are of different address families".into());
+    }
+    if mode == Mode::Fleet && o.addresses.is_none() {
+        return Err("fleet needs --addresses".into());
     }
     if mode == Mode::Legit && o.key_file.is_none() {
         return Err("legit needs --key-file".into());

@@ -88,34 +88,34 @@ impl Report {
     }
 }
 
-/// One peer of the storm.
-struct Peer {
-    dev: Device,
-    id: PeerId,
+/// One peer of the storm (and of the fleet).
+pub(crate) struct Peer {
+    pub(crate) dev: Device,
+    pub(crate) id: PeerId,
     /// Clock jumps so far.
-    jumped: Duration,
+    pub(crate) jumped: Duration,
     /// When it last initiated.
-    asked: Instant,
+    pub(crate) asked: Instant,
     /// The sender index of its latest initiation.
-    index: Option<u32>,
+    pub(crate) index: Option<u32>,
     /// Its session is up: it initiates again at `asked` + [`PEER_INTERVAL`].
-    done: bool,
+    pub(crate) done: bool,
 }
 
-fn unix_nanos() -> u64 {
+pub(crate) fn unix_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
 /// A peer's clock: real time since `start` plus its jumps.
-fn clock(start: Instant, jumped: Duration) -> ferrowg_proto::Instant {
+pub(crate) fn clock(start: Instant, jumped: Duration) -> ferrowg_proto::Instant {
     let d = CLOCK_BASE + start.elapsed() + jumped;
     ferrowg_proto::Instant::from_nanos(d.as_nanos() as u64)
 }
 
 impl Peer {
-    fn new(key: SecretKey, o: &Options, start: Instant) -> Result<Peer, String> {
+    pub(crate) fn new(key: SecretKey, o: &Options, start: Instant) -> Result<Peer, String> {
         let rng = ChaCha20Rng::from_rng(OsRng).map_err(|e| format!("getrandom: {e}"))?;
         let mut dev = Device::new(Box::new(key), Box::new(RustCrypto), Box::new(rng));
         dev.set_clock(clock(start, Duration::ZERO), unix_nanos());
@@ -136,12 +136,12 @@ impl Peer {
         })
     }
 
-    fn now(&self, start: Instant) -> ferrowg_proto::Instant {
+    pub(crate) fn now(&self, start: Instant) -> ferrowg_proto::Instant {
         clock(start, self.jumped)
     }
 
     /// Jumps the clock past the initiation rate limit and initiates.
-    fn initiate(&mut self, start: Instant) {
+    pub(crate) fn initiate(&mut self, start: Instant) {
         self.jumped += REKEY_TIMEOUT + REKEY_TIMEOUT_JITTER_MAX;
         let now = self.now(start);
         self.dev.set_clock(now, unix_nanos());
@@ -160,7 +160,7 @@ impl Peer {
 }
 
 /// The sender index of an initiation, or the receiver index of a response or cookie reply.
-fn index_of(d: &[u8]) -> Option<u32> {
+pub(crate) fn index_of(d: &[u8]) -> Option<u32> {
     let at = match *d.first()? {
         MESSAGE_HANDSHAKE_INITIATION => 4,
         MESSAGE_HANDSHAKE_RESPONSE => 8,
@@ -193,7 +193,7 @@ pub fn run(o: &Options) -> Result<Report, String> {
                 p.initiate(start);
             }
             let sock = &socks[i % socks.len()];
-            flush(p, i, sock, &mut out, &mut by_index, &mut report)?;
+            report.add(flush(p, i, sock, &mut out, &mut by_index)?);
         }
         let mut got = 0;
         for sock in &socks {
@@ -213,7 +213,7 @@ pub fn run(o: &Options) -> Result<Report, String> {
                     p.done = true;
                 }
                 p.dev.handle_datagram(p.now(start), m.src, d);
-                flush(p, i, sock, &mut out, &mut by_index, &mut report)?;
+                report.add(flush(p, i, sock, &mut out, &mut by_index)?);
             }
         }
         if got == 0 {
@@ -225,7 +225,7 @@ pub fn run(o: &Options) -> Result<Report, String> {
 }
 
 /// The storm's sockets: `o.sources` of them, on consecutive addresses from `o.bind`.
-fn sockets(o: &Options) -> Result<Vec<UdpSocket>, String> {
+pub(crate) fn sockets(o: &Options) -> Result<Vec<UdpSocket>, String> {
     (0..o.sources)
         .map(|j| {
             let ip = match o.bind.ip() {
@@ -242,26 +242,35 @@ fn sockets(o: &Options) -> Result<Vec<UdpSocket>, String> {
         .collect()
 }
 
+/// What one [`flush`] saw.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Flushed {
+    /// Handshakes the peer completed.
+    pub(crate) handshakes: u64,
+    /// Initiations it sent.
+    pub(crate) initiations: u64,
+}
+
 /// Sends what peer `i` queued (noting its initiations' indices) and counts its completed
 /// handshakes.
-fn flush(
+pub(crate) fn flush(
     p: &mut Peer,
     i: usize,
     sock: &UdpSocket,
     out: &mut [u8],
     by_index: &mut HashMap<u32, usize>,
-    report: &mut Report,
-) -> Result<(), String> {
+) -> Result<Flushed, String> {
+    let mut f = Flushed::default();
     while let Some(e) = p.dev.poll_event() {
         if matches!(e, Event::HandshakeCompleted { .. }) {
-            report.handshakes += 1;
+            f.handshakes += 1;
             p.done = true;
         }
     }
     while let Some(t) = p.dev.poll_transmit(out) {
         let d = &out[..t.len];
         if d[0] == MESSAGE_HANDSHAKE_INITIATION {
-            report.initiations += 1;
+            f.initiations += 1;
             // One index per peer in the map: its latest initiation's.
             if let Some(old) = p.index.take() {
                 by_index.remove(&old);
@@ -275,7 +284,14 @@ fn flush(
         sock.send_batch(&msg, Some(Duration::from_millis(100)))
             .map_err(|e| format!("send to {}: {e}", t.endpoint))?;
     }
-    Ok(())
+    Ok(f)
+}
+
+impl Report {
+    fn add(&mut self, f: Flushed) {
+        self.handshakes += f.handshakes;
+        self.initiations += f.initiations;
+    }
 }
 
 #[cfg(test)]

@@ -178,7 +178,11 @@ mod tests {
             device(4, Some("192.0.2.4:4"), DeviceState::Revoked),
         ];
         let req = endpoints(&have, &devices);
-        assert_eq!(req.peers.len(), 1, "only the peer without one, known, not revoked");
+        assert_eq!(
+            req.peers.len(),
+            1,
+            "only the peer without one, known, not revoked"
+        );
         assert_eq!(req.peers[0].public_key.as_bytes(), &[2; 32]);
         assert_eq!(
             req.peers[0].ops,

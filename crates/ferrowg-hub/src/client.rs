@@ -65,7 +65,8 @@ pub enum ClientError {
     Setup(String),
 }
 
-/// A connection to one hub's API.
+/// A connection to one hub's API (clones share its connections).
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     base: Url,

@@ -1,4 +1,4 @@
-//! `ferrowg hub device add|list|show|revoke|delete|approve-route`. `add` prints the wg-quick
+//! `ferrowg hub device add|import|list|show|revoke|delete|approve-route` (`import`: [`super::import`]). `add` prints the wg-quick
 //! configuration for a device that made its own key (and a QR code of it with `--qr`); `list`
 //! and `show` print a table, or JSON with `--json`.
 
@@ -31,6 +31,14 @@ pub enum DeviceCommand {
         /// Also print the configuration as a QR code (for phone apps).
         #[arg(long)]
         qr: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Admits many devices from FILE (`-`: standard input), a line each: NAME PUBLIC_KEY
+    /// GROUP; prints NAME ADDRESS for each.
+    Import {
+        /// The file.
+        file: String,
         #[command(flatten)]
         conn: ConnArgs,
     },
@@ -111,6 +119,7 @@ pub async fn run(command: DeviceCommand) -> Result<(), CliError> {
             }
             Ok(())
         }
+        DeviceCommand::Import { file, conn } => super::import::run(&file, &conn).await,
         DeviceCommand::List { conn, json } => {
             let devices = conn.client()?.list_devices().await?;
             if json {

@@ -4,7 +4,7 @@
 //! ferrowg hub init --data DIR --endpoint HOST:PORT --pool 10.64.0.0/16 [--pool6 fd64::/64] [--pkcs11 URI] [--api ADDR:PORT]
 //! ferrowg hub serve --data DIR [--api ADDR:PORT] [--iface NAME]
 //! ferrowg hub token create|list|revoke …
-//! ferrowg hub device add|list|show|revoke|delete|approve-route …
+//! ferrowg hub device add|import|list|show|revoke|delete|approve-route …
 //! ferrowg hub policy set|show|test …
 //! ferrowg hub settings [--rotate-after DURATION]
 //! ```
@@ -16,6 +16,7 @@
 
 mod conn;
 mod devices;
+mod import;
 mod policy;
 mod settings;
 mod setup;
