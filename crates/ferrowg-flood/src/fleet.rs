@@ -5,7 +5,7 @@
 //! 1. Up: every device initiates at once, as after a hub restart; a device without a session
 //!    tries again after [`RETRY_AFTER`] (a cookie reply, sooner); reported: the time until every
 //!    device has a session, and the cookie replies that kept the storm orderly.
-//! 2. Traffic, for `--duration`: IPv4 UDP packets of [`PAYLOAD`] bytes from a random device to
+//! 2. After [`SETTLE`], traffic for `--duration`: IPv4 UDP packets of [`PAYLOAD`] bytes from a random device to
 //!    another random device (addresses from `--addresses`, line `i` for device `i`), `--rate`
 //!    per second in all; reported: packets sent and delivered (decrypted by the destination
 //!    device, from the right source), per second.
@@ -26,6 +26,9 @@ use crate::storm::{flush, index_of, keys, sockets, Peer};
 
 /// A device without a session initiates again after this long (a cookie reply: at once).
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// Between coming up and the traffic: a hub makes a pending device active (its group's rules
+/// apply) at its sync round after the device's first handshake, once a second.
+const SETTLE: Duration = Duration::from_secs(2);
 /// The UDP payload of a test packet.
 pub const PAYLOAD: usize = 64;
 /// IPv4 + UDP headers.
@@ -166,6 +169,12 @@ pub fn run(o: &Options, addrs: &[Ipv4Addr]) -> Result<Report, String> {
     }
     report.up = up;
     report.up_seconds = t0.elapsed().as_secs_f64();
+    let settle = Instant::now();
+    while settle.elapsed() < SETTLE {
+        if io.receive(&mut peers, start)?.datagrams == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
     // Traffic.
     let t1 = Instant::now();
     let mut rng = OsRng;
