@@ -13,6 +13,7 @@
 //!   end run by ferrowg or a reference peer (wireguard-go, boringtun-cli).
 //! - [`transfer`]: checked TCP transfers through a tunnel.
 //! - [`handshake`]: an in-process handshake between two protocol devices.
+//! - [`script`]: the repository's check scripts run as tests.
 //! - [`postgres`]: a private PostgreSQL server for the hub's tests, and the switch that runs
 //!   them on it (not re-exported at the top).
 //!
@@ -24,6 +25,7 @@ pub mod netns;
 pub mod postgres;
 pub mod process;
 pub mod root;
+pub mod script;
 pub mod tempdir;
 pub mod transfer;
 pub mod tunnel;
@@ -33,6 +35,7 @@ pub use handshake::*;
 pub use netns::*;
 pub use process::*;
 pub use root::*;
+pub use script::*;
 pub use tempdir::*;
 pub use transfer::*;
 pub use tunnel::*;
