@@ -109,6 +109,25 @@ pub(crate) async fn all(conn: &mut Conn) -> Result<HashMap<i64, Vec<Route>>> {
     Ok(map)
 }
 
+/// The approved routes of every device that is not revoked, with the device's name, ordered by
+/// name and prefix text: what other devices route to the hub, read without reading every
+/// device.
+pub(crate) async fn approved(conn: &mut Conn) -> Result<Vec<(String, Route)>> {
+    let sql = format!(
+        "SELECT d.name, r.prefix, {APPROVED}, r.mapped FROM device_routes r
+         JOIN devices d ON d.id = r.device_id
+         WHERE r.approved AND d.state <> 'revoked'"
+    );
+    let rows: Vec<(String, String, i64, Option<String>)> =
+        sqlx::query_as(&sql).fetch_all(&mut *conn).await?;
+    let mut out = rows
+        .into_iter()
+        .map(|(name, prefix, approved, mapped)| Ok((name, to_route(&(prefix, approved, mapped))?)))
+        .collect::<Result<Vec<_>>>()?;
+    out.sort_by_cached_key(|(name, r)| (name.clone(), r.prefix.to_string()));
+    Ok(out)
+}
+
 /// Replaces the set of prefixes device `id` (called `name`) advertises. Prefixes it advertised
 /// before keep their approval; new ones are approved if listed in `auto_approved`.
 pub(crate) async fn replace_advertised(

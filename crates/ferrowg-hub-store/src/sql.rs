@@ -31,6 +31,7 @@ use crate::error::{Conflict, Result, StoreError};
 use crate::events::{self, Event};
 use crate::policy::{self, PolicyVersion};
 use crate::rotation::{self, HandshakeOutcome};
+use crate::routes::{self, Route};
 use crate::schema::{self, Backend, Conn};
 use crate::secret::Credential;
 use crate::settings::{self, HubSettings};
@@ -320,6 +321,10 @@ impl HubStore for SqlStore {
 
     async fn list_devices(&self) -> Result<Vec<Device>> {
         read_tx!(self, |c| devices::list(c))
+    }
+
+    async fn approved_routes(&self) -> Result<Vec<(String, Route)>> {
+        read_tx!(self, |c| routes::approved(c))
     }
 
     async fn revoke_device(&self, name: &str, now: UnixTime) -> Result<Device> {

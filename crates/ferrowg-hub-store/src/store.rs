@@ -15,6 +15,7 @@ use crate::error::Result;
 use crate::events::Event;
 use crate::policy::PolicyVersion;
 use crate::rotation::HandshakeOutcome;
+use crate::routes::Route;
 use crate::secret::Credential;
 use crate::settings::HubSettings;
 use crate::stats::DeviceStats;
@@ -73,6 +74,8 @@ pub trait HubStore: Send + Sync {
     async fn device_by_key(&self, key: &[u8; 32]) -> Result<(Device, KeyRole)>;
     /// Every device, ordered by name.
     async fn list_devices(&self) -> Result<Vec<Device>>;
+    /// The approved routes of every device that is not revoked, with the device's name.
+    async fn approved_routes(&self) -> Result<Vec<(String, Route)>>;
     /// Revokes a device: it keeps its row, addresses and keys (they stay reserved).
     async fn revoke_device(&self, name: &str, now: UnixTime) -> Result<Device>;
     /// Deletes a device; its name, addresses and keys become free.

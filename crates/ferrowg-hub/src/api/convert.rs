@@ -3,7 +3,7 @@
 //! prefixes a device routes to the hub.
 
 use ferrowg_hub_store::ipnet::IpNet;
-use ferrowg_hub_store::{Device, EnrolmentToken, HubSettings, PolicyVersion, UnixTime};
+use ferrowg_hub_store::{Device, EnrolmentToken, HubSettings, PolicyVersion, Route, UnixTime};
 use ferrowg_keys::key::PublicKey;
 
 use super::problem::Problem;
@@ -165,18 +165,16 @@ pub fn policy_info(p: PolicyVersion) -> PolicyInfo {
 }
 
 /// What device `name` routes to the hub: the address pools and the approved routes of every
-/// other device that is not revoked.
-pub fn allowed_ips(settings: &HubSettings, devices: &[Device], name: &str) -> Vec<String> {
+/// other device that is not revoked (`routes`, with their devices' names).
+pub fn allowed_ips(settings: &HubSettings, routes: &[(String, Route)], name: &str) -> Vec<String> {
     let mut out = vec![settings.pools.v4().to_string()];
     if let Some(v6) = settings.pools.v6() {
         out.push(v6.to_string());
     }
-    let others = devices
-        .iter()
-        .filter(|d| d.name != name && d.state != ferrowg_hub_store::DeviceState::Revoked);
-    for route in others.flat_map(|d| d.routes.iter()).filter(|r| r.approved) {
+    let mut seen: std::collections::HashSet<String> = out.iter().cloned().collect();
+    for (_, route) in routes.iter().filter(|(owner, _)| owner != name) {
         let text = route.reached_as().to_string();
-        if !out.contains(&text) {
+        if seen.insert(text.clone()) {
             out.push(text);
         }
     }

@@ -114,13 +114,13 @@ pub async fn device_config(
     device: &Device,
 ) -> Result<EnrollResponse, Problem> {
     let settings = store.settings().await?;
-    let devices = store.list_devices().await?;
+    let routes = store.approved_routes().await?;
     Ok(EnrollResponse {
         device: device.name.clone(),
         addresses: convert::addresses(device),
         hub_public_key: PublicKey::from_bytes(settings.public_key).to_base64(),
         endpoint: settings.endpoint.clone(),
-        allowed_ips: convert::allowed_ips(&settings, &devices, &device.name),
+        allowed_ips: convert::allowed_ips(&settings, &routes, &device.name),
         persistent_keepalive: PERSISTENT_KEEPALIVE,
         state: convert::state(device),
         routes: convert::routes(device),
