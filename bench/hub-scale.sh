@@ -133,6 +133,7 @@ report=$BENCH_TMP/report.md
 	echo "Run: \`bench/hub-scale.sh --write\` on $(date -u +%Y-%m-%d), $(nproc) CPUs; the fleet on $SOURCES source addresses, $RATE packets/s offered for $SECONDS_PER_RUN s; release builds."
 	echo
 	echo "$table"
+	cat "$REPO_DIR/bench/hub-scale.md"
 } >"$report"
 if ((WRITE)); then
 	write_section "$BENCH_DIR/RESULTS.md" scale "$report"

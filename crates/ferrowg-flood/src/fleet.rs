@@ -3,8 +3,9 @@
 //! each other through a hub (bench/hub-scale.sh, issue #19).
 //!
 //! 1. Up: every device initiates at once, as after a hub restart; a device without a session
-//!    tries again after [`RETRY_AFTER`] (a cookie reply, sooner); reported: the time until every
-//!    device has a session, and the cookie replies that kept the storm orderly.
+//!    tries again after REKEY_TIMEOUT and a jitter ([`retry_after`]), with the cookie of a
+//!    cookie reply; reported: the time until every device has a session, and the cookie replies
+//!    that kept the storm orderly.
 //! 2. After [`SETTLE`], traffic for `--duration`: IPv4 UDP packets of [`PAYLOAD`] bytes from a random device to
 //!    another random device (addresses from `--addresses`, line `i` for device `i`), `--rate`
 //!    per second in all; reported: packets sent and delivered (decrypted by the destination
@@ -16,7 +17,9 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use ferrowg_proto::messages::{MESSAGE_HANDSHAKE_COOKIE, TRANSPORT_HEADER_SIZE};
+use ferrowg_proto::messages::{
+    MESSAGE_HANDSHAKE_COOKIE, REKEY_TIMEOUT, REKEY_TIMEOUT_JITTER_MAX, TRANSPORT_HEADER_SIZE,
+};
 use ferrowg_proto::{Incoming, Outgoing};
 use ferrowg_sys::{RecvMeta, UdpSocket, BATCH_MAX};
 use rand_core::{OsRng, RngCore};
@@ -24,8 +27,15 @@ use rand_core::{OsRng, RngCore};
 use crate::args::Options;
 use crate::storm::{flush, index_of, keys, sockets, Peer};
 
-/// A device without a session initiates again after this long (a cookie reply: at once).
-const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// A device without a session initiates again after REKEY_TIMEOUT and a random jitter of up to
+/// REKEY_TIMEOUT_JITTER_MAX, as a WireGuard device does (a cookie reply is kept for that next
+/// initiation); a faster retry would make a loaded hub's late responses miss their initiation.
+fn retry_after() -> Duration {
+    REKEY_TIMEOUT
+        + Duration::from_millis(
+            u64::from(OsRng.next_u32()) % (REKEY_TIMEOUT_JITTER_MAX.as_millis() as u64 + 1),
+        )
+}
 /// Between coming up and the traffic: a hub makes a pending device active (its group's rules
 /// apply) at its sync round after the device's first handshake, once a second.
 const SETTLE: Duration = Duration::from_secs(2);
@@ -146,15 +156,18 @@ pub fn run(o: &Options, addrs: &[Ipv4Addr]) -> Result<Report, String> {
     };
     let mut report = Report::default();
     let t0 = Instant::now();
+    let mut retry: Vec<Duration> = Vec::with_capacity(peers.len());
     for p in peers.iter_mut() {
         p.initiate(start);
+        retry.push(retry_after());
     }
     // Up.
     let mut up = 0u32;
     while up < o.peers && t0.elapsed() < o.timeout {
         for (i, p) in peers.iter_mut().enumerate() {
-            if !p.done && p.asked.elapsed() >= RETRY_AFTER {
+            if !p.done && p.asked.elapsed() >= retry[i] {
                 p.initiate(start);
+                retry[i] = retry_after();
             }
             let f = io.flush(p, i)?;
             report.initiations += f.initiations;
@@ -272,8 +285,6 @@ impl Io {
                 let p = &mut peers[i];
                 if d[0] == MESSAGE_HANDSHAKE_COOKIE {
                     r.cookies += 1;
-                    // Initiate again at once, now with the cookie (mac2).
-                    p.asked = Instant::now() - RETRY_AFTER;
                 }
                 if let Incoming::Packet { .. } = p.dev.handle_datagram(p.now(start), m.src, d) {
                     r.delivered += 1;
