@@ -14,6 +14,7 @@
 //! - [`device_api`]: what devices ask for themselves through the tunnel (key rotation).
 //! - [`metrics`]: the Prometheus metrics of `hub serve`.
 //! - [`cli`]: `ferrowg hub …`.
+//! - [`ui`]: the web dashboard on the API's listener.
 //! - [`wgconf`]: the wg-quick configuration handed to devices added by public key.
 //!
 //! Storage is [`ferrowg_hub_store`]; access rules are [`ferrowg_policy`].
@@ -29,6 +30,7 @@ pub mod paths;
 pub mod serve;
 pub mod tls;
 pub mod token;
+pub mod ui;
 pub mod wgconf;
 
 pub use api::types;
