@@ -197,28 +197,15 @@
   function newView() {
     if (current) current.stop();
     if (closeConfirm) closeConfirm(false);
-    const view = {
-      alive: true,
-      timer: null,
-      stop() {
-        this.alive = false;
-        clearTimeout(this.timer);
-      },
-    };
-    current = view;
-    return view;
+    current = { alive: true, timer: null, stop() { this.alive = false; clearTimeout(this.timer); } };
+    return current;
   }
 
   /** Runs `load` now and again REFRESH_MS after each run ends, while the page is shown. */
   function every(view, load) {
     const tick = async () => {
       if (!view.alive) return;
-      try {
-        await load();
-        if (view.alive) clearError(true);
-      } catch (e) {
-        if (view.alive) report(e, true);
-      }
+      await load().then(() => view.alive && clearError(true), (e) => view.alive && report(e, true));
       if (view.alive) view.timer = setTimeout(tick, REFRESH_MS);
     };
     tick();
@@ -240,7 +227,10 @@
   // ---- session and routing -----------------------------------------------------------------
   let loginMessage = '';
 
+  /** Forgets the token and shows the login page with `message` (once, however many calls
+   *  failed with 401 at the same time). */
   function endSession(message) {
+    if (!storedToken()) return;
     sessionStorage.removeItem(TOKEN_KEY);
     loginMessage = message || '';
     if (location.hash === '#/login') route();
@@ -397,9 +387,8 @@
     const prev = el('button', { id: 'devices-prev', type: 'button', text: '‹ Previous' });
     const next = el('button', { id: 'devices-next', type: 'button', text: 'Next ›' });
     root.append(el('h1', { text: 'Devices' }),
-      el('div', { class: 'toolbar' }, filter, group, status),
-      el('div', { class: 'table-wrap' }, table), empty,
-      el('div', { class: 'pager' }, prev, count, next));
+      el('div', { class: 'toolbar' }, filter, group, status, el('div', { class: 'pager' }, prev, count, next)),
+      el('div', { class: 'table-wrap' }, table), empty);
 
     let seq = 0;
     async function load() {

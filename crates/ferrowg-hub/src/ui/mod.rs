@@ -110,7 +110,7 @@ async fn qr(_: ReadAccess, body: Result<Bytes, BytesRejection>) -> Result<Respon
         .map_err(|e| Problem::invalid(format!("the text does not fit a QR code: {e}")))?;
     let image = code
         .render::<svg::Color<'_>>()
-        .min_dimensions(256, 256)
+        .min_dimensions(320, 320)
         .quiet_zone(true)
         .build();
     Ok((
