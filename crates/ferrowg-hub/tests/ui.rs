@@ -60,8 +60,16 @@ fn admin_token(hub: &Hub) -> String {
 async fn files_have_media_types_and_security_headers() {
     let hub = Hub::start().await;
     let files = [
-        ("/ui/", "text/html; charset=utf-8", "<script src=\"/ui/app.js\""),
-        ("/ui/app.js", "text/javascript; charset=utf-8", "'use strict'"),
+        (
+            "/ui/",
+            "text/html; charset=utf-8",
+            "<script src=\"/ui/app.js\"",
+        ),
+        (
+            "/ui/app.js",
+            "text/javascript; charset=utf-8",
+            "'use strict'",
+        ),
         ("/ui/app.css", "text/css; charset=utf-8", "#devices-filter"),
     ];
     for (path, media, needle) in files {
@@ -76,7 +84,11 @@ async fn files_have_media_types_and_security_headers() {
         assert_eq!(header_of(&r, "referrer-policy"), "no-referrer");
         assert!(text(r).await.contains(needle), "{path} lacks {needle}");
     }
-    for needed in ["default-src 'none'", "script-src 'self'", "form-action 'none'"] {
+    for needed in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "form-action 'none'",
+    ] {
         assert!(CONTENT_SECURITY_POLICY.contains(needed), "{needed}");
     }
 }
@@ -95,7 +107,11 @@ async fn root_redirects_and_unknown_paths_stay_problems() {
     let r = send(&hub, get("/openapi.json")).await;
     assert_eq!(r.status(), StatusCode::OK);
     let r = send(&hub, get("/api/v1/devices")).await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the API still wants a token");
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "the API still wants a token"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -135,7 +151,9 @@ async fn page_has_no_inline_code_and_the_contract_ids() {
     let html = text(send(&hub, get("/ui/")).await).await;
     let js = text(send(&hub, get("/ui/app.js")).await).await;
     let css = text(send(&hub, get("/ui/app.css")).await).await;
-    for bad in ["<script>", "<style", "style=", "onclick", "onload", "http://", "https://"] {
+    for bad in [
+        "<script>", "<style", "style=", "onclick", "onload", "http://", "https://",
+    ] {
         assert!(!html.contains(bad), "index.html has {bad}");
     }
     for bad in [

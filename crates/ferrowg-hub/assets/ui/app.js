@@ -3,7 +3,7 @@
 //
 // Rules: whatever the API returns is inserted with textContent / createElement, never as markup;
 // names in URLs go through encodeURIComponent; the admin token lives in sessionStorage only, is
-// sent as `Authorization: Bearer`, and is never put in a URL or written to the console. The CSP
+// sent as `Authorization: Bearer`, and never appears in a URL or in the console log. The CSP
 // forbids inline script, style and handlers, so every listener is attached here.
 'use strict';
 

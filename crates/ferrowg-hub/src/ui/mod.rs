@@ -53,7 +53,10 @@ pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui/") }))
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
-        .route("/ui/", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
+        .route(
+            "/ui/",
+            get(|| asset("text/html; charset=utf-8", INDEX_HTML)),
+        )
         .route(
             "/ui/app.js",
             get(|| asset("text/javascript; charset=utf-8", APP_JS)),
@@ -62,10 +65,7 @@ pub fn routes() -> Router<ApiState> {
             "/ui/app.css",
             get(|| asset("text/css; charset=utf-8", APP_CSS)),
         )
-        .route(
-            "/ui/qr",
-            post(qr).layer(DefaultBodyLimit::max(MAX_QR_TEXT)),
-        )
+        .route("/ui/qr", post(qr).layer(DefaultBodyLimit::max(MAX_QR_TEXT)))
         .layer(axum::middleware::map_response(security_headers))
 }
 
@@ -87,11 +87,7 @@ async fn security_headers(mut response: Response) -> Response {
 /// An embedded file with its media type; browsers revalidate it on every load (it changes with
 /// the binary).
 async fn asset(media: &'static str, body: &'static str) -> Response {
-    (
-        [(CONTENT_TYPE, media), (CACHE_CONTROL, "no-cache")],
-        body,
-    )
-        .into_response()
+    ([(CONTENT_TYPE, media), (CACHE_CONTROL, "no-cache")], body).into_response()
 }
 
 /// `POST /ui/qr`: the body as a QR code in SVG. The text is typically a new enrolment token,
@@ -114,10 +110,7 @@ async fn qr(_: ReadAccess, body: Result<Bytes, BytesRejection>) -> Result<Respon
         .quiet_zone(true)
         .build();
     Ok((
-        [
-            (CONTENT_TYPE, "image/svg+xml"),
-            (CACHE_CONTROL, "no-store"),
-        ],
+        [(CONTENT_TYPE, "image/svg+xml"), (CACHE_CONTROL, "no-store")],
         image,
     )
         .into_response())
