@@ -6,7 +6,8 @@
 //! - the sync loop ([`ferrowg_hub_dataplane::Sync`]), woken by every change the API makes;
 //! - the HTTPS API ([`crate::serve::serve_api`]);
 //! - the device API inside the tunnel ([`crate::device_api`]), on the hub's tunnel address;
-//! - the metrics listener ([`crate::metrics`]), unless turned off.
+//! - the metrics listener ([`crate::metrics`]), unless turned off;
+//! - the heartbeat ([`crate::heartbeat`]): the node's row in the store's list of nodes.
 //!
 //! It ends on the shutdown future (SIGINT/SIGTERM), when the interface goes away, or when a
 //! part fails; the interface is removed on the way out.
@@ -20,6 +21,7 @@ use ferrowg_hub_store::HubSettings;
 use ferrowg_keys::pkcs11::Pkcs11Uri;
 
 use crate::device_api;
+use crate::heartbeat;
 use crate::paths::DataDir;
 use crate::serve::{bind, load, serve_api, ServeError};
 
@@ -39,6 +41,8 @@ pub struct NodeOptions {
     pub metrics: Option<SocketAddr>,
     /// The PostgreSQL database (`postgres://…`); `None`: the one `init` recorded, or SQLite.
     pub database: Option<String>,
+    /// The node's name in the store's list of nodes (unique among the nodes sharing it).
+    pub node: String,
 }
 
 /// Runs a hub node on data directory `dir` as `opts` say until `shutdown` completes.
@@ -50,6 +54,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (listen, iface) = (opts.listen, opts.iface.as_str());
+    let started_at = ferrowg_hub_store::UnixTime::now();
     let (state, tls, default_listen) = load(dir, opts.database.as_deref()).await?;
     let settings = state
         .store
@@ -87,10 +92,23 @@ pub async fn run(
     };
     // Changes other hub nodes make (PostgreSQL) wake the sync loop as this node's API does.
     let changes_task = state.store.forward_changes(state.changed.clone());
+    let beat_view = view.clone();
     let sync = Sync::new(state.store.clone(), handle.clone(), view);
     let sync_task = tokio::spawn(sync.run(state.changed.clone()));
 
     let (listener, bound) = bind(listen.unwrap_or(default_listen)).await?;
+    let identity = heartbeat::Identity {
+        name: opts.node.clone(),
+        api: bound.to_string(),
+        started_at,
+    };
+    let beat_handle = handle.clone();
+    let beat_task = tokio::spawn(heartbeat::run(
+        state.store.clone(),
+        identity,
+        move || heartbeat::interface_counts(&beat_handle, &beat_view),
+        heartbeat::EVERY,
+    ));
     let devices = device_api::listen(iface, settings.pools.hub_v4().into()).map_err(|source| {
         ServeError::Listen {
             addr: SocketAddr::new(settings.pools.hub_v4().into(), device_api::PORT),
@@ -113,6 +131,7 @@ pub async fn run(
         })),
     };
     sync_task.abort();
+    beat_task.abort();
     device_task.abort();
     if let Some(t) = metrics_task {
         t.abort();
