@@ -67,6 +67,18 @@ pub fn interface_counts(handle: &Handle, view: &View) -> Counts {
     }
 }
 
+/// Starts the heartbeat of `node` every [`EVERY`], with the counts of the hub's interface
+/// behind `handle` (devices named in `view`).
+pub fn spawn(
+    store: Arc<dyn HubStore>,
+    node: Identity,
+    handle: Handle,
+    view: Arc<View>,
+) -> tokio::task::JoinHandle<()> {
+    let counts = move || interface_counts(&handle, &view);
+    tokio::spawn(run(store, node, counts, EVERY))
+}
+
 /// The host name (`/proc/sys/kernel/hostname`), as the default node name.
 pub fn host_name() -> Option<String> {
     let raw = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;

@@ -77,17 +77,7 @@ pub async fn run(
         .spawn(handle.clone(), view.clone())
         .map_err(|e| ServeError::DataPlane(format!("the takeover thread: {e}")))?;
     let metrics_task = match opts.metrics {
-        Some(addr) => {
-            let registry = crate::metrics::registry(iface, &handle, &view, &state.counters);
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServeError::Listen { addr, source })?;
-            log::info!("metrics at http://{addr}/metrics");
-            Some(tokio::spawn(ferrowg_metrics::serve::serve(
-                listener,
-                Arc::new(registry),
-            )))
-        }
+        Some(addr) => Some(serve_metrics(addr, iface, &handle, &view, &state.counters).await?),
         None => None,
     };
     // Changes other hub nodes make (PostgreSQL) wake the sync loop as this node's API does.
@@ -102,13 +92,7 @@ pub async fn run(
         api: bound.to_string(),
         started_at,
     };
-    let beat_handle = handle.clone();
-    let beat_task = tokio::spawn(heartbeat::run(
-        state.store.clone(),
-        identity,
-        move || heartbeat::interface_counts(&beat_handle, &beat_view),
-        heartbeat::EVERY,
-    ));
+    let beat_task = heartbeat::spawn(state.store.clone(), identity, handle.clone(), beat_view);
     let devices = device_api::listen(iface, settings.pools.hub_v4().into()).map_err(|source| {
         ServeError::Listen {
             addr: SocketAddr::new(settings.pools.hub_v4().into(), device_api::PORT),
@@ -144,6 +128,25 @@ pub async fn run(
         let _ = daemon.await;
     }
     outcome
+}
+
+/// Serves the metrics of the hub's interface `iface` on `addr` (a task).
+async fn serve_metrics(
+    addr: SocketAddr,
+    iface: &str,
+    handle: &ferrowg_daemon::Handle,
+    view: &Arc<View>,
+    counters: &crate::api::ApiCounters,
+) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, ServeError> {
+    let registry = crate::metrics::registry(iface, handle, view, counters);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    log::info!("metrics at http://{addr}/metrics");
+    Ok(tokio::spawn(ferrowg_metrics::serve::serve(
+        listener,
+        Arc::new(registry),
+    )))
 }
 
 /// The hub's interface: its key from the data directory, the endpoint's port, the hub's
