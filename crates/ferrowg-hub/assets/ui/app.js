@@ -323,26 +323,6 @@
     ['endpoint', 'Endpoint', true], ['rx_bytes', 'rx', true], ['tx_bytes', 'tx', true],
   ];
 
-  /** What a server that ignores the query parameters (no X-Total-Count) should have done:
-   *  the same filter and order, on the whole list. */
-  function filterLocally(list) {
-    const q = devQuery.q.toLowerCase();
-    const hit = (d) => [d.name, d.group, d.endpoint || '', d.public_key, ...d.addresses]
-      .some((s) => String(s).toLowerCase().includes(q));
-    const out = list.filter((d) => (!q || hit(d))
-      && (!devQuery.group || d.group === devQuery.group)
-      && (!devQuery.status || deviceStatus(d) === devQuery.status));
-    const k = devQuery.sort;
-    const sign = devQuery.order === 'desc' ? -1 : 1;
-    const val = (d) => (d[k] === null || d[k] === undefined ? -Infinity : d[k]);
-    out.sort((a, b) => {
-      const x = val(a);
-      const y = val(b);
-      return sign * (x < y ? -1 : x > y ? 1 : 0) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
-    });
-    return out;
-  }
-
   function buildDeviceRow(d) {
     const link = el('a', { href: '#/devices/' + encodeURIComponent(d.name) });
     return el('tr', null, el('td', null, link), el('td'), el('td', { class: 'mono' }),
@@ -398,17 +378,10 @@
       });
       for (const k of ['q', 'group', 'status']) if (devQuery[k]) params.set(k, devQuery[k]);
       const res = await request('GET', '/api/v1/devices?' + params.toString());
-      let list = await res.json();
+      const list = await res.json();
       if (!view.alive || mine !== seq) return;
-      const header = res.headers.get('X-Total-Count');
-      let total;
-      if (header === null) {
-        list = filterLocally(list);
-        total = list.length;
-        list = list.slice(devQuery.offset, devQuery.offset + PAGE_SIZE);
-      } else {
-        total = Number(header) || 0;
-      }
+      // The server filters, sorts and pages; the header counts every match.
+      const total = Number(res.headers.get('X-Total-Count')) || 0;
       if (devQuery.offset > 0 && devQuery.offset >= total) {
         devQuery.offset = Math.max(0, Math.floor((total - 1) / PAGE_SIZE) * PAGE_SIZE);
         return load();
