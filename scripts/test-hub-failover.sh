@@ -63,9 +63,10 @@ join() {
 node() { local ns=$1 dir=$2; shift 2; in_ns "$ns" "$FERROWG" hub "$@" --data "$dir"; }
 serve() {
   local ns=$1 dir=$2 iface=$3
-  # Not through in_ns: $! must be the hub itself, for kill -9 to reach it.
+  # Not through in_ns: $! must be the hub itself, for kill -9 to reach it. Nodes sharing the
+  # database need distinct names (both share this host's name).
   ip netns exec "$ns" "$FERROWG" hub serve --data "$dir" --iface "$iface" --api 0.0.0.0:8443 \
-    --metrics off >>"$TMP/$iface.log" 2>&1 &
+    --node "$iface" --metrics off >>"$TMP/$iface.log" 2>&1 &
 }
 
 say "networks: public (devices, service address) and backend (database, nodes)"

@@ -158,6 +158,7 @@ mod tests {
             rx_bytes: 0,
             tx_bytes: 0,
             routes: vec![],
+            rotate_requested_at: None,
         }
     }
 

@@ -9,6 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use ipnet::IpNet;
 
 use crate::addresses::{self, Pools};
+use crate::device_query;
 use crate::error::{Conflict, Entity, Field, Result, StoreError};
 use crate::events::{self, EventKind};
 use crate::routes::{self, Route};
@@ -86,6 +87,9 @@ pub struct Device {
     pub tx_bytes: u64,
     /// Advertised routes, ordered by prefix text.
     pub routes: Vec<Route>,
+    /// When an admin asked it to rotate its key; cleared by the first handshake of its next
+    /// key (see [`crate::rotation`]).
+    pub rotate_requested_at: Option<UnixTime>,
 }
 
 /// A device to add.
@@ -111,17 +115,19 @@ impl NewDevice {
 }
 
 /// The columns every device read selects, joined with its keys.
-const SELECT_DEVICE: &str = "SELECT d.id, d.name, d.device_group, d.ipv4_host, d.ipv6_host,
-        d.state, d.token_id, d.created_at, d.revoked_at, d.last_handshake, d.endpoint,
-        d.rx_bytes, d.tx_bytes, kc.public_key AS public_key, kc.added_at AS key_since,
+pub(crate) const SELECT_DEVICE: &str = "SELECT d.id, d.name, d.device_group, d.ipv4_host,
+        d.ipv6_host, d.state, d.token_id, d.created_at, d.revoked_at, d.last_handshake,
+        d.endpoint, d.rx_bytes, d.tx_bytes, d.rotate_requested_at,
+        kc.public_key AS public_key, kc.added_at AS key_since,
         kn.public_key AS next_public_key
     FROM devices d
     JOIN device_keys kc ON kc.device_id = d.id AND kc.role = 'current'
     LEFT JOIN device_keys kn ON kn.device_id = d.id AND kn.role = 'next'";
 
+/// A row of [`SELECT_DEVICE`].
 #[derive(sqlx::FromRow)]
-struct DeviceRow {
-    id: i64,
+pub(crate) struct DeviceRow {
+    pub(crate) id: i64,
     name: String,
     device_group: String,
     ipv4_host: i64,
@@ -134,13 +140,15 @@ struct DeviceRow {
     endpoint: Option<String>,
     rx_bytes: i64,
     tx_bytes: i64,
+    rotate_requested_at: Option<i64>,
     public_key: Vec<u8>,
     key_since: i64,
     next_public_key: Option<Vec<u8>>,
 }
 
 impl DeviceRow {
-    fn into_device(self, pools: &Pools, routes: Vec<Route>) -> Result<Device> {
+    /// The device, with its `routes`.
+    pub(crate) fn into_device(self, pools: &Pools, routes: Vec<Route>) -> Result<Device> {
         let endpoint = self
             .endpoint
             .map(|e| parse_stored(&e, "device endpoint"))
@@ -165,6 +173,7 @@ impl DeviceRow {
             rx_bytes: u64::try_from(self.rx_bytes).unwrap_or(0),
             tx_bytes: u64::try_from(self.tx_bytes).unwrap_or(0),
             routes,
+            rotate_requested_at: self.rotate_requested_at.map(UnixTime),
         })
     }
 }
@@ -202,9 +211,11 @@ pub(crate) async fn insert(
     events::record(conn, EventKind::DeviceAdded, &new.name, now).await?;
     let pools = settings::pools(conn).await?;
     let (v4, v6) = addresses::allocate(conn, &pools).await?;
+    let (v4_text, v6_text) = device_query::address_texts(&pools, v4, v6)?;
     let (id,): (i64,) = sqlx::query_as(
-        "INSERT INTO devices (name, device_group, ipv4_host, ipv6_host, state, token_id, created_at)
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6) RETURNING id",
+        "INSERT INTO devices (name, device_group, ipv4_host, ipv6_host, state, token_id,
+            created_at, ipv4_text, ipv6_text)
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8) RETURNING id",
     )
     .bind(&new.name)
     .bind(&new.group)
@@ -212,6 +223,8 @@ pub(crate) async fn insert(
     .bind(v6)
     .bind(token_id)
     .bind(now.0)
+    .bind(v4_text)
+    .bind(v6_text)
     .fetch_one(&mut *conn)
     .await?;
     insert_key(conn, id, &new.public_key, "current", now).await?;
@@ -240,12 +253,14 @@ pub(crate) async fn insert_key(
     now: UnixTime,
 ) -> Result<()> {
     sqlx::query(
-        "INSERT INTO device_keys (public_key, device_id, role, added_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO device_keys (public_key, device_id, role, added_at, key_text)
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(key.as_slice())
     .bind(id)
     .bind(role)
     .bind(now.0)
+    .bind(device_query::key_text(key))
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -129,6 +129,12 @@ pub enum Field {
     Limit,
     /// The key-rotation schedule.
     RotateAfter,
+    /// The search text of a device query.
+    Search,
+    /// A hub node's name.
+    NodeName,
+    /// A hub node's API address or version.
+    NodeDetail,
 }
 
 /// Rules an input can break, for [`StoreError::Invalid`].
@@ -244,6 +250,9 @@ impl fmt::Display for Field {
             Self::TokenId => "token identifier",
             Self::Limit => "limit",
             Self::RotateAfter => "rotate_after",
+            Self::Search => "search text",
+            Self::NodeName => "node name",
+            Self::NodeDetail => "node API address or version",
         })
     }
 }

@@ -29,6 +29,8 @@ pub enum EventKind {
     RotationChanged,
     /// A device's next key replaced its current one (subject: its name).
     KeyRotated,
+    /// An admin asked a device to rotate its key (subject: its name).
+    RotationRequested,
     /// A device's advertised routes or their approval changed (subject: its name).
     RoutesChanged,
     /// An enrolment token was created (subject: its identifier).
@@ -46,7 +48,7 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    const ALL: [(Self, &'static str); 14] = [
+    const ALL: [(Self, &'static str); 15] = [
         (Self::HubInitialised, "hub_initialised"),
         (Self::DeviceAdded, "device_added"),
         (Self::DeviceActivated, "device_activated"),
@@ -54,6 +56,7 @@ impl EventKind {
         (Self::DeviceDeleted, "device_deleted"),
         (Self::RotationChanged, "rotation_changed"),
         (Self::KeyRotated, "key_rotated"),
+        (Self::RotationRequested, "rotation_requested"),
         (Self::RoutesChanged, "routes_changed"),
         (Self::TokenCreated, "token_created"),
         (Self::TokenRevoked, "token_revoked"),

@@ -10,7 +10,8 @@
 //! - One concern per module: [`settings`], [`tokens`] (enrolment tokens and redemption),
 //!   [`devices`], [`addresses`] (pools and the allocator), [`routes`], [`rotation`] (keys and
 //!   handshakes), [`stats`], [`admin`] (admin tokens), [`policy`], [`events`] (the change
-//!   sequence), [`secret`] (credentials), [`validate`] (input rules).
+//!   sequence), [`secret`] (credentials), [`validate`] (input rules), [`device_query`] (pages
+//!   of devices filtered and sorted in SQL), [`nodes`] (the hub nodes' heartbeats).
 //! - Errors are [`StoreError`]; no operation panics. The current time is passed in by the
 //!   caller ([`UnixTime`]).
 //!
@@ -20,9 +21,11 @@
 
 pub mod addresses;
 pub mod admin;
+pub mod device_query;
 pub mod devices;
 mod error;
 pub mod events;
+pub mod nodes;
 pub mod policy;
 pub mod rotation;
 pub mod routes;
@@ -38,9 +41,11 @@ pub mod validate;
 
 pub use addresses::Pools;
 pub use admin::{AdminToken, Scope};
+pub use device_query::{DevicePage, DeviceQuery, DeviceSort, SortOrder, StatusFilter};
 pub use devices::{Device, DeviceState, KeyRole, NewDevice};
 pub use error::{Conflict, Entity, Family, Field, Reason, Result, StoreError};
 pub use events::{Event, EventKind};
+pub use nodes::HubNode;
 pub use policy::PolicyVersion;
 pub use rotation::HandshakeOutcome;
 pub use routes::Route;

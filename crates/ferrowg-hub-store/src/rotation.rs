@@ -2,7 +2,8 @@
 //! public key; from then on both keys are valid, and the first handshake with the next key makes
 //! it the current one and drops the old one. Nothing here ever expires a key: a device is never
 //! disconnected by the passing of time. The first handshake of a pending device (with either
-//! key) makes it active.
+//! key) makes it active. An admin may ask a device to rotate ([`request`]): the request stands
+//! until the first handshake of a next key completes a rotation.
 
 use std::net::SocketAddr;
 
@@ -58,6 +59,25 @@ pub(crate) async fn cancel(conn: &mut Conn, name: &str, now: UnixTime) -> Result
     devices::by_name(conn, name).await
 }
 
+/// Asks device `name` to rotate its key (it sees the request as its rotation being due);
+/// asking again while a request stands changes nothing. A revoked device is a conflict.
+pub(crate) async fn request(conn: &mut Conn, name: &str, now: UnixTime) -> Result<Device> {
+    let device = devices::by_name(conn, name).await?;
+    if device.state == DeviceState::Revoked {
+        return Err(StoreError::Conflict(Conflict::DeviceRevoked));
+    }
+    if device.rotate_requested_at.is_some() {
+        return Ok(device);
+    }
+    events::record(conn, EventKind::RotationRequested, name, now).await?;
+    sqlx::query("UPDATE devices SET rotate_requested_at = $2 WHERE name = $1")
+        .bind(name)
+        .bind(now.0)
+        .execute(&mut *conn)
+        .await?;
+    devices::by_name(conn, name).await
+}
+
 async fn delete_next(conn: &mut Conn, id: i64) -> Result<u64> {
     let done = sqlx::query("DELETE FROM device_keys WHERE device_id = $1 AND role = 'next'")
         .bind(id)
@@ -88,6 +108,10 @@ pub(crate) async fn handshake(
             .await?;
         sqlx::query("UPDATE device_keys SET role = 'current' WHERE public_key = $1")
             .bind(key.as_slice())
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("UPDATE devices SET rotate_requested_at = NULL WHERE id = $1")
+            .bind(id)
             .execute(&mut *conn)
             .await?;
     }

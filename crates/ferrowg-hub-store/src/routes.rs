@@ -109,6 +109,29 @@ pub(crate) async fn all(conn: &mut Conn) -> Result<HashMap<i64, Vec<Route>>> {
     Ok(map)
 }
 
+/// The routes of the devices `ids` (a few hundred at most: one parameter each), by device id.
+pub(crate) async fn of_devices(conn: &mut Conn, ids: &[i64]) -> Result<HashMap<i64, Vec<Route>>> {
+    let params: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "SELECT device_id, prefix, {APPROVED}, mapped FROM device_routes \
+         WHERE device_id IN ({})",
+        params.join(", ")
+    );
+    let mut query = sqlx::query_as(&sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    let rows: Vec<(i64, String, i64, Option<String>)> = query.fetch_all(&mut *conn).await?;
+    let mut map: HashMap<i64, Vec<Route>> = HashMap::new();
+    for (id, prefix, approved, mapped) in rows {
+        map.entry(id)
+            .or_default()
+            .push(to_route(&(prefix, approved, mapped))?);
+    }
+    map.values_mut().for_each(|routes| sort(routes));
+    Ok(map)
+}
+
 /// The approved routes of every device that is not revoked, with the device's name, ordered by
 /// name and prefix text: what other devices route to the hub, read without reading every
 /// device.

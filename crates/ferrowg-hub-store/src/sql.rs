@@ -26,9 +26,11 @@ use sqlx::Transaction;
 use tokio::sync::Mutex;
 
 use crate::admin::{self, AdminToken, Scope};
+use crate::device_query::{self, DevicePage, DeviceQuery};
 use crate::devices::{self, Device, KeyRole, NewDevice};
 use crate::error::{Conflict, Result, StoreError};
 use crate::events::{self, Event};
+use crate::nodes::{self, HubNode};
 use crate::policy::{self, PolicyVersion};
 use crate::rotation::{self, HandshakeOutcome};
 use crate::routes::{self, Route};
@@ -133,18 +135,17 @@ impl SqlStore {
 
     /// Opens the store in the SQLite file at `path` (created if missing).
     pub async fn open_file(path: &Path) -> Result<Self> {
-        Ok(Self::new(
-            schema::open_sqlite(path).await?,
-            Backend::Sqlite,
-            None,
-        ))
+        let pool = schema::open_sqlite(path).await?;
+        Self::new(pool, Backend::Sqlite, None).ready().await
     }
 
     /// Connects to the PostgreSQL database at `url` (`postgres://USER@HOST:PORT/DB`),
     /// applying pending migrations.
     pub async fn connect(url: &str) -> Result<Self> {
         let pool = schema::open_postgres(url).await?;
-        Ok(Self::new(pool, Backend::Postgres, Some(url.to_owned())))
+        Self::new(pool, Backend::Postgres, Some(url.to_owned()))
+            .ready()
+            .await
     }
 
     /// The store named by `database` (a `postgres://` or `postgresql://` URL), or else the
@@ -163,6 +164,16 @@ impl SqlStore {
             url,
             writer: Mutex::new(()),
         }
+    }
+
+    /// The store once the search texts of rows from before they existed are written (see
+    /// [`device_query::fill_search_text`]).
+    async fn ready(self) -> Result<Self> {
+        let filled = write_tx!(self, |c| device_query::fill_search_text(c))?;
+        if filled > 0 {
+            log::info!("store: wrote the search text of {filled} devices and keys");
+        }
+        Ok(self)
     }
 
     /// The database it runs on.
@@ -323,6 +334,15 @@ impl HubStore for SqlStore {
         read_tx!(self, |c| devices::list(c))
     }
 
+    async fn query_devices(
+        &self,
+        query: &DeviceQuery,
+        online_since: UnixTime,
+    ) -> Result<DevicePage> {
+        query.validate()?;
+        read_tx!(self, |c| device_query::page(c, query, online_since))
+    }
+
     async fn approved_routes(&self) -> Result<Vec<(String, Route)>> {
         read_tx!(self, |c| routes::approved(c))
     }
@@ -337,6 +357,10 @@ impl HubStore for SqlStore {
 
     async fn begin_rotation(&self, name: &str, key: &[u8; 32], now: UnixTime) -> Result<Device> {
         write_tx!(self, |c| rotation::begin(c, name, key, now))
+    }
+
+    async fn request_rotation(&self, name: &str, now: UnixTime) -> Result<Device> {
+        write_tx!(self, |c| rotation::request(c, name, now))
     }
 
     async fn cancel_rotation(&self, name: &str, now: UnixTime) -> Result<Device> {
@@ -436,6 +460,15 @@ impl HubStore for SqlStore {
 
     async fn policy_history(&self, limit: u32) -> Result<Vec<PolicyVersion>> {
         read_tx!(self, |c| policy::history(c, limit))
+    }
+
+    async fn heartbeat(&self, node: &HubNode) -> Result<()> {
+        node.validate()?;
+        write_tx!(self, |c| nodes::heartbeat(c, node))
+    }
+
+    async fn list_nodes(&self) -> Result<Vec<HubNode>> {
+        read_tx!(self, |c| nodes::list(c))
     }
 
     async fn event_seq(&self) -> Result<i64> {

@@ -10,9 +10,11 @@ use async_trait::async_trait;
 use ipnet::IpNet;
 
 use crate::admin::{AdminToken, Scope};
+use crate::device_query::{DevicePage, DeviceQuery};
 use crate::devices::{Device, KeyRole, NewDevice};
 use crate::error::Result;
 use crate::events::Event;
+use crate::nodes::HubNode;
 use crate::policy::PolicyVersion;
 use crate::rotation::HandshakeOutcome;
 use crate::routes::Route;
@@ -74,6 +76,14 @@ pub trait HubStore: Send + Sync {
     async fn device_by_key(&self, key: &[u8; 32]) -> Result<(Device, KeyRole)>;
     /// Every device, ordered by name.
     async fn list_devices(&self) -> Result<Vec<Device>>;
+    /// One page of devices, filtered, sorted and counted in the database (see
+    /// [`crate::device_query`]); a device is online when its latest handshake is at or after
+    /// `online_since`.
+    async fn query_devices(
+        &self,
+        query: &DeviceQuery,
+        online_since: UnixTime,
+    ) -> Result<DevicePage>;
     /// The approved routes of every device that is not revoked, with the device's name.
     async fn approved_routes(&self) -> Result<Vec<(String, Route)>>;
     /// Revokes a device: it keeps its row, addresses and keys (they stay reserved).
@@ -83,6 +93,9 @@ pub trait HubStore: Send + Sync {
 
     /// Sets a device's next key: both keys are valid until the next one's first handshake.
     async fn begin_rotation(&self, name: &str, key: &[u8; 32], now: UnixTime) -> Result<Device>;
+    /// Asks a device to rotate its key: the request stands until the first handshake of a next
+    /// key. [`crate::Conflict::DeviceRevoked`] for a revoked device.
+    async fn request_rotation(&self, name: &str, now: UnixTime) -> Result<Device>;
     /// Drops a device's pending next key.
     async fn cancel_rotation(&self, name: &str, now: UnixTime) -> Result<Device>;
     /// Records a completed handshake: activates a pending device, completes a rotation.
@@ -147,6 +160,11 @@ pub trait HubStore: Send + Sync {
     async fn policy(&self) -> Result<Option<PolicyVersion>>;
     /// The newest `limit` policy versions, newest first.
     async fn policy_history(&self, limit: u32) -> Result<Vec<PolicyVersion>>;
+
+    /// Writes this hub node's heartbeat row (no event: an observation).
+    async fn heartbeat(&self, node: &HubNode) -> Result<()>;
+    /// Every hub node that wrote a heartbeat, ordered by name.
+    async fn list_nodes(&self) -> Result<Vec<HubNode>>;
 
     /// The sequence number of the latest change (0 before any).
     async fn event_seq(&self) -> Result<i64>;

@@ -15,8 +15,8 @@ use zeroize::Zeroizing;
 
 use crate::api::types::{
     AddDeviceRequest, AddDeviceResponse, CreateTokenRequest, CreateTokenResponse, DeviceInfo,
-    EnrollRequest, EnrollResponse, PolicyInfo, Problem, RouteApproval, SettingsInfo,
-    SettingsUpdate, TokenInfo,
+    DeviceListParams, EnrollRequest, EnrollResponse, NodeInfo, PolicyCheck, PolicyInfo, Problem,
+    RouteApproval, SettingsInfo, SettingsUpdate, TokenInfo,
 };
 use crate::tls::{self, Pin, PinMismatch};
 use crate::token::EnrolToken;
@@ -117,6 +117,28 @@ impl Client {
         self.call(Method::GET, &["devices"], None::<&()>).await
     }
 
+    /// `GET /api/v1/devices` with `params`: one page of devices, and how many match in all
+    /// (the `X-Total-Count` header).
+    pub async fn list_devices_page(
+        &self,
+        params: &DeviceListParams,
+    ) -> Result<(Vec<DeviceInfo>, u64), ClientError> {
+        let req = self
+            .request(Method::GET, &["devices"])?
+            .query(&crate::api::query::to_pairs(params));
+        let (url, status, headers, body) = self.send_full(req).await?;
+        let total = headers
+            .get(crate::api::devices::TOTAL_COUNT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| ClientError::Response {
+                url: url.clone(),
+                status: status.as_u16(),
+                message: "no X-Total-Count header".into(),
+            })?;
+        Ok((decode(&url, status, &body)?, total))
+    }
+
     /// `GET /api/v1/devices/{name}`.
     pub async fn device(&self, name: &str) -> Result<DeviceInfo, ClientError> {
         self.call(Method::GET, &["devices", name], None::<&()>)
@@ -134,6 +156,12 @@ impl Client {
     /// `POST /api/v1/devices/{name}/revoke`.
     pub async fn revoke_device(&self, name: &str) -> Result<DeviceInfo, ClientError> {
         let path = ["devices", name, "revoke"];
+        self.call(Method::POST, &path, None::<&()>).await
+    }
+
+    /// `POST /api/v1/devices/{name}/rotate`.
+    pub async fn rotate_device(&self, name: &str) -> Result<DeviceInfo, ClientError> {
+        let path = ["devices", name, "rotate"];
         self.call(Method::POST, &path, None::<&()>).await
     }
 
@@ -187,6 +215,21 @@ impl Client {
             .body(text.to_owned());
         let (url, status, body) = self.send(req).await?;
         decode(&url, status, &body)
+    }
+
+    /// `POST /api/v1/policy/check` with the policy text: how many tests ran (nothing stored).
+    pub async fn check_policy(&self, text: &str) -> Result<PolicyCheck, ClientError> {
+        let req = self
+            .request(Method::POST, &["policy", "check"])?
+            .header(CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(text.to_owned());
+        let (url, status, body) = self.send(req).await?;
+        decode(&url, status, &body)
+    }
+
+    /// `GET /api/v1/nodes`.
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, ClientError> {
+        self.call(Method::GET, &["nodes"], None::<&()>).await
     }
 
     /// `GET /api/v1/policy`.
@@ -247,6 +290,15 @@ impl Client {
         &self,
         req: RequestBuilder,
     ) -> Result<(String, StatusCode, Vec<u8>), ClientError> {
+        let (url, status, _, body) = self.send_full(req).await?;
+        Ok((url, status, body))
+    }
+
+    /// As [`Client::send`], with the response's headers.
+    async fn send_full(
+        &self,
+        req: RequestBuilder,
+    ) -> Result<(String, StatusCode, reqwest::header::HeaderMap, Vec<u8>), ClientError> {
         let req = req.build().map_err(|e| ClientError::Setup(chain(&e)))?;
         let url = req.url().as_str().to_owned();
         let mut response = self
@@ -255,6 +307,7 @@ impl Client {
             .await
             .map_err(|e| transport(&url, &e))?;
         let status = response.status();
+        let headers = response.headers().clone();
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| transport(&url, &e))? {
             if body.len() + chunk.len() > MAX_RESPONSE {
@@ -268,7 +321,7 @@ impl Client {
             body.extend_from_slice(&chunk);
         }
         if status.is_success() {
-            return Ok((url, status, body));
+            return Ok((url, status, headers, body));
         }
         match serde_json::from_slice::<Problem>(&body) {
             Ok(problem) => Err(ClientError::Problem(problem)),

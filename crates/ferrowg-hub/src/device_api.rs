@@ -10,7 +10,8 @@
 //!   path (no packet lost) and makes it the current key in the store. Answered once the hub's
 //!   interface knows the next key, so the device may switch at once.
 //! - `GET /device/v1/rotation`: the device's key age against the hub's rotation schedule
-//!   ([`RotationStatus`]); `ferrowg key rotate IFACE --if-due` rotates only when it is due.
+//!   ([`RotationStatus`]), due also while an admin's request to rotate stands; `ferrowg key
+//!   rotate IFACE --if-due` rotates only when it is due.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -131,7 +132,7 @@ async fn rotation(
     Ok(Json(RotationStatus {
         key_age: u64::try_from(now.0.saturating_sub(device.key_since.0)).unwrap_or(0),
         rotate_after: settings.rotate_after,
-        due: settings.rotation_due(device.key_since, now),
+        due: device.rotate_requested_at.is_some() || settings.rotation_due(device.key_since, now),
         device: device.name,
     }))
 }

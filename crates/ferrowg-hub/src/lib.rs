@@ -13,6 +13,7 @@
 //! - [`node`]: `hub serve`: the WireGuard interface, its sync loop and both APIs in one process.
 //! - [`device_api`]: what devices ask for themselves through the tunnel (key rotation).
 //! - [`metrics`]: the Prometheus metrics of `hub serve`.
+//! - [`heartbeat`]: each node's row in the store's list of hub nodes.
 //! - [`cli`]: `ferrowg hub …`.
 //! - [`wgconf`]: the wg-quick configuration handed to devices added by public key.
 //!
@@ -22,6 +23,7 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod device_api;
+pub mod heartbeat;
 pub mod init;
 pub mod metrics;
 pub mod node;

@@ -6,7 +6,8 @@
 //! - the sync loop ([`ferrowg_hub_dataplane::Sync`]), woken by every change the API makes;
 //! - the HTTPS API ([`crate::serve::serve_api`]);
 //! - the device API inside the tunnel ([`crate::device_api`]), on the hub's tunnel address;
-//! - the metrics listener ([`crate::metrics`]), unless turned off.
+//! - the metrics listener ([`crate::metrics`]), unless turned off;
+//! - the heartbeat ([`crate::heartbeat`]): the node's row in the store's list of nodes.
 //!
 //! It ends on the shutdown future (SIGINT/SIGTERM), when the interface goes away, or when a
 //! part fails; the interface is removed on the way out.
@@ -20,6 +21,7 @@ use ferrowg_hub_store::HubSettings;
 use ferrowg_keys::pkcs11::Pkcs11Uri;
 
 use crate::device_api;
+use crate::heartbeat;
 use crate::paths::DataDir;
 use crate::serve::{bind, load, serve_api, ServeError};
 
@@ -39,6 +41,8 @@ pub struct NodeOptions {
     pub metrics: Option<SocketAddr>,
     /// The PostgreSQL database (`postgres://…`); `None`: the one `init` recorded, or SQLite.
     pub database: Option<String>,
+    /// The node's name in the store's list of nodes (unique among the nodes sharing it).
+    pub node: String,
 }
 
 /// Runs a hub node on data directory `dir` as `opts` say until `shutdown` completes.
@@ -50,6 +54,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (listen, iface) = (opts.listen, opts.iface.as_str());
+    let started_at = ferrowg_hub_store::UnixTime::now();
     let (state, tls, default_listen) = load(dir, opts.database.as_deref()).await?;
     let settings = state
         .store
@@ -72,25 +77,22 @@ pub async fn run(
         .spawn(handle.clone(), view.clone())
         .map_err(|e| ServeError::DataPlane(format!("the takeover thread: {e}")))?;
     let metrics_task = match opts.metrics {
-        Some(addr) => {
-            let registry = crate::metrics::registry(iface, &handle, &view, &state.counters);
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServeError::Listen { addr, source })?;
-            log::info!("metrics at http://{addr}/metrics");
-            Some(tokio::spawn(ferrowg_metrics::serve::serve(
-                listener,
-                Arc::new(registry),
-            )))
-        }
+        Some(addr) => Some(serve_metrics(addr, iface, &handle, &view, &state.counters).await?),
         None => None,
     };
     // Changes other hub nodes make (PostgreSQL) wake the sync loop as this node's API does.
     let changes_task = state.store.forward_changes(state.changed.clone());
+    let beat_view = view.clone();
     let sync = Sync::new(state.store.clone(), handle.clone(), view);
     let sync_task = tokio::spawn(sync.run(state.changed.clone()));
 
     let (listener, bound) = bind(listen.unwrap_or(default_listen)).await?;
+    let identity = heartbeat::Identity {
+        name: opts.node.clone(),
+        api: bound.to_string(),
+        started_at,
+    };
+    let beat_task = heartbeat::spawn(state.store.clone(), identity, handle.clone(), beat_view);
     let devices = device_api::listen(iface, settings.pools.hub_v4().into()).map_err(|source| {
         ServeError::Listen {
             addr: SocketAddr::new(settings.pools.hub_v4().into(), device_api::PORT),
@@ -113,6 +115,7 @@ pub async fn run(
         })),
     };
     sync_task.abort();
+    beat_task.abort();
     device_task.abort();
     if let Some(t) = metrics_task {
         t.abort();
@@ -125,6 +128,25 @@ pub async fn run(
         let _ = daemon.await;
     }
     outcome
+}
+
+/// Serves the metrics of the hub's interface `iface` on `addr` (a task).
+async fn serve_metrics(
+    addr: SocketAddr,
+    iface: &str,
+    handle: &ferrowg_daemon::Handle,
+    view: &Arc<View>,
+    counters: &crate::api::ApiCounters,
+) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, ServeError> {
+    let registry = crate::metrics::registry(iface, handle, view, counters);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })?;
+    log::info!("metrics at http://{addr}/metrics");
+    Ok(tokio::spawn(ferrowg_metrics::serve::serve(
+        listener,
+        Arc::new(registry),
+    )))
 }
 
 /// The hub's interface: its key from the data directory, the endpoint's port, the hub's

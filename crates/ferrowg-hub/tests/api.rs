@@ -1,17 +1,19 @@
 //! The API end to end over real HTTPS on loopback: init, tokens, enrolment, listing,
 //! revocation, token exhaustion, admin authentication and scopes, the pin, the policy's checks
 //! and auto-approval, admin-added devices, the rotation schedule, problem documents and body
-//! limits.
+//! limits; the dashboard's additions: device pages (filters, sorts, totals, bad parameters),
+//! policy checks that store nothing, the hub nodes' heartbeats, rotation requests.
 
 mod support;
 
 use std::time::Duration;
 
 use ferrowg_hub::api::types::{
-    AddDeviceRequest, CreateTokenRequest, DeviceState, Expiry, SettingsUpdate,
+    AddDeviceRequest, CreateTokenRequest, DeviceListParams, DeviceSortKey, DeviceState, Expiry,
+    SettingsUpdate, SortDirection, StatusFilter,
 };
 use ferrowg_hub::tls::{self, Pin};
-use ferrowg_hub::{client, token, Client, ClientError};
+use ferrowg_hub::{client, heartbeat, token, Client, ClientError};
 use ferrowg_hub_store::{Scope, UnixTime};
 use support::{random_key, Hub};
 
@@ -418,4 +420,359 @@ async fn rotation_schedule_is_a_setting_and_marks_devices_due() {
         None
     );
     assert!(!admin.device("meter").await.unwrap().rotation_due);
+}
+
+/// A raw HTTPS client for the hub (pinned), and the admin token: for requests the typed
+/// client cannot make (malformed query strings) and for headers.
+fn raw_client(hub: &Hub) -> (reqwest::Client, String, String) {
+    let file = hub.data.read_hub_file().unwrap();
+    let tls = tls::client_config(file.pin().unwrap()).unwrap();
+    let raw = reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .build()
+        .unwrap();
+    let token = std::fs::read_to_string(hub.data.admin_token()).unwrap();
+    (raw, file.api, token.trim().to_owned())
+}
+
+fn add_request(name: &str, group: &str, key: [u8; 32]) -> AddDeviceRequest {
+    AddDeviceRequest {
+        name: name.into(),
+        public_key: ferrowg_keys::key::PublicKey::from_bytes(key).to_base64(),
+        group: group.into(),
+        routes: vec![],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_list_pages_filters_sorts_and_counts() {
+    let hub = Hub::start().await;
+    let admin = hub.admin();
+    let store = hub.store();
+    let now = UnixTime::now();
+    let mut keys = Vec::new();
+    for (name, group) in [
+        ("cam-1", "cams"),
+        ("cam-2", "cams"),
+        ("gw", "routers"),
+        ("old", "cams"),
+        ("spare", "routers"),
+    ] {
+        let key = random_key();
+        admin
+            .add_device(&add_request(name, group, key))
+            .await
+            .unwrap();
+        keys.push(key);
+    }
+    // cam-1 and old online (old then revoked), cam-2 offline, gw and spare pending.
+    let ep = |p: u16| Some(std::net::SocketAddr::from(([192, 0, 2, 1], p)));
+    store.record_handshake(&keys[0], now, ep(2)).await.unwrap();
+    store
+        .record_handshake(&keys[1], UnixTime(now.0 - 1000), ep(1))
+        .await
+        .unwrap();
+    store.record_handshake(&keys[3], now, ep(3)).await.unwrap();
+    admin.revoke_device("old").await.unwrap();
+
+    let names = |devices: &[ferrowg_hub::types::DeviceInfo]| -> Vec<String> {
+        devices.iter().map(|d| d.name.clone()).collect()
+    };
+    // No parameters: every device by name, and the total.
+    let all = admin.list_devices().await.unwrap();
+    assert_eq!(names(&all), ["cam-1", "cam-2", "gw", "old", "spare"]);
+    let (every, total) = admin
+        .list_devices_page(&DeviceListParams::default())
+        .await
+        .unwrap();
+    assert_eq!((every, total), (all.clone(), 5));
+    let old = all.iter().find(|d| d.name == "old").unwrap();
+    assert!(!old.online, "a revoked device is never online");
+
+    let cases: [(DeviceListParams, &[&str], u64); 6] = [
+        (
+            DeviceListParams {
+                limit: Some(2),
+                offset: Some(1),
+                ..Default::default()
+            },
+            &["cam-2", "gw"],
+            5,
+        ),
+        (
+            DeviceListParams {
+                q: Some("CAM".into()),
+                ..Default::default()
+            },
+            &["cam-1", "cam-2", "old"],
+            3,
+        ),
+        (
+            DeviceListParams {
+                q: Some("192.0.2.1:2".into()),
+                ..Default::default()
+            },
+            &["cam-1"],
+            1,
+        ),
+        (
+            DeviceListParams {
+                status: Some(StatusFilter::Online),
+                ..Default::default()
+            },
+            &["cam-1"],
+            1,
+        ),
+        (
+            DeviceListParams {
+                group: Some("routers".into()),
+                status: Some(StatusFilter::Pending),
+                order: Some(SortDirection::Desc),
+                ..Default::default()
+            },
+            &["spare", "gw"],
+            2,
+        ),
+        (
+            DeviceListParams {
+                sort: Some(DeviceSortKey::LastHandshake),
+                order: Some(SortDirection::Desc),
+                limit: Some(3),
+                ..Default::default()
+            },
+            &["cam-1", "old", "cam-2"],
+            5,
+        ),
+    ];
+    for (params, want, want_total) in cases {
+        let (page, total) = admin.list_devices_page(&params).await.unwrap();
+        assert_eq!(names(&page), want, "{params:?}");
+        assert_eq!(total, want_total, "{params:?}");
+    }
+
+    // A bad parameter is a 422 problem naming it, and nothing else.
+    let (raw, api, token) = raw_client(&hub);
+    for (query, named) in [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("offset=-1", "offset"),
+        ("sort=name%20desc", "sort"),
+        ("order=random", "order"),
+        ("status=asleep", "status"),
+        ("page=2", "page"),
+        ("q=a&q=b", "q"),
+    ] {
+        let r = raw
+            .get(format!("{api}/api/v1/devices?{query}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{query}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+        assert!(r.headers().get("x-total-count").is_none(), "{query}");
+        let p: ferrowg_hub::types::Problem = r.json().await.unwrap();
+        assert!(p.detail.contains(named), "{query}: {p}");
+    }
+    // Without parameters the header is there too.
+    let r = raw
+        .get(format!("{api}/api/v1/devices"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-total-count"], "5");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_check_runs_the_tests_and_stores_nothing() {
+    let hub = Hub::start().await;
+    let admin = hub.admin();
+    assert_eq!(admin.check_policy(POLICY).await.unwrap().tests, 1);
+    assert_eq!(problem(admin.policy().await).status, 404, "nothing stored");
+    let v1 = admin.set_policy(POLICY).await.unwrap();
+    let seq = hub.store().event_seq().await.unwrap();
+
+    // Refusals are those of PUT: the failing test's line, the unknown key's line and name.
+    let p = problem(admin.check_policy(FAILING).await);
+    assert_eq!(
+        (p.status, p.kind.as_str(), p.line),
+        (422, "urn:ferrowg:problem:policy-test-failed", Some(6))
+    );
+    let p = problem(admin.check_policy("{\n  \"acls\": [],\n}").await);
+    assert_eq!(
+        (p.status, p.line, p.key.as_deref()),
+        (422, Some(2), Some("acls"))
+    );
+    // A read-scope token may check, not store; a passing check stores nothing either.
+    let (_, read) = hub
+        .store()
+        .create_admin_token(Scope::Read, "ci", None, UnixTime::now())
+        .await
+        .unwrap();
+    let reader = hub.client_with(&read.to_string());
+    let other = POLICY.replace("tcp:443", "tcp:443,8443");
+    assert_eq!(reader.check_policy(&other).await.unwrap().tests, 1);
+    assert_eq!(problem(reader.set_policy(&other).await).status, 403);
+    assert_eq!(admin.policy().await.unwrap(), v1);
+    let seq_after = hub.store().event_seq().await.unwrap();
+    assert_eq!(seq_after, seq + 1, "only the admin token was recorded");
+    // The JSON form of the body is accepted as by PUT.
+    let (raw, api, token) = raw_client(&hub);
+    let r = raw
+        .post(format!("{api}/api/v1/policy/check"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "text": POLICY }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({ "tests": 1 }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_are_listed_after_a_heartbeat() {
+    let hub = Hub::start().await;
+    let admin = hub.admin();
+    assert!(admin.nodes().await.unwrap().is_empty());
+    let seq = hub.store().event_seq().await.unwrap();
+    let started_at = UnixTime(UnixTime::now().0 - 60);
+    let identity = heartbeat::Identity {
+        name: "hub-b".into(),
+        api: "127.0.0.1:8443".into(),
+        started_at,
+    };
+    let counts = || heartbeat::Counts {
+        devices_online: 3,
+        handshakes: 7,
+    };
+    let beat = tokio::spawn(heartbeat::run(
+        hub.store(),
+        identity,
+        counts,
+        Duration::from_millis(100),
+    ));
+    // A node that stopped beating a minute ago.
+    let stale = ferrowg_hub_store::HubNode {
+        name: "hub-a".into(),
+        api: "127.0.0.2:8443".into(),
+        version: "0.0.9".into(),
+        started_at,
+        last_seen: UnixTime(UnixTime::now().0 - 60),
+        devices_online: 0,
+        handshakes: 1,
+    };
+    hub.store().heartbeat(&stale).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let nodes = loop {
+        let nodes = admin.nodes().await.unwrap();
+        if nodes.len() == 2 || std::time::Instant::now() > deadline {
+            break nodes;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    beat.abort();
+    let listed: Vec<(&str, bool)> = nodes.iter().map(|n| (n.name.as_str(), n.healthy)).collect();
+    assert_eq!(listed, [("hub-a", false), ("hub-b", true)]);
+    let b = &nodes[1];
+    assert_eq!(
+        (b.api.as_str(), b.version.as_str(), b.started_at),
+        ("127.0.0.1:8443", env!("CARGO_PKG_VERSION"), started_at.0)
+    );
+    assert_eq!((b.devices_online, b.handshakes), (3, 7));
+    assert!(b.last_seen >= UnixTime::now().0 - 5);
+    assert_eq!(
+        hub.store().event_seq().await.unwrap(),
+        seq,
+        "heartbeats make no event"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_heartbeat_is_retried_and_does_not_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ferrowg_hub_store::SqlStore::open(dir.path()).await.unwrap();
+    store.close().await;
+    let store: std::sync::Arc<dyn ferrowg_hub_store::HubStore> = std::sync::Arc::new(store);
+    let beats = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = beats.clone();
+    let identity = heartbeat::Identity {
+        name: "n".into(),
+        api: "127.0.0.1:1".into(),
+        started_at: UnixTime::now(),
+    };
+    let task = tokio::spawn(heartbeat::run(
+        store.clone(),
+        identity,
+        move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            heartbeat::Counts::default()
+        },
+        Duration::from_millis(20),
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while beats.load(std::sync::atomic::Ordering::Relaxed) < 3
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(store.list_nodes().await.is_err(), "the database is away");
+    assert!(
+        beats.load(std::sync::atomic::Ordering::Relaxed) >= 3,
+        "retried"
+    );
+    assert!(!task.is_finished(), "the heartbeat task runs on");
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rotate_marks_the_device_due_until_its_rotation_completes() {
+    let hub = Hub::start().await;
+    let admin = hub.admin();
+    let key = random_key();
+    let added = admin
+        .add_device(&add_request("meter", "sensor", key))
+        .await
+        .unwrap();
+    assert!(!added.device.rotation_due, "the schedule is 90 days");
+    let rotated = admin.rotate_device("meter").await.unwrap();
+    assert!(rotated.rotation_due);
+    assert!(admin.device("meter").await.unwrap().rotation_due);
+    let listed = admin.list_devices().await.unwrap();
+    assert!(listed[0].rotation_due);
+    // The device announces a next key, then shakes hands with it: the rotation is complete.
+    let next = random_key();
+    let store = hub.store();
+    store
+        .begin_rotation("meter", &next, UnixTime::now())
+        .await
+        .unwrap();
+    assert!(admin.device("meter").await.unwrap().rotation_due, "not yet");
+    store
+        .record_handshake(&next, UnixTime::now(), None)
+        .await
+        .unwrap();
+    let done = admin.device("meter").await.unwrap();
+    assert!(!done.rotation_due);
+    assert_eq!(
+        done.public_key,
+        ferrowg_keys::key::PublicKey::from_bytes(next).to_base64()
+    );
+
+    let p = problem(admin.rotate_device("nope").await);
+    assert_eq!(p.status, 404);
+    admin.revoke_device("meter").await.unwrap();
+    let p = problem(admin.rotate_device("meter").await);
+    assert_eq!(
+        (p.status, p.kind.as_str()),
+        (409, "urn:ferrowg:problem:device-revoked")
+    );
+    let (_, read) = hub
+        .store()
+        .create_admin_token(Scope::Read, "ci", None, UnixTime::now())
+        .await
+        .unwrap();
+    let reader = hub.client_with(&read.to_string());
+    assert_eq!(problem(reader.rotate_device("meter").await).status, 403);
 }

@@ -36,9 +36,27 @@ fn document_names_every_endpoint_and_problem() {
         "/api/v1/tokens",
         "/api/v1/tokens/{id}",
         "/api/v1/policy",
+        "/api/v1/policy/check",
+        "/api/v1/devices/{name}/rotate",
+        "/api/v1/nodes",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
+    let list = &doc["paths"]["/api/v1/devices"]["get"];
+    assert!(
+        list["responses"]["200"]["headers"]["X-Total-Count"].is_object(),
+        "the total header is documented"
+    );
+    let params: Vec<&str> = list["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        params,
+        ["q", "group", "status", "sort", "order", "limit", "offset"]
+    );
     assert!(doc["components"]["schemas"]["Problem"].is_object());
     assert!(doc["components"]["securitySchemes"]["admin"].is_object());
 }

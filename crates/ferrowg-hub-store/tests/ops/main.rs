@@ -7,6 +7,7 @@ mod support;
 mod admin;
 mod devices;
 mod policy_events;
+mod query_nodes;
 mod rotation_routes;
 mod settings;
 mod tokens;

@@ -69,7 +69,9 @@ pub fn routes(device: &Device) -> Vec<RouteInfo> {
         .collect()
 }
 
-/// A device as the API shows it at time `now`, its rotation due by `settings`' schedule.
+/// A device as the API shows it at time `now`: online if not revoked and its latest handshake
+/// is at most [`ONLINE_WITHIN`] old; its rotation due by `settings`' schedule or an admin's
+/// request.
 pub fn device_info(device: &Device, settings: &HubSettings, now: UnixTime) -> DeviceInfo {
     let online = device.last_handshake.is_some_and(|t| {
         now.0.saturating_sub(t.0) <= ONLINE_WITHIN
@@ -93,7 +95,8 @@ pub fn device_info(device: &Device, settings: &HubSettings, now: UnixTime) -> De
         created_at: device.created_at.0,
         key_since: device.key_since.0,
         rotation_due: device.state != ferrowg_hub_store::DeviceState::Revoked
-            && settings.rotation_due(device.key_since, now),
+            && (device.rotate_requested_at.is_some()
+                || settings.rotation_due(device.key_since, now)),
         revoked_at: device.revoked_at.map(|t| t.0),
         token_id: device.token_id.clone(),
     }

@@ -1,9 +1,10 @@
-//! The device endpoints: listing and status (read scope), adding a device by its public key
-//! with the wg-quick configuration for it, revoking, deleting and route approval (write
-//! scope).
+//! The device endpoints: listing (filtered, sorted and paginated by the store, see
+//! [`super::query`]) and status (read scope), adding a device by its public key with the
+//! wg-quick configuration for it, revoking, deleting, route approval and asking a device to
+//! rotate its key (write scope).
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::Json;
 use ferrowg_hub_store::{Device, NewDevice, Route, UnixTime};
 
@@ -11,8 +12,14 @@ use super::auth::{ReadAccess, WriteAccess};
 use super::convert;
 use super::enroll::device_config;
 use super::problem::Problem;
-use super::types::{AddDeviceRequest, AddDeviceResponse, DeviceInfo, RouteApproval};
-use super::{ApiJson, ApiState};
+use super::query;
+use super::types::{
+    AddDeviceRequest, AddDeviceResponse, DeviceInfo, DeviceListParams, RouteApproval,
+};
+use super::{ApiJson, ApiState, ONLINE_WITHIN};
+
+/// The response header of `GET /api/v1/devices` that says how many devices match the filters.
+pub const TOTAL_COUNT: HeaderName = HeaderName::from_static("x-total-count");
 
 /// A path parameter that can fail as a problem.
 type ApiPath<T> = Result<Path<T>, axum::extract::rejection::PathRejection>;
@@ -21,29 +28,42 @@ fn path<T>(p: ApiPath<T>) -> Result<T, Problem> {
     p.map(|Path(v)| v).map_err(Problem::from)
 }
 
-/// Every device, ordered by name.
+/// The devices: without parameters every device ordered by name; with them, one page of the
+/// devices that match, sorted as asked.
 #[utoipa::path(
     get,
     path = "/api/v1/devices",
     tag = "devices",
     security(("admin" = [])),
+    params(DeviceListParams),
     responses(
-        (status = 200, description = "The devices", body = Vec<DeviceInfo>),
+        (status = 200, description = "The devices of the page", body = Vec<DeviceInfo>,
+            headers(("X-Total-Count" = u64, description = "How many devices match the filters (before limit and offset)"))),
         (status = 401, description = "No valid admin token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A parameter is unknown, repeated or out of range; the detail names it", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_devices(
     _: ReadAccess,
     State(state): State<ApiState>,
-) -> Result<Json<Vec<DeviceInfo>>, Problem> {
+    RawQuery(raw): RawQuery,
+) -> Result<([(HeaderName, HeaderValue); 1], Json<Vec<DeviceInfo>>), Problem> {
+    let params = query::parse(raw.as_deref())?;
     let now = UnixTime::now();
+    let online_since = UnixTime(now.0.saturating_sub(ONLINE_WITHIN));
     let settings = state.store.settings().await?;
-    let devices = state.store.list_devices().await?;
-    Ok(Json(
-        devices
-            .iter()
-            .map(|d| convert::device_info(d, &settings, now))
-            .collect(),
+    let page = state
+        .store
+        .query_devices(&query::to_store(params.as_ref()), online_since)
+        .await?;
+    let devices = page
+        .devices
+        .iter()
+        .map(|d| convert::device_info(d, &settings, now))
+        .collect();
+    Ok((
+        [(TOTAL_COUNT, HeaderValue::from(page.total))],
+        Json(devices),
     ))
 }
 
@@ -133,6 +153,32 @@ pub async fn revoke_device(
     let device = state.store.revoke_device(&path(name)?, now).await?;
     state.poke();
     log::info!("revoked device {}", device.name);
+    info(&state, &device, now).await
+}
+
+/// Asks a device to rotate its key: its `rotation_due` is true (and the device API tells the
+/// device its rotation is due) until the first handshake of its next key.
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{name}/rotate",
+    tag = "devices",
+    security(("admin" = [])),
+    params(("name" = String, Path, description = "The device's name")),
+    responses(
+        (status = 200, description = "The device, its rotation due", body = DeviceInfo),
+        (status = 404, description = "No such device", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The device is revoked", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn rotate_device(
+    _: WriteAccess,
+    State(state): State<ApiState>,
+    name: ApiPath<String>,
+) -> Result<Json<DeviceInfo>, Problem> {
+    let now = UnixTime::now();
+    let device = state.store.request_rotation(&path(name)?, now).await?;
+    state.poke();
+    log::info!("asked device {} to rotate its key", device.name);
     info(&state, &device, now).await
 }
 

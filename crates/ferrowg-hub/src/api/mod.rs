@@ -3,12 +3,15 @@
 //! | endpoint | access | what |
 //! |---|---|---|
 //! | `POST /api/v1/enroll` | enrolment token | a device that made its key joins |
-//! | `GET /api/v1/devices`, `GET /api/v1/devices/{name}` | read | devices and their status |
+//! | `GET /api/v1/devices`, `GET /api/v1/devices/{name}` | read | devices and their status (filtered, sorted, paginated: [`query`]) |
 //! | `POST /api/v1/devices` | write | admit a device by public key; returns its wg-quick config |
 //! | `POST /api/v1/devices/{name}/revoke`, `DELETE /api/v1/devices/{name}` | write | revoke, delete |
 //! | `POST /api/v1/devices/{name}/routes` | write | approve or unapprove an advertised route |
+//! | `POST /api/v1/devices/{name}/rotate` | write | ask a device to rotate its key |
 //! | `POST /api/v1/tokens`, `GET /api/v1/tokens`, `DELETE /api/v1/tokens/{id}` | write / read / write | enrolment tokens |
 //! | `PUT /api/v1/policy`, `GET /api/v1/policy` | write / read | the access policy |
+//! | `POST /api/v1/policy/check` | read | check a policy and run its tests, storing nothing |
+//! | `GET /api/v1/nodes` | read | the hub nodes sharing the store, from their heartbeats |
 //! | `GET /api/v1/settings`, `PATCH /api/v1/settings` | read / write | the settings; the key-rotation schedule |
 //!
 //! Admin endpoints take `Authorization: Bearer ID.SECRET` ([`auth`]). Errors are
@@ -20,8 +23,10 @@ pub mod auth;
 pub mod convert;
 pub mod devices;
 pub mod enroll;
+pub mod nodes;
 pub mod policy;
 pub mod problem;
+pub mod query;
 pub mod settings;
 pub mod tokens;
 pub mod types;
@@ -123,6 +128,7 @@ pub struct ApiJson<T>(pub T);
         (name = "tokens", description = "Enrolment tokens"),
         (name = "policy", description = "The access policy"),
         (name = "settings", description = "The hub's settings"),
+        (name = "nodes", description = "The hub nodes sharing the store"),
     )
 )]
 struct ApiDoc;
@@ -149,6 +155,7 @@ impl Modify for BearerAuth {
 fn api_router() -> OpenApiRouter<ApiState> {
     let policy = OpenApiRouter::new()
         .routes(routes!(policy::put_policy, policy::get_policy))
+        .routes(routes!(policy::check_policy))
         .layer(DefaultBodyLimit::max(MAX_POLICY_BODY));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(enroll::enroll))
@@ -156,9 +163,11 @@ fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(devices::get_device, devices::delete_device))
         .routes(routes!(devices::revoke_device))
         .routes(routes!(devices::set_route_approval))
+        .routes(routes!(devices::rotate_device))
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(settings::get_settings, settings::patch_settings))
+        .routes(routes!(nodes::list_nodes))
         .merge(policy)
 }
 

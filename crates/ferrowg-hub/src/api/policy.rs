@@ -1,7 +1,8 @@
 //! The policy endpoints. `PUT` parses the policy (refused with a 422 problem naming the line
 //! and key), runs its `tests` section as `ferrowg hub policy test` does (a failing test refuses
 //! the policy, naming the test's line), and only then stores it as the new current version.
-//! The body is the policy text (`text/plain` or no content type) or `{"text": …}`
+//! `POST …/check` does the same checks and stores nothing (the dashboard's editor). The body
+//! is the policy text (`text/plain` or no content type) or `{"text": …}`
 //! (`application/json`).
 
 use axum::body::Bytes;
@@ -15,7 +16,7 @@ use ferrowg_policy::{Policy, TestEnv};
 use super::auth::{ReadAccess, WriteAccess};
 use super::convert;
 use super::problem::Problem;
-use super::types::{PolicyInfo, PolicyText};
+use super::types::{PolicyCheck, PolicyInfo, PolicyText};
 use super::ApiState;
 
 /// Checks and stores a new policy version.
@@ -45,6 +46,31 @@ pub async fn put_policy(
     state.poke();
     log::info!("policy version {} set", stored.version);
     Ok(Json(convert::policy_info(stored)))
+}
+
+/// Checks a policy as `PUT` does (parses it, runs its tests) without storing it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/policy/check",
+    tag = "policy",
+    security(("admin" = [])),
+    request_body(content(
+        (String = "text/plain"),
+        (PolicyText = "application/json"),
+    ), description = "The policy (HuJSON)"),
+    responses(
+        (status = 200, description = "It parses and its tests pass; nothing was stored", body = PolicyCheck),
+        (status = 422, description = "The policy does not parse or a test fails; `line` and `key` say where", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn check_policy(
+    _: ReadAccess,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<PolicyCheck>, Problem> {
+    let text = body_text(&headers, &body)?;
+    let tests = check(&text)?;
+    Ok(Json(PolicyCheck { tests }))
 }
 
 /// The current policy.
@@ -95,8 +121,9 @@ fn body_text(headers: &HeaderMap, body: &Bytes) -> Result<String, Problem> {
     }
 }
 
-/// Parses the policy and runs its tests; a refusal names the line (and key).
-pub fn check(text: &str) -> Result<(), Problem> {
+/// Parses the policy, runs its tests and checks the store's limits on policy text; returns
+/// how many tests ran. A refusal names the line (and key).
+pub fn check(text: &str) -> Result<usize, Problem> {
     let policy = Policy::parse(text).map_err(|e| {
         let mut p = policy_problem("policy-invalid", "Policy refused", e.to_string());
         p.line = (e.line > 0).then_some(e.line);
@@ -112,7 +139,9 @@ pub fn check(text: &str) -> Result<(), Problem> {
         let mut p = policy_problem("policy-test-failed", "Policy test failed", detail);
         p.line = failures.first().map(|f| f.line);
         p
-    })
+    })?;
+    ferrowg_hub_store::validate::policy_text(text)?;
+    Ok(policy.test_counts().0)
 }
 
 fn policy_problem(name: &str, title: &str, detail: String) -> Problem {

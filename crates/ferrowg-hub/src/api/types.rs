@@ -6,7 +6,7 @@
 //! requests are seconds or text like `90m`, `12h`, `7d`, `never`.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// `POST /api/v1/enroll`: a device that made its own key asks to join.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -105,8 +105,10 @@ pub struct DeviceInfo {
     /// Since when its current key has been known to the hub (Unix seconds): its key's age
     /// counts from here.
     pub key_since: i64,
-    /// Whether its key is older than the hub's rotation schedule (`rotate_after`). The device
-    /// rotates it with `ferrowg key rotate IFACE --if-due`; an overdue device stays connected.
+    /// Whether its key is older than the hub's rotation schedule (`rotate_after`), or an admin
+    /// asked it to rotate (`POST /api/v1/devices/{name}/rotate`) and it has not done so yet.
+    /// The device rotates it with `ferrowg key rotate IFACE --if-due`; an overdue device stays
+    /// connected.
     pub rotation_due: bool,
     /// When it was revoked (Unix seconds).
     pub revoked_at: Option<i64>,
@@ -298,6 +300,114 @@ pub struct RotationStatus {
     pub key_age: u64,
     /// The hub's schedule in seconds; `null`: none.
     pub rotate_after: Option<u64>,
-    /// Whether the key is due for rotation.
+    /// Whether the key is due for rotation: older than the schedule, or an admin asked the
+    /// device to rotate it.
     pub due: bool,
+}
+
+/// The status a device list is filtered by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StatusFilter {
+    /// Active, with a handshake at most 180 s ago.
+    Online,
+    /// Active, without a handshake in the last 180 s.
+    Offline,
+    /// Enrolled or added, no handshake yet.
+    Pending,
+    /// Revoked.
+    Revoked,
+}
+
+/// What a device list is sorted by (ties broken by name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceSortKey {
+    /// The name.
+    Name,
+    /// The group.
+    Group,
+    /// The latest handshake (devices without one last).
+    LastHandshake,
+    /// The endpoint, as text (devices without one last).
+    Endpoint,
+    /// Bytes received from the device.
+    RxBytes,
+    /// Bytes sent to the device.
+    TxBytes,
+    /// When the device was enrolled or added.
+    CreatedAt,
+}
+
+/// A sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SortDirection {
+    /// Smallest first.
+    Asc,
+    /// Largest first.
+    Desc,
+}
+
+/// `GET /api/v1/devices` query parameters: filtered, sorted and paginated by the hub. Without
+/// any parameter, every device ordered by name. An empty value is the same as the parameter's
+/// absence; an unknown or repeated parameter, or a value out of range, is a 422 problem naming
+/// it. The `X-Total-Count` response header says how many devices match the filters.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeviceListParams {
+    /// A substring of the name, the group, an address, the endpoint or the public key (any
+    /// case; at most 256 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
+    /// Only this group (exact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Only devices of this status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(inline)]
+    pub status: Option<StatusFilter>,
+    /// The sort column [default: name].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(inline)]
+    pub sort: Option<DeviceSortKey>,
+    /// The sort direction [default: asc].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(inline)]
+    pub order: Option<SortDirection>,
+    /// At most this many devices [default: 100 when any parameter is given, else all].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// Skip this many matching devices first [default: 0].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
+}
+
+/// `POST /api/v1/policy/check`: the policy parses and its tests pass (nothing was stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PolicyCheck {
+    /// How many tests of its `tests` section ran (and passed).
+    pub tests: usize,
+}
+
+/// A hub node sharing the store, `GET /api/v1/nodes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NodeInfo {
+    /// Its name (`hub serve --node`, by default the host name).
+    pub name: String,
+    /// Its API's listening address.
+    pub api: String,
+    /// The ferrowg version it runs.
+    pub version: String,
+    /// When it started (Unix seconds).
+    pub started_at: i64,
+    /// Its latest heartbeat (Unix seconds); nodes write one every 5 s.
+    pub last_seen: i64,
+    /// Whether its latest heartbeat is at most 15 s old.
+    pub healthy: bool,
+    /// Devices with a handshake at most 180 s old, as its data plane sees them.
+    pub devices_online: u64,
+    /// Handshakes its data plane completed since it started.
+    pub handshakes: u64,
 }

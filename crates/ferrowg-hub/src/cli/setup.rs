@@ -9,6 +9,7 @@ use ferrowg_hub_store::settings::DEFAULT_ROTATE_AFTER;
 
 use super::{out, CliError};
 use crate::api::convert::parse_duration;
+use crate::heartbeat;
 use crate::init::{init as run_init, InitOptions};
 use crate::node;
 use crate::paths::DataDir;
@@ -110,6 +111,10 @@ pub struct ServeArgs {
     /// Prometheus metrics at http://ADDR:PORT/metrics, or `off`.
     #[arg(long, value_name = "ADDR:PORT|off", default_value = crate::metrics::DEFAULT_METRICS)]
     metrics: String,
+    /// This node's name in the list of hub nodes (`GET /api/v1/nodes`); nodes sharing a
+    /// database need distinct names [default: the host name].
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
 }
 
 /// `ferrowg hub serve`: the hub's interface and its APIs until SIGINT or SIGTERM. Prints `API
@@ -125,11 +130,26 @@ pub async fn serve(a: ServeArgs) -> Result<(), CliError> {
                 .map_err(|_| CliError(format!("--metrics: {text:?} is not ADDR:PORT or off")))?,
         ),
     };
+    let node_name = match a.node {
+        Some(name) => name,
+        None => heartbeat::host_name()
+            .ok_or_else(|| CliError("cannot read the host name: give --node NAME".to_owned()))?,
+    };
+    if node_name.is_empty()
+        || node_name.len() > heartbeat::MAX_NODE_NAME
+        || !node_name.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(CliError(format!(
+            "--node: {node_name:?}: 1 to {} printable characters without spaces",
+            heartbeat::MAX_NODE_NAME
+        )));
+    }
     let opts = node::NodeOptions {
         listen: a.api,
         iface: iface.to_owned(),
         metrics,
         database: a.database,
+        node: node_name,
     };
     let dir = DataDir::new(&a.data);
     let on_listening = |addr: SocketAddr| {
