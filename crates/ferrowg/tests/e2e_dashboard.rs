@@ -181,10 +181,12 @@ impl Forward {
         };
         let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
         let req = "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-        let mut reply = Vec::new();
-        s.write_all(req.as_bytes()).is_ok()
-            && s.read_to_end(&mut reply).is_ok()
-            && reply.starts_with(b"HTTP/1.1 200")
+        if s.write_all(req.as_bytes()).is_err() {
+            return false;
+        }
+        // The status line is enough (chromedriver may keep the connection open).
+        let mut reply = [0u8; 12];
+        s.read_exact(&mut reply).is_ok() && &reply == b"HTTP/1.1 200"
     }
 }
 
@@ -216,6 +218,13 @@ fn screenshot_dir() -> PathBuf {
         .expect("CARGO_TARGET_TMPDIR has a parent")
         .join("dashboard-screenshots");
     std::fs::create_dir_all(&dir).expect("create the screenshot directory");
+    // Screenshots of an earlier run would mix with this run's.
+    for entry in std::fs::read_dir(&dir).expect("read the screenshot directory") {
+        let path = entry.expect("directory entry").path();
+        if path.extension().is_some_and(|e| e == "png") {
+            std::fs::remove_file(&path).expect("remove an old screenshot");
+        }
+    }
     dir
 }
 
@@ -255,11 +264,22 @@ impl Browser {
             .connect(url)
             .await
             .unwrap_or_else(|e| panic!("WebDriver session through {url}: {e}"));
-        Browser {
+        let b = Browser {
             client,
             dir: screenshot_dir(),
             shots: 0,
-        }
+        };
+        // --window-size sizes the window; the page (and so each screenshot) is 1280x800 once
+        // the window's own frame is added.
+        let frame = b
+            .js("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight];", vec![])
+            .await;
+        let extra = |i: usize| u32::try_from(frame[i].as_u64().unwrap_or(0)).unwrap_or(0);
+        b.client
+            .set_window_size(1280 + extra(0), 800 + extra(1))
+            .await
+            .expect("set the window size");
+        b
     }
 
     /// Saves a screenshot as `NN-step.png`.
