@@ -15,6 +15,7 @@
 //! - [`metrics`]: the Prometheus metrics of `hub serve`.
 //! - [`heartbeat`]: each node's row in the store's list of hub nodes.
 //! - [`cli`]: `ferrowg hub …`.
+//! - [`ui`]: the web dashboard on the API's listener.
 //! - [`wgconf`]: the wg-quick configuration handed to devices added by public key.
 //!
 //! Storage is [`ferrowg_hub_store`]; access rules are [`ferrowg_policy`].
@@ -31,6 +32,7 @@ pub mod paths;
 pub mod serve;
 pub mod tls;
 pub mod token;
+pub mod ui;
 pub mod wgconf;
 
 pub use api::types;

@@ -197,6 +197,7 @@ pub fn router(state: ApiState) -> Router {
                 async move { ([(CONTENT_TYPE, "application/json")], body.to_string()) }
             }),
         )
+        .merge(crate::ui::routes())
         .fallback(problem::fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
