@@ -22,15 +22,13 @@
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
-use ferrowg_testkit::{
-    Netns, TempDir, iface_name, require_root, require_tool, sh, text, wait_for,
-};
-use serde_json::{Value, json};
+use ferrowg_testkit::{iface_name, require_root, require_tool, sh, text, wait_for, Netns, TempDir};
+use serde_json::{json, Value};
 
 /// The hub's address on the veth, where the browser and the device reach its API.
 const HUB_IP: &str = "10.77.0.1";
@@ -67,7 +65,10 @@ impl Env {
 
     /// The hub's view of the test device (`hub device list --json`).
     fn cli_device(&self) -> Value {
-        let list = self.hub_cli(&format!("device list --data {} --json", self.data.display()));
+        let list = self.hub_cli(&format!(
+            "device list --data {} --json",
+            self.data.display()
+        ));
         let list: Value = serde_json::from_str(&list).expect("device list --json is JSON");
         list.as_array()
             .and_then(|a| a.iter().find(|d| d["name"] == DEVICE))
@@ -128,7 +129,11 @@ fn setup() -> Env {
         dev_iface,
     };
     let ready = wait_for(Duration::from_secs(20), || env.forward.reaches_driver());
-    assert!(ready.is_some(), "chromedriver did not start:\n{}", env.hub.logs());
+    assert!(
+        ready.is_some(),
+        "chromedriver did not start:\n{}",
+        env.hub.logs()
+    );
     env
 }
 
@@ -375,14 +380,19 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        panic!("cannot click {css}: {last:?}; the page:\n{}", self.page().await);
+        panic!(
+            "cannot click {css}: {last:?}; the page:\n{}",
+            self.page().await
+        );
     }
 
     /// Replaces the content of the input `css` with `value`, typed.
     async fn fill(&mut self, css: &str, value: &str) {
         self.wait_shown(css).await;
         let e = self.client.find(Locator::Css(css)).await.expect(css);
-        e.clear().await.unwrap_or_else(|err| panic!("clear {css}: {err}"));
+        e.clear()
+            .await
+            .unwrap_or_else(|err| panic!("clear {css}: {err}"));
         e.send_keys(value)
             .await
             .unwrap_or_else(|err| panic!("type into {css}: {err}"));
@@ -425,7 +435,8 @@ async fn login(b: &mut Browser, env: &Env) {
     b.wait_shown("#login-token").await;
     b.shot("login").await;
 
-    b.fill("#login-token", "0123456789abcdef.wrong-secret").await;
+    b.fill("#login-token", "0123456789abcdef.wrong-secret")
+        .await;
     b.click("#login-submit").await;
     b.wait(
         "#login-error shows a message",
@@ -441,7 +452,6 @@ async fn login(b: &mut Browser, env: &Env) {
         "a wrong token left the login page for {url}; the page:\n{}",
         b.page().await
     );
-    let nav = b.attr("#nav-devices", "id").await;
     let shown = b
         .js(
             "const e = document.querySelector('#nav-devices'); \
@@ -451,7 +461,7 @@ async fn login(b: &mut Browser, env: &Env) {
         .await;
     assert!(
         shown == json!(false),
-        "the navigation ({nav}) shows after a wrong token; the page:\n{}",
+        "the navigation shows after a wrong token; the page:\n{}",
         b.page().await
     );
 
@@ -545,8 +555,13 @@ async fn revoke(b: &mut Browser, env: &Env) {
     b.wait_shown("#confirm-yes").await;
     b.shot("revoke-confirm").await;
     b.click("#confirm-yes").await;
-    b.wait_attr("#device-status", "data-status", "revoked").await;
-    assert_eq!(b.text("#device-status").await, "revoked", "#device-status text");
+    b.wait_attr("#device-status", "data-status", "revoked")
+        .await;
+    assert_eq!(
+        b.text("#device-status").await,
+        "revoked",
+        "#device-status text"
+    );
     b.shot("device-revoked").await;
 
     b.click("#nav-devices").await;
@@ -559,7 +574,10 @@ async fn revoke(b: &mut Browser, env: &Env) {
     assert_eq!(device["online"], false, "the hub's record: {device}");
     // The data plane agrees: the revoked device no longer reaches the hub.
     let out = env.dev.sh(&format!("ping -c 2 -W 1 {HUB_TUNNEL_IP}"));
-    assert!(!out.status.success(), "the revoked device still pings the hub");
+    assert!(
+        !out.status.success(),
+        "the revoked device still pings the hub"
+    );
 }
 
 /// The policy page: an invalid policy is checked and its error shown at its line.
@@ -577,12 +595,22 @@ async fn policy_error(b: &mut Browser) {
         b.page().await
     );
     b.wait_shown(".gutter .line-error").await;
+    assert_eq!(
+        b.text(".gutter .line-error").await,
+        INVALID_POLICY_LINE.to_string(),
+        "the gutter marks the error's line"
+    );
 }
 
 /// A policy whose grant names an unknown group, on line [`INVALID_POLICY_LINE`].
-const INVALID_POLICY: &str = "{\n\"tagOwners\": { \"tag:sensors\": [] },\n\"grants\": [\n\
-{ \"src\": [\"tag:sensors\"], \"dst\": [\"tag:sensors\"], \"ip\": [\"icmp\"] },\n\
-{ \"src\": [\"tag:sensors\"], \"dst\": [\"tag:nowhere\"], \"ip\": [\"*\"] },\n],\n}\n";
+const INVALID_POLICY: &str = r#"{
+  "tagOwners": { "tag:sensors": [] },
+  "grants": [
+    { "src": ["tag:sensors"], "dst": ["tag:sensors"], "ip": ["icmp"] },
+    { "src": ["tag:sensors"], "dst": ["tag:nowhere"], "ip": ["*"] },
+  ],
+}
+"#;
 /// The line of [`INVALID_POLICY`]'s error.
 const INVALID_POLICY_LINE: u32 = 5;
 
