@@ -11,7 +11,7 @@
 //!   [`devices`], [`addresses`] (pools and the allocator), [`routes`], [`rotation`] (keys and
 //!   handshakes), [`stats`], [`admin`] (admin tokens), [`policy`], [`events`] (the change
 //!   sequence), [`secret`] (credentials), [`validate`] (input rules), [`device_query`] (pages
-//!   of devices filtered and sorted in SQL), [`nodes`] (the hub nodes' heartbeats).
+//!   of devices filtered and sorted in SQL), [`nodes`] (the hub nodes' heartbeats), [`groups`] (each group's counts).
 //! - Errors are [`StoreError`]; no operation panics. The current time is passed in by the
 //!   caller ([`UnixTime`]).
 //!
@@ -25,6 +25,7 @@ pub mod device_query;
 pub mod devices;
 mod error;
 pub mod events;
+pub mod groups;
 pub mod nodes;
 pub mod policy;
 pub mod rotation;
@@ -45,6 +46,7 @@ pub use device_query::{DevicePage, DeviceQuery, DeviceSort, SortOrder, StatusFil
 pub use devices::{Device, DeviceState, KeyRole, NewDevice};
 pub use error::{Conflict, Entity, Family, Field, Reason, Result, StoreError};
 pub use events::{Event, EventKind};
+pub use groups::GroupSummary;
 pub use nodes::HubNode;
 pub use policy::PolicyVersion;
 pub use rotation::HandshakeOutcome;

@@ -30,6 +30,7 @@ use crate::device_query::{self, DevicePage, DeviceQuery};
 use crate::devices::{self, Device, KeyRole, NewDevice};
 use crate::error::{Conflict, Result, StoreError};
 use crate::events::{self, Event};
+use crate::groups::{self, GroupSummary};
 use crate::nodes::{self, HubNode};
 use crate::policy::{self, PolicyVersion};
 use crate::rotation::{self, HandshakeOutcome};
@@ -341,6 +342,11 @@ impl HubStore for SqlStore {
     ) -> Result<DevicePage> {
         query.validate()?;
         read_tx!(self, |c| device_query::page(c, query, online_since))
+    }
+
+    async fn group_summary(&self, now: UnixTime, online_within: i64) -> Result<Vec<GroupSummary>> {
+        let online_since = UnixTime(now.0.saturating_sub(online_within));
+        read_tx!(self, |c| groups::summary(c, now, online_since))
     }
 
     async fn approved_routes(&self) -> Result<Vec<(String, Route)>> {

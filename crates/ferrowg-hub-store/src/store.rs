@@ -14,6 +14,7 @@ use crate::device_query::{DevicePage, DeviceQuery};
 use crate::devices::{Device, KeyRole, NewDevice};
 use crate::error::Result;
 use crate::events::Event;
+use crate::groups::GroupSummary;
 use crate::nodes::HubNode;
 use crate::policy::PolicyVersion;
 use crate::rotation::HandshakeOutcome;
@@ -84,6 +85,10 @@ pub trait HubStore: Send + Sync {
         query: &DeviceQuery,
         online_since: UnixTime,
     ) -> Result<DevicePage>;
+    /// Every group a device or an enrolment token names, ordered by name, with its devices
+    /// counted by status and its usable tokens at `now` (see [`crate::groups`]); a device is
+    /// online when its latest handshake is at most `online_within` seconds before `now`.
+    async fn group_summary(&self, now: UnixTime, online_within: i64) -> Result<Vec<GroupSummary>>;
     /// The approved routes of every device that is not revoked, with the device's name.
     async fn approved_routes(&self) -> Result<Vec<(String, Route)>>;
     /// Revokes a device: it keeps its row, addresses and keys (they stay reserved).

@@ -776,3 +776,52 @@ async fn rotate_marks_the_device_due_until_its_rotation_completes() {
     let reader = hub.client_with(&read.to_string());
     assert_eq!(problem(reader.rotate_device("meter").await).status, 403);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_count_devices_by_status_and_usable_tokens() {
+    let hub = Hub::start().await;
+    let admin = hub.admin();
+    let (raw, api, token) = raw_client(&hub);
+    let groups = |bearer: String| {
+        let req = raw.get(format!("{api}/api/v1/groups")).bearer_auth(bearer);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    assert_eq!(groups(token.clone()).await, (200, serde_json::json!([])));
+    let mut keys = Vec::new();
+    for (name, group) in [("cam-1", "cams"), ("cam-2", "cams"), ("old", "cams")] {
+        let key = random_key();
+        admin
+            .add_device(&add_request(name, group, key))
+            .await
+            .unwrap();
+        keys.push(key);
+    }
+    let now = UnixTime::now();
+    hub.store()
+        .record_handshake(&keys[0], now, None)
+        .await
+        .unwrap();
+    admin.revoke_device("old").await.unwrap();
+    admin
+        .create_token(&token_request("spare", 2))
+        .await
+        .unwrap();
+    let used = admin.create_token(&token_request("cams", 1)).await.unwrap();
+    admin.revoke_token(&used.info.id).await.unwrap();
+    // Read scope suffices; the groups come ordered by name, token-only groups included.
+    let (_, read) = hub
+        .store()
+        .create_admin_token(Scope::Read, "ci", None, now)
+        .await
+        .unwrap();
+    let want = serde_json::json!([
+        {"name": "cams", "devices": 2, "online": 1, "pending": 1, "revoked": 1, "tokens": 0},
+        {"name": "spare", "devices": 0, "online": 0, "pending": 0, "revoked": 0, "tokens": 1},
+    ]);
+    assert_eq!(groups(read.to_string()).await, (200, want));
+    assert_eq!(groups("nope.nope".into()).await.0, 401);
+}

@@ -39,6 +39,7 @@ fn document_names_every_endpoint_and_problem() {
         "/api/v1/policy/check",
         "/api/v1/devices/{name}/rotate",
         "/api/v1/nodes",
+        "/api/v1/groups",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }

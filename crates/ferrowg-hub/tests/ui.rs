@@ -63,12 +63,17 @@ async fn files_have_media_types_and_security_headers() {
         (
             "/ui/",
             "text/html; charset=utf-8",
-            "<script src=\"/ui/app.js\"",
+            "<script src=\"/ui/core.js\" defer></script>\n<script src=\"/ui/pages.js\"",
         ),
         (
-            "/ui/app.js",
+            "/ui/core.js",
             "text/javascript; charset=utf-8",
-            "'use strict'",
+            "window.ferrowgDash",
+        ),
+        (
+            "/ui/pages.js",
+            "text/javascript; charset=utf-8",
+            "definePage('groups'",
         ),
         ("/ui/app.css", "text/css; charset=utf-8", "#devices-filter"),
     ];
@@ -149,7 +154,8 @@ async fn qr_needs_a_token_and_bounds_its_text() {
 async fn page_has_no_inline_code_and_the_contract_ids() {
     let hub = Hub::start().await;
     let html = text(send(&hub, get("/ui/")).await).await;
-    let js = text(send(&hub, get("/ui/app.js")).await).await;
+    let mut js = text(send(&hub, get("/ui/core.js")).await).await;
+    js += &text(send(&hub, get("/ui/pages.js")).await).await;
     let css = text(send(&hub, get("/ui/app.css")).await).await;
     for bad in [
         "<script>", "<style", "style=", "onclick", "onload", "http://", "https://",
@@ -169,7 +175,7 @@ async fn page_has_no_inline_code_and_the_contract_ids() {
         "http://",
         "https://",
     ] {
-        assert!(!js.contains(bad), "app.js has {bad}");
+        assert!(!js.contains(bad), "core.js or pages.js has {bad}");
     }
     for bad in ["@import", "url(", "http://", "https://"] {
         assert!(!css.contains(bad), "app.css has {bad}");
@@ -179,6 +185,7 @@ async fn page_has_no_inline_code_and_the_contract_ids() {
         "login-submit",
         "login-error",
         "nav-devices",
+        "nav-groups",
         "nav-tokens",
         "nav-policy",
         "nav-nodes",
@@ -211,6 +218,7 @@ async fn page_has_no_inline_code_and_the_contract_ids() {
         "policy-result",
         "policy-error",
         "nodes-table",
+        "groups-table",
     ];
     for id in ids {
         let quoted = [format!("id=\"{id}\""), format!("id: '{id}'")];

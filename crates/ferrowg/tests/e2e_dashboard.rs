@@ -11,7 +11,9 @@
 //! The flow, each step a check that fails the test (with the page's text) and a screenshot in
 //! `target/dashboard-screenshots/NN-step.png`: the login page refuses a wrong token and
 //! accepts the data directory's admin token; a token of group `sensors` is created with its QR
-//! code; the device enrols with it and the devices page shows it online; its page revokes it
+//! code; the device enrols with it and the devices page shows it online; the groups page counts
+//! it (1 device, 1 online, beside a pending device of another group) and its group's link
+//! lists only that group's devices; its page revokes it
 //! (with the in-page confirmation) and shows it revoked, the devices page no longer online,
 //! and the command line agrees; the policy page shows an invalid policy's error at its line;
 //! the nodes page lists this one healthy node. Every wait is bounded.
@@ -422,6 +424,7 @@ async fn flow(env: &Env) {
     login(&mut b, env).await;
     let token = create_token(&mut b).await;
     enrol_and_see_online(&mut b, env, &token).await;
+    groups(&mut b, env).await;
     revoke(&mut b, env).await;
     policy_error(&mut b).await;
     nodes(&mut b).await;
@@ -534,6 +537,53 @@ async fn enrol_and_see_online(b: &mut Browser, env: &Env, token: &str) {
     let status = b.text(&format!("{row} td.status")).await;
     assert_eq!(status, "online", "the status cell's text");
     b.shot("device-online").await;
+}
+
+/// A device of another group, added by key and never online: the groups page and the group's
+/// device list must tell it apart from the test device.
+const OTHER_DEVICE: &str = "cam-1";
+
+/// The groups page counts the online device in `sensors` (beside a pending device of group
+/// `cameras`), and the group's link opens the devices page filtered by that group.
+async fn groups(b: &mut Browser, env: &Env) {
+    env.hub_cli(&format!(
+        "device add {OTHER_DEVICE} --group cameras --data {} \
+         --public-key \"$({ferrowg} genkey | {ferrowg} pubkey)\" >/dev/null",
+        env.data.display(),
+        ferrowg = env.ferrowg
+    ));
+    b.click("#nav-groups").await;
+    let row = "#groups-table tr[data-group=\"sensors\"]";
+    b.wait(
+        "the sensors group shows 1 device, 1 online",
+        "const r = document.querySelector(arguments[0]); \
+         return !!r && r.querySelector('td.devices').textContent === '1' \
+           && r.querySelector('td.online').textContent === '1';",
+        vec![json!(row)],
+    )
+    .await;
+    b.wait(
+        "the cameras group shows 1 device, 1 pending, 0 online",
+        "const r = document.querySelector('#groups-table tr[data-group=\"cameras\"]'); \
+         return !!r && r.querySelector('td.devices').textContent === '1' \
+           && r.querySelector('td.pending').textContent === '1' \
+           && r.querySelector('td.online').textContent === '0';",
+        vec![],
+    )
+    .await;
+    b.shot("groups").await;
+
+    b.click(&format!("{row} a")).await;
+    b.wait(
+        "the devices page lists only the sensors group",
+        "const rows = document.querySelectorAll('#devices-table tbody tr'); \
+         return location.hash.startsWith('#/devices') && rows.length === 1 \
+           && rows[0].getAttribute('data-device') === arguments[0] \
+           && document.querySelector('#devices-group').value === 'sensors';",
+        vec![json!(DEVICE)],
+    )
+    .await;
+    b.shot("group-devices").await;
 }
 
 /// Revokes the device from its page and checks the page, the list and the command line.

@@ -6,6 +6,7 @@ mod support;
 
 mod admin;
 mod devices;
+mod groups;
 mod policy_events;
 mod query_nodes;
 mod rotation_routes;

@@ -11,6 +11,7 @@
 //! | `POST /api/v1/tokens`, `GET /api/v1/tokens`, `DELETE /api/v1/tokens/{id}` | write / read / write | enrolment tokens |
 //! | `PUT /api/v1/policy`, `GET /api/v1/policy` | write / read | the access policy |
 //! | `POST /api/v1/policy/check` | read | check a policy and run its tests, storing nothing |
+//! | `GET /api/v1/groups` | read | the groups: devices by status, usable enrolment tokens |
 //! | `GET /api/v1/nodes` | read | the hub nodes sharing the store, from their heartbeats |
 //! | `GET /api/v1/settings`, `PATCH /api/v1/settings` | read / write | the settings; the key-rotation schedule |
 //!
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod convert;
 pub mod devices;
 pub mod enroll;
+pub mod groups;
 pub mod nodes;
 pub mod policy;
 pub mod problem;
@@ -128,6 +130,7 @@ pub struct ApiJson<T>(pub T);
         (name = "tokens", description = "Enrolment tokens"),
         (name = "policy", description = "The access policy"),
         (name = "settings", description = "The hub's settings"),
+        (name = "groups", description = "Device groups at a glance"),
         (name = "nodes", description = "The hub nodes sharing the store"),
     )
 )]
@@ -167,6 +170,7 @@ fn api_router() -> OpenApiRouter<ApiState> {
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::revoke_token))
         .routes(routes!(settings::get_settings, settings::patch_settings))
+        .routes(routes!(groups::list_groups))
         .routes(routes!(nodes::list_nodes))
         .merge(policy)
 }

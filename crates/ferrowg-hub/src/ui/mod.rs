@@ -4,10 +4,11 @@
 //! |---|---|
 //! | `GET /`, `GET /ui` | redirect to `/ui/` |
 //! | `GET /ui/` | the page (`assets/ui/index.html`) |
-//! | `GET /ui/app.js`, `GET /ui/app.css` | its script and style sheet |
+//! | `GET /ui/core.js`, `GET /ui/pages.js` | its scripts: helpers, API calls, routing and login; the pages |
+//! | `GET /ui/app.css` | its style sheet |
 //! | `POST /ui/qr` | read scope: the body (text, at most [`MAX_QR_TEXT`] bytes) as an SVG QR code |
 //!
-//! The three files are embedded in the binary: no build step, nothing fetched from elsewhere.
+//! The four files are embedded in the binary: no build step, nothing fetched from elsewhere.
 //! The page runs in the browser and talks to `/api/v1` with the admin token the user types in,
 //! kept in `sessionStorage` only. Every response of this module carries [`CONTENT_SECURITY_POLICY`]
 //! (scripts and styles only from these files, no inline code, no framing, no form posts),
@@ -34,8 +35,10 @@ use crate::api::ApiState;
 
 /// The dashboard's page.
 const INDEX_HTML: &str = include_str!("../../assets/ui/index.html");
-/// The dashboard's script: every page, the API calls, hash routing.
-const APP_JS: &str = include_str!("../../assets/ui/app.js");
+/// The dashboard's first script: DOM helpers, the API calls, hash routing, the login page.
+const CORE_JS: &str = include_str!("../../assets/ui/core.js");
+/// The dashboard's second script (run after the first): every other page.
+const PAGES_JS: &str = include_str!("../../assets/ui/pages.js");
 /// The dashboard's style sheet.
 const APP_CSS: &str = include_str!("../../assets/ui/app.css");
 
@@ -58,8 +61,12 @@ pub fn routes() -> Router<ApiState> {
             get(|| asset("text/html; charset=utf-8", INDEX_HTML)),
         )
         .route(
-            "/ui/app.js",
-            get(|| asset("text/javascript; charset=utf-8", APP_JS)),
+            "/ui/core.js",
+            get(|| asset("text/javascript; charset=utf-8", CORE_JS)),
+        )
+        .route(
+            "/ui/pages.js",
+            get(|| asset("text/javascript; charset=utf-8", PAGES_JS)),
         )
         .route(
             "/ui/app.css",
