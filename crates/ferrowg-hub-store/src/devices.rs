@@ -9,11 +9,11 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use ipnet::IpNet;
 
 use crate::addresses::{self, Pools};
-use crate::device_query;
 use crate::error::{Conflict, Entity, Field, Result, StoreError};
 use crate::events::{self, EventKind};
 use crate::routes::{self, Route};
 use crate::schema::{key_from_stored, parse_stored, Conn};
+use crate::search_text;
 use crate::settings;
 use crate::time::UnixTime;
 use crate::validate;
@@ -211,7 +211,7 @@ pub(crate) async fn insert(
     events::record(conn, EventKind::DeviceAdded, &new.name, now).await?;
     let pools = settings::pools(conn).await?;
     let (v4, v6) = addresses::allocate(conn, &pools).await?;
-    let (v4_text, v6_text) = device_query::address_texts(&pools, v4, v6)?;
+    let (v4_text, v6_text) = search_text::address_texts(&pools, v4, v6)?;
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO devices (name, device_group, ipv4_host, ipv6_host, state, token_id,
             created_at, ipv4_text, ipv6_text)
@@ -260,7 +260,7 @@ pub(crate) async fn insert_key(
     .bind(id)
     .bind(role)
     .bind(now.0)
-    .bind(device_query::key_text(key))
+    .bind(search_text::key_text(key))
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -31,6 +31,7 @@ pub mod policy;
 pub mod rotation;
 pub mod routes;
 mod schema;
+mod search_text;
 pub mod secret;
 pub mod settings;
 mod sql;

@@ -36,6 +36,7 @@ use crate::policy::{self, PolicyVersion};
 use crate::rotation::{self, HandshakeOutcome};
 use crate::routes::{self, Route};
 use crate::schema::{self, Backend, Conn};
+use crate::search_text;
 use crate::secret::Credential;
 use crate::settings::{self, HubSettings};
 use crate::stats::{self, DeviceStats};
@@ -168,9 +169,9 @@ impl SqlStore {
     }
 
     /// The store once the search texts of rows from before they existed are written (see
-    /// [`device_query::fill_search_text`]).
+    /// [`search_text::fill_search_text`]).
     async fn ready(self) -> Result<Self> {
-        let filled = write_tx!(self, |c| device_query::fill_search_text(c))?;
+        let filled = write_tx!(self, |c| search_text::fill_search_text(c))?;
         if filled > 0 {
             log::info!("store: wrote the search text of {filled} devices and keys");
         }

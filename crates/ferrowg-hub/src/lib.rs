@@ -16,11 +16,13 @@
 //! - [`heartbeat`]: each node's row in the store's list of hub nodes.
 //! - [`cli`]: `ferrowg hub …`.
 //! - [`ui`]: the web dashboard on the API's listener.
+//! - [`app`]: the API and the dashboard on one router, with their shared limits.
 //! - [`wgconf`]: the wg-quick configuration handed to devices added by public key.
 //!
 //! Storage is [`ferrowg_hub_store`]; access rules are [`ferrowg_policy`].
 
 pub mod api;
+pub mod app;
 pub mod cli;
 pub mod client;
 pub mod device_api;

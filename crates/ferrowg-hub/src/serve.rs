@@ -1,4 +1,4 @@
-//! Running the API: an HTTPS (HTTP/1.1 over rustls) listener that serves [`crate::api::router`]
+//! Running the API: an HTTPS (HTTP/1.1 over rustls) listener that serves [`crate::app::router`]
 //! until a shutdown future completes.
 //!
 //! Limits against clients that hold resources: at most [`MAX_CONNECTIONS`] connections at once
@@ -19,7 +19,8 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
-use crate::api::{self, ApiState};
+use crate::api::ApiState;
+use crate::app;
 use crate::paths::DataDir;
 use crate::tls;
 
@@ -129,7 +130,7 @@ pub async fn serve_api(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let acceptor = TlsAcceptor::from(tls);
-    let router = api::router(state);
+    let router = app::router(state);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     tokio::pin!(shutdown);
     loop {

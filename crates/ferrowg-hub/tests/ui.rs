@@ -14,7 +14,7 @@ use tower::ServiceExt;
 
 /// Sends one request to the API's router (which carries the dashboard).
 async fn send(hub: &Hub, request: Request<Body>) -> Response {
-    ferrowg_hub::api::router(hub.state.clone())
+    ferrowg_hub::app::router(hub.state.clone())
         .oneshot(request)
         .await
         .expect("the router answers")

@@ -188,24 +188,16 @@ pub fn openapi_json(doc: &utoipa::openapi::OpenApi) -> String {
     text
 }
 
-/// The API's router: every endpoint, `/openapi.json`, the body limit, the concurrency limit and
-/// problem responses for unknown paths.
-pub fn router(state: ApiState) -> Router {
+/// The API's routes: every endpoint and `/openapi.json`, before the state, the limits and the
+/// fallback, which [`crate::app::router`] supplies.
+pub fn routes() -> Router<ApiState> {
     let (router, doc) = api_router().split_for_parts();
     let body: Arc<str> = Arc::from(openapi_json(&doc));
-    router
-        .route(
-            "/openapi.json",
-            get(move || {
-                let body = Arc::clone(&body);
-                async move { ([(CONTENT_TYPE, "application/json")], body.to_string()) }
-            }),
-        )
-        .merge(crate::ui::routes())
-        .fallback(problem::fallback)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            MAX_CONCURRENT_REQUESTS,
-        ))
-        .with_state(state)
+    router.route(
+        "/openapi.json",
+        get(move || {
+            let body = Arc::clone(&body);
+            async move { ([(CONTENT_TYPE, "application/json")], body.to_string()) }
+        }),
+    )
 }

@@ -50,8 +50,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; \
      base-uri 'none'; form-action 'none'";
 
-/// The dashboard's routes, to merge into the API's router (which supplies the state, the
-/// concurrency limit and the problem fallback for unknown paths).
+/// The dashboard's routes, merged with the API's by [`crate::app::router`] (which supplies the
+/// state, the concurrency limit and the problem fallback for unknown paths).
 pub fn routes() -> Router<ApiState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui/") }))
