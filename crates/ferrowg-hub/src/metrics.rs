@@ -4,7 +4,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferrowg_daemon::Handle;
 use ferrowg_hub_dataplane::View;
@@ -15,7 +14,8 @@ use ferrowg_metrics::prometheus_client::metrics::gauge::ConstGauge;
 use ferrowg_metrics::prometheus_client::metrics::MetricType;
 use ferrowg_metrics::prometheus_client::registry::Registry;
 
-use crate::api::{ApiCounters, ONLINE_WITHIN};
+use crate::api::ApiCounters;
+use crate::heartbeat::interface_counts;
 
 /// The hub's metrics port when `--metrics` is not given (prometheus_wireguard_exporter's).
 pub const DEFAULT_METRICS: &str = "127.0.0.1:9586";
@@ -43,30 +43,13 @@ impl fmt::Debug for Devices {
 
 impl Collector for Devices {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let within = u128::try_from(ONLINE_WITHIN).unwrap_or(0) * 1_000_000_000;
+        let online = interface_counts(&self.handle, &self.view).devices_online;
         let directory = self.view.directory();
-        let mut online: Vec<&str> = self
-            .handle
-            .observe()
-            .peers
-            .iter()
-            .filter(|p| {
-                p.last_handshake_unix_nanos
-                    .is_some_and(|t| now.saturating_sub(u128::from(t)) <= within)
-            })
-            .filter_map(|p| directory.get(&p.public_key).map(|m| m.name.as_str()))
-            .collect();
-        // A device rotating its key is one device under two keys.
-        online.sort_unstable();
-        online.dedup();
         let gauges = [
             (
                 "ferrowg_hub_devices_online",
                 "Devices whose latest handshake is at most 180 s old",
-                online.len(),
+                usize::try_from(online).unwrap_or(usize::MAX),
             ),
             (
                 "ferrowg_hub_devices",
