@@ -99,6 +99,11 @@ pub(crate) async fn all(conn: &mut Conn) -> Result<HashMap<i64, Vec<Route>>> {
     );
     let rows: Vec<(i64, String, i64, Option<String>)> =
         sqlx::query_as(&sql).fetch_all(&mut *conn).await?;
+    by_device(rows)
+}
+
+/// Rows of `device_routes` (device id, prefix, approved, mapped) as each device's sorted routes.
+fn by_device(rows: Vec<(i64, String, i64, Option<String>)>) -> Result<HashMap<i64, Vec<Route>>> {
     let mut map: HashMap<i64, Vec<Route>> = HashMap::new();
     for (id, prefix, approved, mapped) in rows {
         map.entry(id)
@@ -122,14 +127,7 @@ pub(crate) async fn of_devices(conn: &mut Conn, ids: &[i64]) -> Result<HashMap<i
         query = query.bind(*id);
     }
     let rows: Vec<(i64, String, i64, Option<String>)> = query.fetch_all(&mut *conn).await?;
-    let mut map: HashMap<i64, Vec<Route>> = HashMap::new();
-    for (id, prefix, approved, mapped) in rows {
-        map.entry(id)
-            .or_default()
-            .push(to_route(&(prefix, approved, mapped))?);
-    }
-    map.values_mut().for_each(|routes| sort(routes));
-    Ok(map)
+    by_device(rows)
 }
 
 /// The approved routes of every device that is not revoked, with the device's name, ordered by
